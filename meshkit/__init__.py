@@ -1,0 +1,1 @@
+"""meshkit: a live Envoy + xDS mesh to learn from."""

@@ -1,0 +1,69 @@
+"""The demo mesh: Istio's Bookinfo in namespace `default`, plus a TCP echo service.
+
+productpage-v1 calls details-v1 and reviews (v1, v2, v3); reviews-v2 and -v3 call ratings-v1.
+tcp-echo-v1 answers raw TCP on port 9000, for tcp_proxy lessons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from ipaddress import IPv4Network
+
+from .topology import HTTP, TCP, MeshConfig, Service, ServicePort, Topology, Workload, labels
+
+NAMESPACE = "default"
+HTTP_PORT = 9080
+TCP_ECHO_PORT = 9000
+
+DEFAULT_POD_SUBNET = "10.244.0.0/24"
+DEFAULT_SERVICE_SUBNET = "10.96.0.0/24"
+
+# (service, versions, service account, ports)
+_APPS = (
+    ("productpage", ("v1",), "bookinfo-productpage", (ServicePort("http", HTTP_PORT, HTTP_PORT, HTTP),)),
+    ("details", ("v1",), "bookinfo-details", (ServicePort("http", HTTP_PORT, HTTP_PORT, HTTP),)),
+    ("reviews", ("v1", "v2", "v3"), "bookinfo-reviews", (ServicePort("http", HTTP_PORT, HTTP_PORT, HTTP),)),
+    ("ratings", ("v1",), "bookinfo-ratings", (ServicePort("http", HTTP_PORT, HTTP_PORT, HTTP),)),
+    ("tcp-echo", ("v1",), "tcp-echo", (ServicePort("tcp", TCP_ECHO_PORT, TCP_ECHO_PORT, TCP),)),
+)
+
+# Kubernetes draws pod-name suffixes from this alphabet (no vowels, no look-alikes).
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def pod_name(deployment: str) -> str:
+    """A Kubernetes-looking, deterministic pod name: `reviews-v2-6b746f74dc-9rlmh`."""
+    digest = hashlib.sha256(deployment.encode()).digest()
+    template = "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:10])
+    suffix = "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[10:15])
+    return f"{deployment}-{template}-{suffix}"
+
+
+def bookinfo(
+    pod_subnet: str = DEFAULT_POD_SUBNET,
+    service_subnet: str = DEFAULT_SERVICE_SUBNET,
+    mesh: MeshConfig | None = None,
+) -> Topology:
+    """The Bookinfo topology with pod IPs from `pod_subnet` (.10 up) and VIPs from `service_subnet`."""
+    pod_ips = IPv4Network(pod_subnet).hosts()
+    vips = IPv4Network(service_subnet).hosts()
+    for _ in range(9):  # leave .1-.9 for the bridge and other infrastructure
+        next(pod_ips)
+        next(vips)
+    services, workloads = [], []
+    for name, versions, account, ports in _APPS:
+        services.append(
+            Service(name, NAMESPACE, str(next(vips)), ports, labels({"app": name}))
+        )
+        for version in versions:
+            workloads.append(
+                Workload(
+                    name=pod_name(f"{name}-{version}"),
+                    namespace=NAMESPACE,
+                    ip=str(next(pod_ips)),
+                    labels=labels({"app": name, "version": version}),
+                    service_account=account,
+                    ports=tuple(p.target_port for p in ports),
+                )
+            )
+    return Topology(tuple(services), tuple(workloads), mesh or MeshConfig())
