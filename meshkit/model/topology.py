@@ -7,8 +7,8 @@ Names follow Kubernetes and Istio (`reviews.default.svc.cluster.local`, pod
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping
 
 CLUSTER_DOMAIN = "svc.cluster.local"
 

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from google.protobuf.message import Message
 
-CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
-ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+from ..model.envoy_types import BY_SHORT_NAME, CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, SHORT_NAMES
 
 # Make-before-break, as istiod pushes: clusters and their endpoints before the listeners and
 # routes that point at them (pilot/pkg/xds/ads.go PushOrder).
 PUSH_ORDER = (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET)
 
-SHORT_NAMES = {CLUSTER: "CDS", ENDPOINT: "EDS", LISTENER: "LDS", ROUTE: "RDS", SECRET: "SDS"}
-BY_SHORT_NAME = {v: k for k, v in SHORT_NAMES.items()}
-
 # SotW responses for these types must carry every resource: a missing one is a deletion.
 WILDCARD_TYPES = (CLUSTER, LISTENER)
+
+
+__all__ = [
+    "BY_SHORT_NAME", "CLUSTER", "ENDPOINT", "LISTENER", "PUSH_ORDER", "ROUTE", "SECRET", "SHORT_NAMES",
+    "WILDCARD_TYPES", "resource_name", "type_url",
+]
 
 
 def type_url(message: Message) -> str:
