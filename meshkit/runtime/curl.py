@@ -1,0 +1,149 @@
+"""One HTTP exchange from inside a pod, and what the pod's sidecar logged about it.
+
+The runtime opens the TCP connection inside the pod (so iptables hands it to the sidecar on
+15001, exactly as the app's own calls); this module speaks HTTP/1.1 over it and then reads the
+sidecar's JSON access log (Istio's `accessLogFile: /dev/stdout` format) for the response flags.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from http.client import HTTPResponse
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+@dataclass
+class Reply:
+    """What the client saw, plus what its sidecar logged (flags, upstream) when it is known."""
+
+    request_id: str
+    status: int | None
+    elapsed_ms: float
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    error: str = ""
+    pod: str = ""  # the upstream pod that answered, from the demo apps' JSON
+    version: str = ""
+    flags: str = ""  # Envoy's %RESPONSE_FLAGS% ("-" when none)
+    upstream_cluster: str = ""
+    upstream_host: str = ""
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a URL points: the address to dial, the Host header, the path."""
+
+    address: str
+    port: int
+    host_header: str
+    path: str
+
+
+def parse_url(url: str) -> tuple[str, int, str]:
+    """`http://reviews:9080/reviews/0` → ('reviews', 9080, '/reviews/0')."""
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        raise ValueError(f"only http:// URLs are supported, not {parts.scheme}://")
+    if not parts.hostname:
+        raise ValueError(f"no host in {url!r}")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return parts.hostname, parts.port or 80, path
+
+
+def exchange(
+    sock: socket.socket,
+    target: Target,
+    headers: Mapping[str, str] | None = None,
+    method: str = "GET",
+    timeout: float = 10.0,
+) -> Reply:
+    """Send one request on a connected socket and read the full reply (the socket is closed)."""
+    request_id = str(uuid.uuid4())
+    lines = [f"{method} {target.path} HTTP/1.1", f"Host: {target.host_header}"]
+    sent = {k.lower() for k in (headers or {})}
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    if "x-request-id" not in sent:
+        lines.append(f"x-request-id: {request_id}")
+    else:
+        request_id = next(v for k, v in (headers or {}).items() if k.lower() == "x-request-id")
+    if "user-agent" not in sent:
+        lines.append("user-agent: meshkit-curl")
+    lines += ["Connection: close", "", ""]
+    start = time.perf_counter()
+    sock.settimeout(timeout)
+    try:
+        with sock:
+            sock.sendall("\r\n".join(lines).encode())
+            response = HTTPResponse(sock, method=method)
+            response.begin()
+            body = response.read().decode(errors="replace")
+            reply = Reply(request_id, response.status, _ms(start), dict(response.getheaders()), body)
+    except OSError as exc:
+        return Reply(request_id, None, _ms(start), error=_describe(exc))
+    except Exception as exc:  # http.client raises several non-OSError types on bad peers
+        return Reply(request_id, None, _ms(start), error=f"{type(exc).__name__}: {exc}")
+    _read_app_identity(reply)
+    return reply
+
+
+def attach_access_log(replies: Iterable[Reply], log: Path, wait_s: float = 1.5) -> None:
+    """Fill flags/upstream from the client sidecar's access log, waiting briefly for the flush."""
+    pending = {r.request_id: r for r in replies if r.status is not None}
+    deadline = time.monotonic() + wait_s
+    offset = 0
+    while pending and time.monotonic() < deadline:
+        if log.exists():
+            with log.open("rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            offset += len(complete)
+            for line in complete.splitlines():
+                entry = _json(line)
+                reply = pending.pop(str(entry.get("request_id")), None) if entry else None
+                if reply is not None:
+                    reply.flags = str(entry.get("response_flags") or "-")
+                    reply.upstream_cluster = str(entry.get("upstream_cluster") or "")
+                    reply.upstream_host = str(entry.get("upstream_host") or "")
+        if pending:
+            time.sleep(0.02)  # Envoy flushes its access log every 50 ms
+
+
+def _read_app_identity(reply: Reply) -> None:
+    data = _json(reply.body.encode())
+    if data:
+        reply.pod = str(data.get("pod", ""))
+        reply.version = str(data.get("version", ""))
+
+
+def _json(raw: bytes) -> dict:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _describe(exc: OSError) -> str:
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by peer"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)
