@@ -1,0 +1,59 @@
+"""Shared fixtures: one live local mesh per test session, stopped and verified gone at the end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def mesh_unavailable_reason() -> str | None:
+    """Why a live mesh cannot run here (None when it can)."""
+    if os.geteuid() != 0:
+        return "the local mesh with iptables capture needs root (CI runs as root)"
+    for tool in ("ip", "iptables", "setpriv"):
+        if shutil.which(tool) is None:
+            return f"`{tool}` is not installed (apt-get install iproute2 iptables util-linux)"
+    return None
+
+
+def leftovers(home: Path) -> list[str]:
+    """Anything a mesh at `home` made that still exists: netns, bridge, /etc/netns, processes."""
+    from meshkit.runtime.local import LocalRuntime
+
+    found = []
+    prefix = LocalRuntime.netns_prefix(home)
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"netns {line.split()[0]}" for line in namespaces.splitlines() if line.startswith(prefix)]
+    bridge = LocalRuntime.bridge_name(home)
+    if subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0:
+        found.append(f"bridge {bridge}")
+    found += [f"/etc/netns/{p.name}" for p in Path("/etc/netns").glob(prefix + "*")]
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    found += [f"process {line.strip()}" for line in ps.splitlines() if str(home) in line]
+    return found
+
+
+@pytest.fixture(scope="session")
+def mesh_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mesh")
+
+
+@pytest.fixture(scope="session")
+def mesh(mesh_home: Path):
+    """A running local Bookinfo mesh for the whole session."""
+    reason = mesh_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    import meshkit
+
+    running = meshkit.up(mesh_home)
+    yield running
+    meshkit.down(mesh_home)
+    left = leftovers(mesh_home)
+    assert not left, f"meshkit down left these behind: {left}"

@@ -1,0 +1,205 @@
+"""The local mesh end to end: real Envoy sidecars, real iptables capture, real requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import meshkit
+from meshkit.control import ControlError
+
+from ..conftest import leftovers, mesh_unavailable_reason
+
+pytestmark = pytest.mark.mesh
+
+SIDECARS = {"productpage-v1", "details-v1", "reviews-v1", "reviews-v2", "reviews-v3", "ratings-v1",
+            "tcp-echo-v1"}
+
+
+def cli(mesh: meshkit.Mesh, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "meshkit.cli", "--home", str(mesh.home), *args],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_every_sidecar_is_synced(mesh):
+    rows = mesh.status_rows()
+    assert {r["pod"].rsplit("-", 2)[0] for r in rows} == SIDECARS
+    for row in rows:
+        states = {t: s["state"] for t, s in row["types"].items() if t in ("CDS", "EDS", "LDS", "RDS")}
+        assert states == {"CDS": "SYNCED", "EDS": "SYNCED", "LDS": "SYNCED", "RDS": "SYNCED"}, row
+
+
+def test_productpage_reaches_reviews_and_ratings(mesh):
+    rows = mesh.curl_rows("productpage-v1", "http://productpage:9080/productpage", n=9)
+    assert [r["status"] for r in rows] == [200] * 9
+    bodies = [json.loads(r["body"]) for r in rows]
+    assert {b["reviews"]["status"] for b in bodies} == {200}
+    assert {b["details"]["status"] for b in bodies} == {200}
+    versions = {b["reviews"]["body"]["version"] for b in bodies}
+    assert versions == {"v1", "v2", "v3"}, "round robin over three reviews pods"
+    rated = [b["reviews"]["body"] for b in bodies if b["reviews"]["body"]["version"] != "v1"]
+    assert rated and all(r["ratings"]["status"] == 200 for r in rated)
+
+
+def test_curl_reports_upstream_pod_and_flags(mesh):
+    result = cli(mesh, "curl", "productpage-v1", "http://reviews:9080/reviews/0", "-n", "6", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 6
+    assert {r["status"] for r in rows} == {200}
+    assert all(r["pod"].startswith("reviews-v") for r in rows)
+    assert {r["flags"] for r in rows} == {"-"}
+    assert {r["upstream_cluster"] for r in rows} == {"outbound|9080||reviews.default.svc.cluster.local"}
+
+
+def test_pc_listener_shows_istio_layout(mesh):
+    result = cli(mesh, "pc", "listener", "productpage-v1")
+    assert result.returncode == 0, result.stderr
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert lines[0] == "ADDRESSES PORT MATCH DESTINATION"
+    assert any(line.startswith("0.0.0.0 15001 ALL PassthroughCluster") for line in lines)
+    assert any(line.startswith("0.0.0.0 15006 ") for line in lines)
+    assert any(line.startswith("0.0.0.0 9080 ") and line.endswith("Route: 9080") for line in lines)
+
+
+def test_pc_cluster_filters_by_fqdn(mesh):
+    result = cli(mesh, "pc", "cluster", "productpage-v1", "--fqdn", "reviews.default.svc.cluster.local")
+    assert result.returncode == 0, result.stderr
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert lines[0] == "SERVICE FQDN PORT SUBSET DIRECTION TYPE DESTINATION RULE"
+    assert lines[1:] == ["reviews.default.svc.cluster.local 9080 - outbound EDS"]
+    frame = mesh.pc.clusters("productpage-v1", fqdn="reviews.default.svc.cluster.local")
+    assert list(frame["SERVICE FQDN"]) == ["reviews.default.svc.cluster.local"]
+
+
+def reviews_v3_only(mesh) -> str:
+    """A raw CDS + RDS edit: productpage's route config "9080" sends reviews to v3's pod alone."""
+    topology = mesh.topology()
+    v3 = next(w for w in topology["workloads"] if w["deployment"] == "reviews-v3")
+    hosts = [s for s in topology["services"] if s["name"] in ("reviews", "details", "productpage",
+                                                              "ratings")]
+    vhosts = "".join(
+        textwrap.dedent(f"""
+        - name: {s['fqdn']}:9080
+          domains: ["{s['fqdn']}", "{s['name']}", "{s['vip']}"]
+          routes:
+          - match: {{prefix: /}}
+            route: {{cluster: "{'reviews-v3-only' if s['name'] == 'reviews' else
+                                 'outbound|9080||' + s['fqdn']}"}}
+        """)
+        for s in hosts
+    )
+    return textwrap.dedent(f"""
+        "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+        name: reviews-v3-only
+        type: STATIC
+        connect_timeout: 1s
+        load_assignment:
+          cluster_name: reviews-v3-only
+          endpoints:
+          - lb_endpoints:
+            - endpoint: {{address: {{socket_address: {{address: {v3['ip']}, port_value: 9080}}}}}}
+        ---
+        "@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration
+        name: "9080"
+        virtual_hosts:""") + textwrap.indent(vhosts, "")
+
+
+def test_raw_route_edit_changes_where_requests_go(mesh, tmp_path: Path):
+    edit = tmp_path / "reviews-v3.yaml"
+    edit.write_text(reviews_v3_only(mesh))
+    result = cli(mesh, "apply", "-f", str(edit), "--pod", "productpage-v1")
+    assert result.returncode == 0, result.stderr + result.stdout
+    try:
+        rows = mesh.curl_rows("productpage-v1", "http://reviews:9080/reviews/0", n=12)
+        assert {r["version"] for r in rows} == {"v3"}
+        assert {r["upstream_cluster"] for r in rows} == {"reviews-v3-only"}
+        # another proxy was not a target: it still spreads over all three versions
+        others = mesh.curl_rows("ratings-v1", "http://reviews:9080/reviews/0", n=9)
+        assert {r["version"] for r in others} == {"v1", "v2", "v3"}
+    finally:
+        mesh.revert(["productpage-v1"])
+    rows = mesh.curl_rows("productpage-v1", "http://reviews:9080/reviews/0", n=9)
+    assert {r["version"] for r in rows} == {"v1", "v2", "v3"}
+
+
+BAD_LISTENER = """
+"@type": type.googleapis.com/envoy.config.listener.v3.Listener
+name: broken
+address: {socket_address: {address: 0.0.0.0, port_value: 7777}}
+bind_to_port: false
+filter_chains:
+- filters:
+  - name: envoy.filters.network.tcp_proxy
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+      stat_prefix: a
+      cluster: PassthroughCluster
+- filters:
+  - name: envoy.filters.network.tcp_proxy
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+      stat_prefix: b
+      cluster: PassthroughCluster
+"""
+
+
+def test_nack_is_reported_and_last_good_config_keeps_serving(mesh, tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_LISTENER)
+    result = cli(mesh, "apply", "-f", str(bad), "--pod", "reviews-v1")
+    try:
+        assert result.returncode != 0
+        assert "NACK" in result.stderr and "multiple filter chains with the same matching rules" in result.stderr
+        status = {r["pod"]: r for r in mesh.status_rows()}
+        reviews = next(row for pod, row in status.items() if pod.startswith("reviews-v1-"))
+        assert reviews["types"]["LDS"]["state"] == "ERROR"
+        assert "same matching rules" in reviews["types"]["LDS"]["error"]
+        table = cli(mesh, "status")
+        assert "ERROR" in table.stdout
+        rows = mesh.curl_rows("reviews-v1", "http://ratings:9080/ratings/0", n=5)
+        assert {r["status"] for r in rows} == {200}
+        history = mesh.history_rows()
+        assert history[-1]["errors"] and "reviews-v1" in next(iter(history[-1]["errors"]))
+    finally:
+        mesh.revert(["reviews-v1"])
+    row = next(r for r in mesh.status_rows() if r["pod"].startswith("reviews-v1-"))
+    assert row["types"]["LDS"]["state"] == "SYNCED"
+
+
+def test_invalid_field_is_refused_before_any_push(mesh, tmp_path: Path):
+    pushes = len(mesh.history_rows())
+    with pytest.raises(ControlError) as error:
+        mesh.apply('"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster\nname: x\nconect_timeout: 1s\n')
+    assert error.value.problem == "invalid"
+    assert "conect_timeout" in str(error.value) and "connect_timeout" in str(error.value)
+    assert len(mesh.history_rows()) == pushes
+
+
+def test_second_up_attaches(mesh):
+    again = meshkit.up(mesh.home)
+    assert again.status_rows()[0]["name"] == mesh.status_rows()[0]["name"]
+    assert mesh.topology() == again.topology()
+
+
+def test_down_after_sigkill_leaves_nothing(tmp_path_factory):
+    if mesh_unavailable_reason():
+        pytest.skip(mesh_unavailable_reason())
+    home = tmp_path_factory.mktemp("killed")
+    meshkit.up(home)
+    pid = json.loads((home / "daemon.json").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    assert leftovers(home), "the killed mesh's pods are still there before down"
+    result = subprocess.run([sys.executable, "-m", "meshkit.cli", "--home", str(home), "down"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert leftovers(home) == []
