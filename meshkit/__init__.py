@@ -4,10 +4,24 @@
 >>> mesh = meshkit.up()            # boot (or attach to) the demo mesh
 >>> mesh.status()                  # istioctl proxy-status
 >>> mesh.pc.listeners("productpage-v1")
+
+The public names load lazily, so `import meshkit.model` stays light.
 """
 
-from .api import Mesh, connect, down, home_dir, up
-from .control import ControlError, NotRunning
+from __future__ import annotations
 
-__all__ = ["ControlError", "Mesh", "NotRunning", "connect", "down", "home_dir", "up"]
+import importlib
+
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "Mesh": "api", "connect": "api", "down": "api", "home_dir": "api", "up": "api",
+    "ControlError": "control", "NotRunning": "control",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> object:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module 'meshkit' has no attribute {name!r}")

@@ -18,7 +18,6 @@ valid field name. Whether Envoy accepts the values is Envoy's call (ACK or NACK)
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import json
 import pkgutil
@@ -34,6 +33,7 @@ from google.protobuf import json_format, symbol_database
 from google.protobuf.message import Message
 
 from .envoy_types import CLUSTER, ENDPOINT, LISTENER, ROUTE, SHORT_NAMES
+from .schema import nearest
 
 # The types a learner may hand over raw (secrets come from the boss's CA, never from a file).
 TYPES: dict[str, tuple[str, type[Message]]] = {
@@ -103,7 +103,7 @@ def parse_document(doc: dict, index: int = 0) -> RawResource:
     type_url = doc.get("@type")
     if type_url not in TYPES:
         known = ", ".join(TYPES)
-        hint = _nearest(str(type_url), TYPES)
+        hint = nearest(str(type_url), TYPES)
         raise ResourceError(
             f"{where}: '@type' is {type_url!r}; expected one of {known}"
             + (f" (did you mean {hint}?)" if hint else "")
@@ -138,15 +138,10 @@ def _explain(exc: json_format.ParseError, cls: type[Message]) -> str:
         names = [f.name for f in descriptor.fields] + [f.json_name for f in descriptor.fields]
     except KeyError:
         names = []
-    hint = _nearest(field, names)
+    hint = nearest(field, names)
     location = path or cls.DESCRIPTOR.name
     suggestion = f"; did you mean {hint!r}?" if hint else ""
     return f"unknown field {field!r} at {location} ({full_name}){suggestion}"
-
-
-def _nearest(word: str, candidates) -> str | None:
-    found = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return found[0] if found else None
 
 
 def _import_any_types(value: object) -> None:

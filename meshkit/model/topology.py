@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-CLUSTER_DOMAIN = "svc.cluster.local"
+from .config import IstioConfig
+from .constants import ALLOW_ANY, CLUSTER_DOMAIN, HTTP, OUTBOUND_TRAFFIC_POLICIES, REGISTRY_ONLY, TCP
 
-ALLOW_ANY = "ALLOW_ANY"
-REGISTRY_ONLY = "REGISTRY_ONLY"
-OUTBOUND_TRAFFIC_POLICIES = (ALLOW_ANY, REGISTRY_ONLY)
-
-HTTP = "HTTP"
-TCP = "TCP"
+__all__ = [
+    "ALLOW_ANY", "CLUSTER_DOMAIN", "HTTP", "OUTBOUND_TRAFFIC_POLICIES", "REGISTRY_ONLY", "TCP",
+    "MeshConfig", "Service", "ServicePort", "Topology", "TopologyError", "Workload", "labels",
+]
 
 
 class TopologyError(ValueError):
@@ -127,11 +126,12 @@ class MeshConfig:
 
 @dataclass(frozen=True)
 class Topology:
-    """Services, workloads and mesh config: everything the translators need to know."""
+    """Services, workloads, mesh config and Istio resources: all the translators need to know."""
 
     services: tuple[Service, ...]
     workloads: tuple[Workload, ...]
     mesh: MeshConfig = field(default_factory=MeshConfig)
+    istio: IstioConfig = field(default_factory=IstioConfig)
 
     def with_mesh(self, **changes: object) -> Topology:
         return replace(self, mesh=replace(self.mesh, **changes))

@@ -1,0 +1,99 @@
+"""Checks before a push, in the spirit of `istioctl analyze`: errors stop the apply, warnings don't.
+
+- IST0101 a VirtualService names a subset no DestinationRule defines (error: Envoy would get a
+  route to a cluster that does not exist and answer 503 NC),
+- route weights that do not add up to 100 (error),
+- a host that matches no Service or ServiceEntry (warning, IST0101 "Referenced host not found"),
+- durations Envoy cannot read (error).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .config import IstioConfig, resolve_host
+from .topology import Topology
+
+DURATION = re.compile(r"^\d+(\.\d+)?(h|m|s|ms|us|µs|ns)$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # "error" or "warning"
+    code: str
+    resource: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level.capitalize()} [{self.code}] ({self.resource}) {self.message}"
+
+
+def analyze(topology: Topology, config: IstioConfig) -> list[Finding]:
+    """Everything wrong with `config` against `topology`, errors first."""
+    known = known_hosts(topology, config)
+    subsets = {
+        resolve_host(rule.spec["host"], rule.namespace): {s["name"] for s in rule.spec.get("subsets", [])}
+        for rule in config.destination_rules
+    }
+    findings: list[Finding] = []
+    for vs in config.virtual_services:
+        where = f"VirtualService {vs.namespace}/{vs.name}"
+        for host in vs.spec.get("hosts", []):
+            if resolve_host(host, vs.namespace) not in known and "*" not in host:
+                findings.append(Finding("warning", "IST0101", where, f'Referenced host not found: "{host}"'))
+        for section in ("http", "tcp", "tls"):
+            for i, route in enumerate(vs.spec.get(section, [])):
+                path = f"spec.{section}[{i}]"
+                findings += _check_destinations(where, path, route, vs.namespace, known, subsets)
+                findings += _check_durations(where, path, route)
+    for rule in config.destination_rules:
+        host = resolve_host(rule.spec["host"], rule.namespace)
+        if host not in known and "*" not in host:
+            findings.append(Finding("warning", "IST0101", f"DestinationRule {rule.namespace}/{rule.name}",
+                                    f'Referenced host not found: "{rule.spec["host"]}"'))
+    return sorted(findings, key=lambda f: f.level != "error")
+
+
+def known_hosts(topology: Topology, config: IstioConfig) -> set[str]:
+    hosts = {s.fqdn for s in topology.services}
+    for entry in config.service_entries:
+        hosts.update(resolve_host(h, entry.namespace) for h in entry.spec.get("hosts", []))
+    return hosts
+
+
+def _check_destinations(where, path, route, namespace, known, subsets) -> list[Finding]:
+    findings = []
+    destinations = route.get("route", [])
+    for j, item in enumerate(destinations):
+        dest = item["destination"]
+        host = resolve_host(dest["host"], namespace)
+        if host not in known:
+            findings.append(Finding("warning", "IST0101", where,
+                                    f'Referenced host not found: "{dest["host"]}" ({path}.route[{j}])'))
+        subset = dest.get("subset")
+        if subset and subset not in subsets.get(host, set()):
+            findings.append(Finding(
+                "error", "IST0101", where,
+                f'Referenced host+subset in destinationrule not found: "{dest["host"]}+{subset}" '
+                f"({path}.route[{j}]); define subset {subset!r} in a DestinationRule for {host}"))
+    weights = [item.get("weight") for item in destinations]
+    if len(destinations) > 1 or any(w is not None for w in weights):
+        total = sum(w or 0 for w in weights)
+        if total != 100 and not (len(destinations) == 1 and weights[0] is None):
+            findings.append(Finding("error", "weights", where,
+                                    f"{path}.route weights add up to {total}, not 100 ({weights})"))
+    return findings
+
+
+def _check_durations(where, path, route) -> list[Finding]:
+    values = {
+        "timeout": route.get("timeout"),
+        "retries.perTryTimeout": (route.get("retries") or {}).get("perTryTimeout"),
+        "fault.delay.fixedDelay": ((route.get("fault") or {}).get("delay") or {}).get("fixedDelay"),
+    }
+    return [
+        Finding("error", "duration", where, f"{path}.{name}: {value!r} is not a duration like '2s' or '500ms'")
+        for name, value in values.items()
+        if value is not None and not DURATION.match(str(value))
+    ]
