@@ -1,0 +1,23 @@
+"""Everything istiod would push to one sidecar, keyed by xDS type URL (Istio ≈1.24–1.26 shapes)."""
+
+from __future__ import annotations
+
+from google.protobuf.message import Message
+
+from meshkit.model import Topology, Workload
+
+from .clusters import build_clusters
+from .endpoints import build_endpoints
+from .listeners import build_listeners
+from .resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from .routes import build_routes
+
+
+def generate(topology: Topology, proxy: Workload) -> dict[str, list[Message]]:
+    """CDS, EDS, LDS and RDS resources for `proxy`, in push order (pure: same input, same output)."""
+    return {
+        CLUSTER: build_clusters(topology, proxy),
+        ENDPOINT: build_endpoints(topology, proxy),
+        LISTENER: build_listeners(topology, proxy),
+        ROUTE: build_routes(topology, proxy),
+    }

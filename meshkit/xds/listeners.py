@@ -1,0 +1,246 @@
+"""LDS: the listeners istiod sends a sidecar (Istio ≈1.24–1.26), in istiod's order.
+
+- per-port outbound HTTP listeners `0.0.0.0_<port>` (never bound; reached through
+  `use_original_dst`) routing over RDS `"<port>"`, with `PassthroughFilterChain` as default chain;
+- per-VIP outbound TCP listeners `<VIP>_<port>` → `tcp_proxy` to `outbound|<port>||<fqdn>`;
+- `virtualOutbound` (0.0.0.0:15001): loop guard, then the catch-all to PassthroughCluster
+  (ALLOW_ANY) or BlackHoleCluster (REGISTRY_ONLY);
+- `virtualInbound` (0.0.0.0:15006): loop guard, the passthrough chains, then one chain group
+  per served port `0.0.0.0_<targetPort>` with inline route config `inbound|<port>||`.
+
+Inbound chains follow istiod's PERMISSIVE match table (`filterchain_options.go`) without the
+options that terminate Istio mTLS: those need SDS certificates and slot into
+`INBOUND_MATCH_OPTIONS` with a downstream TLS transport socket. What remains matches plaintext
+HTTP/TCP and, for TCP, the client's own TLS (so `tls_inspector` is there, as in a default mesh).
+Listener inspectors are derived from the chains as istiod's `populateListenerFilters` does.
+Istio's own network filters (`istio.metadata_exchange`, `istio.stats`) are not in upstream
+Envoy and are left out (see `filters`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+from envoy.config.core.v3 import address_pb2, base_pb2
+from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.config.listener.v3 import listener_pb2
+from google.protobuf import wrappers_pb2
+
+from meshkit.model import HTTP, TCP, MeshConfig, Topology, Workload
+
+from . import filters, names, routes
+from .scope import InboundPort, http_ports, inbound_ports, outbound_ports
+from .values import duration
+
+Listener = listener_pb2.Listener
+
+
+class ChainMatch(NamedTuple):
+    """One row of istiod's inbound match table: transport, ALPNs, and the protocol it serves."""
+
+    transport: str
+    protocol: str
+    alpns: tuple[str, ...] = ()
+
+
+# istiod's PERMISSIVE options per port protocol, minus the mTLS-terminating rows (added with SDS).
+# "auto" is the passthrough (undeclared ports), where HTTP is told apart by http_inspector's ALPN.
+INBOUND_MATCH_OPTIONS: dict[str, tuple[ChainMatch, ...]] = {
+    "auto": (
+        ChainMatch(filters.RAW_BUFFER, HTTP, filters.PLAINTEXT_HTTP_ALPNS),
+        ChainMatch(filters.RAW_BUFFER, TCP),
+        ChainMatch(filters.TLS, TCP),
+    ),
+    HTTP: (ChainMatch(filters.RAW_BUFFER, HTTP),),
+    TCP: (ChainMatch(filters.TLS, TCP), ChainMatch(filters.RAW_BUFFER, TCP)),
+}
+
+
+def socket_address(ip: str, port: int) -> address_pb2.Address:
+    return address_pb2.Address(socket_address=address_pb2.SocketAddress(address=ip, port_value=port))
+
+
+def filter_chain(
+    filters_: Sequence[lc.Filter], *, name: str = "", match: lc.FilterChainMatch | None = None
+) -> lc.FilterChain:
+    chain = lc.FilterChain(name=name, filters=filters_)
+    if match is not None:
+        chain.filter_chain_match.CopyFrom(match)
+    return chain
+
+
+def destination_port_match(port: int) -> lc.FilterChainMatch:
+    return lc.FilterChainMatch(destination_port=wrappers_pb2.UInt32Value(value=port))
+
+
+def blackhole_chain(name: str, port: int) -> lc.FilterChain:
+    """Loop guard: a connection addressed to the capture port itself goes nowhere."""
+    return filter_chain([filters.tcp_proxy(names.BLACKHOLE_CLUSTER)], name=name, match=destination_port_match(port))
+
+
+def catch_all_chain(name: str, mesh: MeshConfig) -> lc.FilterChain:
+    """Unmatched outbound TCP: PassthroughCluster (ALLOW_ANY) or BlackHoleCluster (REGISTRY_ONLY)."""
+    return filter_chain([filters.tcp_proxy(names.catch_all_cluster(mesh))], name=name)
+
+
+def _listener(name: str, address: address_pb2.Address, direction: int, chains: Sequence[lc.FilterChain]) -> Listener:
+    """Fields every sidecar listener has, including istiod's listener-level `NR` access log."""
+    return Listener(
+        name=name,
+        address=address,
+        traffic_direction=direction,
+        filter_chains=chains,
+        access_log=[filters.file_access_log(only_no_route=True)],
+    )
+
+
+def _unbound_outbound(
+    name: str, address: address_pb2.Address, chains: Sequence[lc.FilterChain], mesh: MeshConfig
+) -> Listener:
+    """An outbound listener reached only through virtualOutbound's `use_original_dst` hand-off."""
+    listener = _listener(name, address, base_pb2.OUTBOUND, chains)
+    listener.bind_to_port.value = False
+    listener.continue_on_listener_filters_timeout = True
+    listener.listener_filters_timeout.CopyFrom(duration(mesh.protocol_detection_timeout_s))
+    return listener
+
+
+def outbound_http_listener(port: int, mesh: MeshConfig) -> Listener:
+    """`0.0.0.0_<port>`: HTTP (by ALPN from http_inspector) → RDS `"<port>"`, the rest → catch-all."""
+    http_chain = filter_chain(
+        [
+            filters.http_connection_manager(
+                f"outbound_{names.listener_name(names.WILDCARD, port)}", names.route_config_name(port)
+            )
+        ],
+        match=lc.FilterChainMatch(
+            transport_protocol=filters.RAW_BUFFER, application_protocols=filters.PLAINTEXT_HTTP_ALPNS
+        ),
+    )
+    listener = _unbound_outbound(
+        names.listener_name(names.WILDCARD, port), socket_address(names.WILDCARD, port), [http_chain], mesh
+    )
+    listener.default_filter_chain.CopyFrom(catch_all_chain(names.PASSTHROUGH_CHAIN, mesh))
+    listener.default_filter_chain.filter_chain_match.SetInParent()
+    listener.listener_filters.extend([filters.tls_inspector(), filters.http_inspector()])
+    return listener
+
+
+def outbound_tcp_listener(vip: str, port: int, cluster: str, mesh: MeshConfig) -> Listener:
+    """`<VIP>_<port>`: every byte to this service address → `tcp_proxy` to its cluster."""
+    return _unbound_outbound(
+        names.listener_name(vip, port), socket_address(vip, port), [filter_chain([filters.tcp_proxy(cluster)])], mesh
+    )
+
+
+def virtual_outbound_listener(mesh: MeshConfig) -> Listener:
+    """`virtualOutbound` on 15001: where iptables sends every outbound connection."""
+    listener = _listener(
+        names.VIRTUAL_OUTBOUND,
+        socket_address(names.WILDCARD, names.OUTBOUND_CAPTURE_PORT),
+        base_pb2.OUTBOUND,
+        [
+            blackhole_chain(names.VIRTUAL_OUTBOUND_BLACKHOLE_CHAIN, names.OUTBOUND_CAPTURE_PORT),
+            catch_all_chain(names.VIRTUAL_OUTBOUND_CATCHALL_CHAIN, mesh),
+        ],
+    )
+    listener.use_original_dst.value = True
+    return listener
+
+
+def inbound_chains(
+    options: Sequence[ChainMatch], by_protocol: Mapping[str, tuple[str, lc.Filter]], port: int | None = None
+) -> list[lc.FilterChain]:
+    """One chain per match option, named and filtered by its protocol (`{HTTP: (name, hcm), ...}`)."""
+    chains = []
+    for option in options:
+        match = lc.FilterChainMatch(transport_protocol=option.transport, application_protocols=option.alpns)
+        if port is not None:
+            match.destination_port.value = port
+        name, network_filter = by_protocol[option.protocol]
+        chains.append(filter_chain([network_filter], name=name, match=match))
+    return chains
+
+
+def inbound_passthrough_chains() -> list[lc.FilterChain]:
+    """Traffic to ports no service declares: `virtualInbound-catchall-http` and `virtualInbound`."""
+    cluster = names.INBOUND_PASSTHROUGH_CLUSTER
+    by_protocol = {
+        HTTP: (
+            names.VIRTUAL_INBOUND_CATCHALL_HTTP_CHAIN,
+            filters.http_connection_manager(cluster, routes.inbound_passthrough_route_config()),
+        ),
+        TCP: (names.VIRTUAL_INBOUND_CATCHALL_TCP_CHAIN, filters.tcp_proxy(cluster)),
+    }
+    return inbound_chains(INBOUND_MATCH_OPTIONS["auto"], by_protocol)
+
+
+def inbound_port_chains(inbound: InboundPort) -> list[lc.FilterChain]:
+    """Chains `0.0.0.0_<targetPort>` for one served port → cluster `inbound|<targetPort>||`."""
+    target = inbound.port.target_port
+    name = names.listener_name(names.WILDCARD, target)
+    if inbound.port.protocol == HTTP:
+        route_config = routes.inbound_route_config(inbound.service, inbound.port.port, target)
+        network_filter = filters.http_connection_manager(f"inbound_{name}", route_config)
+    else:
+        network_filter = filters.tcp_proxy(names.inbound_cluster(target))
+    return inbound_chains(
+        INBOUND_MATCH_OPTIONS[inbound.port.protocol], {inbound.port.protocol: (name, network_filter)}, target
+    )
+
+
+def inspector_filters(chains: Sequence[lc.FilterChain]) -> list[lc.ListenerFilter]:
+    """tls_inspector / http_inspector when some chain matches TLS / plaintext HTTP ALPNs, disabled
+    on destination ports none of whose chains needs them (istiod `populateListenerFilters`)."""
+    needs: dict[int, tuple[bool, bool]] = {}
+    for chain in chains:
+        m = chain.filter_chain_match
+        tls, http = needs.get(m.destination_port.value, (False, False))
+        needs[m.destination_port.value] = (
+            tls or m.transport_protocol == filters.TLS,
+            http or any(a in filters.PLAINTEXT_HTTP_ALPNS for a in m.application_protocols),
+        )
+    result = []
+    for index, make in ((0, filters.tls_inspector), (1, filters.http_inspector)):
+        if any(need[index] for need in needs.values()):
+            off = [port for port, need in needs.items() if port and not need[index]]
+            result.append(filters.disabled_on_ports(make(), off))
+    return result
+
+
+def virtual_inbound_listener(topology: Topology, proxy: Workload) -> Listener:
+    """`virtualInbound` on 15006: where iptables sends every inbound connection."""
+    chains = [
+        blackhole_chain(names.VIRTUAL_INBOUND_BLACKHOLE_CHAIN, names.INBOUND_CAPTURE_PORT),
+        *inbound_passthrough_chains(),
+        *(c for inbound in inbound_ports(topology, proxy) for c in inbound_port_chains(inbound)),
+    ]
+    listener = _listener(
+        names.VIRTUAL_INBOUND, socket_address(names.WILDCARD, names.INBOUND_CAPTURE_PORT), base_pb2.INBOUND, chains
+    )
+    listener.listener_filters.extend([filters.original_dst(), *inspector_filters(chains)])
+    listener.listener_filters_timeout.CopyFrom(duration(topology.mesh.protocol_detection_timeout_s))
+    listener.continue_on_listener_filters_timeout = True
+    return listener
+
+
+def outbound_listeners(topology: Topology) -> list[Listener]:
+    """Per-port HTTP and per-VIP TCP listeners, by port then address."""
+    mesh = topology.mesh
+    listeners = [(port, names.WILDCARD, outbound_http_listener(port, mesh)) for port in http_ports(topology)]
+    listeners += [
+        (p.port, s.vip, outbound_tcp_listener(s.vip, p.port, names.outbound_cluster(p.port, s.fqdn), mesh))
+        for s, p in outbound_ports(topology)
+        if p.protocol == TCP
+    ]
+    return [listener for *_, listener in sorted(listeners, key=lambda t: t[:2])]
+
+
+def build_listeners(topology: Topology, proxy: Workload) -> list[Listener]:
+    """Every LDS listener for `proxy`, in istiod's order: outbound, virtualOutbound, virtualInbound."""
+    return [
+        *outbound_listeners(topology),
+        virtual_outbound_listener(topology.mesh),
+        virtual_inbound_listener(topology, proxy),
+    ]

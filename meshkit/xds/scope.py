@@ -1,0 +1,40 @@
+"""What a sidecar sees: the service ports it calls out to and the ones it serves.
+
+istiod computes this per proxy as its SidecarScope; without a `Sidecar` resource every proxy
+sees every service in the mesh, and serves the ports of the services that select its pod.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from meshkit.model import HTTP, Service, ServicePort, Topology, Workload
+
+
+class InboundPort(NamedTuple):
+    """A port the proxy serves: the Service port and the Service it belongs to."""
+
+    service: Service
+    port: ServicePort
+
+
+def outbound_ports(topology: Topology) -> list[tuple[Service, ServicePort]]:
+    """Every (service, port) in the mesh, by FQDN then port: one outbound cluster each."""
+    return [
+        (s, p) for s in sorted(topology.services, key=lambda s: s.fqdn) for p in sorted(s.ports, key=lambda p: p.port)
+    ]
+
+
+def http_ports(topology: Topology) -> list[int]:
+    """Every port number some service declares as HTTP: one listener and one route config each."""
+    return sorted({p.port for _, p in outbound_ports(topology) if p.protocol == HTTP})
+
+
+def inbound_ports(topology: Topology, proxy: Workload) -> list[InboundPort]:
+    """The proxy's own service ports, one per target port (the first service wins, as istiod's
+    conflict rule keeps one), by target port."""
+    by_target: dict[int, InboundPort] = {}
+    for service in sorted(topology.services_of(proxy), key=lambda s: s.fqdn):
+        for port in service.ports:
+            by_target.setdefault(port.target_port, InboundPort(service, port))
+    return [by_target[t] for t in sorted(by_target)]
