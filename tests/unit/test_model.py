@@ -1,0 +1,157 @@
+"""The boss's book: topology lookups, raw Envoy resources, Istio documents and their analysis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meshkit.model import ALLOW_ANY, MeshConfig, TopologyError, bookinfo
+from meshkit.model.analyze import analyze
+from meshkit.model.istio import parse_istio
+from meshkit.model.raw import ResourceError, parse_resources
+from meshkit.model.schema import SchemaError
+
+BOOKINFO_FILES = Path(__file__).resolve().parent.parent / "data" / "istio-bookinfo"
+
+
+def test_bookinfo_topology_has_istio_names():
+    topology = bookinfo()
+    assert [s.fqdn for s in topology.services] == [
+        "productpage.default.svc.cluster.local", "details.default.svc.cluster.local",
+        "reviews.default.svc.cluster.local", "ratings.default.svc.cluster.local",
+        "tcp-echo.default.svc.cluster.local",
+    ]
+    reviews = topology.service("reviews")
+    assert [w.deployment for w in topology.endpoints(reviews)] == ["reviews-v1", "reviews-v2", "reviews-v3"]
+    pod = topology.workload("productpage-v1")
+    assert pod.node_id == f"sidecar~{pod.ip}~{pod.name}.default~default.svc.cluster.local"
+    assert pod.node_cluster == "productpage.default"
+    assert pod.spiffe_id == "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"
+    assert topology.mesh.outbound_traffic_policy == ALLOW_ANY
+
+
+def test_subnets_move_every_address():
+    topology = bookinfo(pod_subnet="10.244.7.0/24", service_subnet="10.96.3.0/24")
+    assert {w.ip.rsplit(".", 1)[0] for w in topology.workloads} == {"10.244.7"}
+    assert {s.vip.rsplit(".", 1)[0] for s in topology.services} == {"10.96.3"}
+
+
+def test_unknown_pod_lists_the_known_ones():
+    with pytest.raises(TopologyError, match="productpage-v1"):
+        bookinfo().workload("productpage-v9")
+
+
+def test_mesh_config_refuses_unknown_policy():
+    with pytest.raises(TopologyError, match="REGISTRY_ONLY"):
+        MeshConfig(outbound_traffic_policy="DENY_ALL")
+
+
+def test_raw_resource_field_path_and_nearest_name():
+    with pytest.raises(ResourceError) as error:
+        parse_resources('"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster\nname: x\nconect_timeout: 1s\n')
+    assert "conect_timeout" in str(error.value) and "did you mean 'connect_timeout'" in str(error.value)
+
+
+def test_raw_resources_parse_typed_config_of_any_extension():
+    [listener] = parse_resources("""
+"@type": type.googleapis.com/envoy.config.listener.v3.Listener
+name: echo
+address: {socket_address: {address: 0.0.0.0, port_value: 9000}}
+filter_chains:
+- filters:
+  - name: envoy.filters.network.tcp_proxy
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+      stat_prefix: echo
+      cluster: outbound|9000||tcp-echo.default.svc.cluster.local
+""")
+    assert (listener.short_type, listener.name) == ("LDS", "echo")
+
+
+def test_raw_resource_needs_a_name():
+    with pytest.raises(ResourceError, match="no 'name'"):
+        parse_resources('"@type": type.googleapis.com/envoy.config.listener.v3.Listener\n')
+
+
+@pytest.mark.parametrize("path", sorted(BOOKINFO_FILES.glob("*.yaml")), ids=lambda p: p.name)
+def test_istios_own_bookinfo_files_parse_unchanged(path: Path):
+    resources = parse_istio(path.read_text())
+    assert resources and all(r.namespace == "default" for r in resources)
+
+
+def test_deprecated_fault_percent_is_accepted():
+    [vs] = parse_istio((BOOKINFO_FILES / "virtual-service-ratings-test-delay.yaml").read_text())
+    assert vs.spec["http"][0]["fault"]["delay"]["percent"] == 100
+
+
+def test_unknown_istio_field_names_path_and_nearest():
+    with pytest.raises(SchemaError) as error:
+        parse_istio("""
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subst: v1}
+""")
+    assert "spec.http[0].route[0].destination.subst: unknown field (did you mean 'subset'?)" in str(error.value)
+
+
+def test_mesh_config_from_istio_configmap():
+    [mesh] = parse_istio("""
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    outboundTrafficPolicy:
+      mode: REGISTRY_ONLY
+""")
+    assert mesh.kind == "MeshConfig" and mesh.spec["outboundTrafficPolicy"]["mode"] == "REGISTRY_ONLY"
+
+
+def test_analyze_reports_undefined_subset_and_bad_weights():
+    topology = bookinfo()
+    config = topology.istio.applied(parse_istio("""
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 70
+    - destination: {host: reviews, subset: v2}
+      weight: 20
+"""))
+    findings = [str(f) for f in analyze(topology, config)]
+    assert any('IST0101' in f and '"reviews+v1"' in f for f in findings)
+    assert any("add up to 90, not 100" in f for f in findings)
+
+
+def test_analyze_is_quiet_for_istios_sample_set():
+    topology = bookinfo()
+    docs = []
+    for name in ("destination-rule-all.yaml", "virtual-service-reviews-80-20.yaml"):
+        docs += parse_istio((BOOKINFO_FILES / name).read_text())
+    assert analyze(topology, topology.istio.applied(docs)) == []
+
+
+def test_analyze_warns_on_unknown_host():
+    topology = bookinfo()
+    config = topology.istio.applied(parse_istio("""
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: nowhere}
+spec:
+  hosts: [nowhere]
+  http:
+  - route:
+    - destination: {host: nowhere}
+"""))
+    findings = analyze(topology, config)
+    assert findings and {f.level for f in findings} == {"warning"}
