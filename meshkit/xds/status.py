@@ -1,0 +1,232 @@
+"""Per-proxy sync status, as `istioctl proxy-status` shows it, and waiting for ACKs.
+
+The ADS server reports what it sent and what each proxy answered; the tracker keeps, per node id
+and type, the sent and acked version/nonce/time and the last NACK's error text, derives istiod's
+state (ERROR, NOT SENT, SYNCED, STALE), lets the daemon await an outcome for a version, and feeds
+subscribers (push history, live graphs) with events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2
+from google.protobuf import json_format
+
+from .resources import PUSH_ORDER
+
+log = logging.getLogger(__name__)
+
+
+class SyncState(str, Enum):
+    SYNCED = "SYNCED"
+    STALE = "STALE"
+    NOT_SENT = "NOT SENT"
+    ERROR = "ERROR"
+
+
+class EventKind(str, Enum):
+    CONNECTED = "CONNECTED"
+    DISCONNECTED = "DISCONNECTED"
+    SENT = "SENT"
+    ACK = "ACK"
+    NACK = "NACK"
+
+
+class OutcomeKind(str, Enum):
+    ACK = "ACK"
+    NACK = "NACK"
+    TIMEOUT = "TIMEOUT"
+
+
+@dataclass(frozen=True)
+class SyncEvent:
+    """One thing that happened on a stream; `version` of a NACK is the version Envoy rejected."""
+
+    kind: EventKind
+    node_id: str
+    time: float
+    type_url: str = ""
+    version: str = ""
+    nonce: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a proxy answered one version of one type (`error` is Envoy's text for a NACK)."""
+
+    kind: OutcomeKind
+    version: str
+    time: float
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class TypeSync:
+    """One type on one proxy. `state` follows istiod: NACK last → ERROR, no nonce sent → NOT SENT,
+    acked nonce is the sent nonce → SYNCED, else STALE."""
+
+    type_url: str
+    sent_version: str = ""
+    sent_nonce: str = ""
+    sent_at: float | None = None
+    acked_version: str = ""
+    acked_nonce: str = ""
+    acked_at: float | None = None
+    nacked_version: str = ""
+    nacked_nonce: str = ""
+    nacked_at: float | None = None
+    error: str = ""
+    last_was_nack: bool = False
+    state: SyncState = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.last_was_nack:
+            state = SyncState.ERROR
+        elif not self.sent_nonce:
+            state = SyncState.NOT_SENT
+        elif self.acked_nonce == self.sent_nonce:
+            state = SyncState.SYNCED
+        else:
+            state = SyncState.STALE
+        object.__setattr__(self, "state", state)
+
+    def outcome(self, version: str) -> Outcome | None:
+        """ACK or NACK if this version has already been answered, else None."""
+        if self.acked_version == version and self.acked_at is not None:
+            return Outcome(OutcomeKind.ACK, version, self.acked_at)
+        if self.nacked_version == version and self.nacked_at is not None:
+            return Outcome(OutcomeKind.NACK, version, self.nacked_at, self.error)
+        return None
+
+
+@dataclass(frozen=True)
+class ProxySync:
+    """One proxy's row: identity, connection and per-type sync (keyed by type URL, push order first)."""
+
+    node_id: str
+    cluster: str
+    metadata: dict[str, Any]
+    connected: bool
+    types: dict[str, TypeSync]
+
+
+@dataclass
+class _Proxy:
+    cluster: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    streams: int = 0
+    types: dict[str, TypeSync] = field(default_factory=lambda: {t: TypeSync(t) for t in PUSH_ORDER})
+
+
+class SyncTracker:
+    """What was sent to and answered by each proxy; the ADS server calls the `on_*` methods."""
+
+    def __init__(self) -> None:
+        self._proxies: dict[str, _Proxy] = {}
+        self._subscribers: list[Callable[[SyncEvent], None]] = []
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def status(self) -> list[ProxySync]:
+        """Every proxy ever seen, sorted by node id."""
+        return [ProxySync(node_id, p.cluster, dict(p.metadata), p.streams > 0, dict(p.types))
+                for node_id, p in sorted(self._proxies.items())]
+
+    def get(self, node_id: str, type_url: str) -> TypeSync:
+        proxy = self._proxies.get(node_id)
+        return proxy.types.get(type_url, TypeSync(type_url)) if proxy else TypeSync(type_url)
+
+    def subscribe(self, callback: Callable[[SyncEvent], None]) -> Callable[[], None]:
+        """Call `callback(event)` for every event from now on; returns the function that stops it."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    async def wait_for(self, expected: Mapping[str, Mapping[str, str]],
+                       timeout: float) -> dict[str, dict[str, Outcome]]:
+        """Await each proxy's answer to `{node_id: {type_url: version}}`: ACK, NACK or TIMEOUT.
+
+        Versions already answered resolve at once; the rest resolve on the tracker's own events.
+        """
+        results: dict[str, dict[str, Outcome]] = {node_id: {} for node_id in expected}
+        pending: dict[tuple[str, str], str] = {}
+        for node_id, versions in expected.items():
+            for url, version in versions.items():
+                answered = self.get(node_id, url).outcome(version)
+                if answered:
+                    results[node_id][url] = answered
+                else:
+                    pending[(node_id, url)] = version
+        if not pending:
+            return results
+        all_answered = asyncio.get_running_loop().create_future()
+
+        def on_event(event: SyncEvent) -> None:
+            key = (event.node_id, event.type_url)
+            if event.kind not in (EventKind.ACK, EventKind.NACK) or pending.get(key) != event.version:
+                return
+            del pending[key]
+            results[event.node_id][event.type_url] = Outcome(
+                OutcomeKind(event.kind.value), event.version, event.time, event.error)
+            if not pending and not all_answered.done():
+                all_answered.set_result(None)
+
+        unsubscribe = self.subscribe(on_event)
+        try:
+            await asyncio.wait({all_answered}, timeout=timeout)
+        finally:
+            unsubscribe()
+            all_answered.cancel()
+        now = time.time()
+        for (node_id, url), version in pending.items():
+            results[node_id][url] = Outcome(OutcomeKind.TIMEOUT, version, now)
+        return results
+
+    # -- reporting (called by the ADS server) ---------------------------------------------------
+
+    def on_connect(self, node: base_pb2.Node) -> None:
+        proxy = self._proxies.setdefault(node.id, _Proxy())
+        proxy.cluster = node.cluster
+        proxy.metadata = json_format.MessageToDict(node.metadata)
+        proxy.streams += 1
+        self._emit(SyncEvent(EventKind.CONNECTED, node.id, time.time()))
+
+    def on_disconnect(self, node_id: str) -> None:
+        self._proxies[node_id].streams -= 1
+        self._emit(SyncEvent(EventKind.DISCONNECTED, node_id, time.time()))
+
+    def on_sent(self, node_id: str, type_url: str, version: str, nonce: str) -> None:
+        now = time.time()
+        self._update(node_id, type_url, sent_version=version, sent_nonce=nonce, sent_at=now)
+        self._emit(SyncEvent(EventKind.SENT, node_id, now, type_url, version, nonce))
+
+    def on_ack(self, node_id: str, type_url: str, version: str, nonce: str) -> None:
+        now = time.time()
+        self._update(node_id, type_url, acked_version=version, acked_nonce=nonce, acked_at=now,
+                     last_was_nack=False)
+        self._emit(SyncEvent(EventKind.ACK, node_id, now, type_url, version, nonce))
+
+    def on_nack(self, node_id: str, type_url: str, version: str, nonce: str, error: str) -> None:
+        """Envoy rejected `version` (the one sent with `nonce`) saying `error`."""
+        now = time.time()
+        self._update(node_id, type_url, nacked_version=version, nacked_nonce=nonce, nacked_at=now,
+                     error=error, last_was_nack=True)
+        self._emit(SyncEvent(EventKind.NACK, node_id, now, type_url, version, nonce, error))
+
+    def _update(self, node_id: str, type_url: str, **changes: Any) -> None:
+        types = self._proxies.setdefault(node_id, _Proxy()).types
+        types[type_url] = replace(types.get(type_url, TypeSync(type_url)), **changes)
+
+    def _emit(self, event: SyncEvent) -> None:
+        for callback in tuple(self._subscribers):
+            try:
+                callback(event)
+            except Exception:  # one broken view must not break the stream that reported
+                log.exception("sync event subscriber failed on %s", event)
