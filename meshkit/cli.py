@@ -1,0 +1,327 @@
+"""The `meshkit` command: boot the mesh, give orders, and read what the sidecars hold.
+
+    meshkit up                                   boot the demo mesh in the background
+    meshkit status                               istioctl proxy-status
+    meshkit pc listener productpage-v1           istioctl proxy-config listener
+    meshkit curl productpage-v1 http://reviews:9080/reviews/0 -n 10
+    meshkit apply -f route.yaml --pod productpage-v1
+    meshkit revert
+    meshkit history
+    meshkit down
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from . import api
+from .control import ControlError
+from .inspect import proxy_config
+from .inspect.sync_status import status_table
+
+PC_KINDS = {
+    "listener": "listeners", "listeners": "listeners", "l": "listeners",
+    "route": "routes", "routes": "routes", "r": "routes",
+    "cluster": "clusters", "clusters": "clusters", "c": "clusters",
+    "endpoint": "endpoints", "endpoints": "endpoints", "ep": "endpoints",
+    "all": "all", "a": "all",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ControlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="meshkit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--home", help="the mesh's state folder (default: $MESHKIT_HOME or ~/.meshkit)")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    cmd = sub.add_parser("up", help="boot the mesh in the background (attach if it already runs)")
+    cmd.add_argument("--timeout", type=float, default=api.UP_TIMEOUT_S)
+    cmd.set_defaults(func=cmd_up)
+
+    cmd = sub.add_parser("down", help="stop the mesh and remove every process, namespace and bridge")
+    cmd.set_defaults(func=cmd_down)
+
+    cmd = sub.add_parser("status", help="per-proxy xDS sync state, like istioctl proxy-status")
+    _output(cmd, ("table", "json"))
+    cmd.set_defaults(func=cmd_status)
+
+    cmd = sub.add_parser("proxy-config", aliases=["pc"], help="what one sidecar's Envoy holds")
+    cmd.add_argument("kind", choices=sorted(PC_KINDS), help="listener | route | cluster | endpoint | all")
+    cmd.add_argument("pod", help="pod name or Deployment name, e.g. productpage-v1")
+    cmd.add_argument("--port", type=int)
+    cmd.add_argument("--address")
+    cmd.add_argument("--type", dest="type_", metavar="TYPE", help="listener type: HTTP, TCP, HTTP+TCP")
+    cmd.add_argument("--name", help="route config name, e.g. 9080")
+    cmd.add_argument("--fqdn")
+    cmd.add_argument("--subset")
+    cmd.add_argument("--direction", help="inbound or outbound")
+    cmd.add_argument("--cluster")
+    cmd.add_argument("--status")
+    _output(cmd, ("table", "json", "yaml"))
+    cmd.set_defaults(func=cmd_pc)
+
+    cmd = sub.add_parser("curl", help="send requests from inside a pod, through its sidecar")
+    cmd.add_argument("pod")
+    cmd.add_argument("url", help="e.g. http://reviews:9080/reviews/0")
+    cmd.add_argument("-H", "--header", action="append", default=[], help="'Name: value' (repeatable)")
+    cmd.add_argument("-n", type=int, default=1, help="number of requests")
+    cmd.add_argument("-X", "--method", default="GET")
+    _output(cmd, ("table", "json"))
+    cmd.set_defaults(func=cmd_curl)
+
+    cmd = sub.add_parser("apply", help="push raw Envoy v3 resources (YAML or JSON) and wait for ACK/NACK")
+    cmd.add_argument("-f", "--file", required=True, help="file with one or more documents, or - for stdin")
+    cmd.add_argument("--pod", action="append", default=[], help="target pod (repeatable; default: all)")
+    _output(cmd, ("table", "json"))
+    cmd.set_defaults(func=cmd_apply)
+
+    cmd = sub.add_parser("delete", help="delete the Istio resources a file names")
+    cmd.add_argument("-f", "--file", required=True)
+    cmd.set_defaults(func=cmd_delete)
+
+    cmd = sub.add_parser("get", help="list the Istio resources the boss holds")
+    cmd.add_argument("kind", choices=sorted(GET_KINDS))
+    _output(cmd, ("table", "yaml"))
+    cmd.set_defaults(func=cmd_get)
+
+    cmd = sub.add_parser("xds", help="print the xDS a file would produce for a pod, without applying it")
+    cmd.add_argument("file", nargs="?", default="", help="Istio YAML (omit for the current config)")
+    cmd.add_argument("--pod", default="productpage-v1")
+    cmd.add_argument("--type", dest="types", action="append", choices=["CDS", "EDS", "LDS", "RDS"],
+                     help="only these types (repeatable)")
+    _output(cmd, ("yaml", "json"))
+    cmd.set_defaults(func=cmd_xds)
+
+    cmd = sub.add_parser("mesh", help="mesh-wide settings (MeshConfig)")
+    cmd.add_argument("action", choices=["set"])
+    cmd.add_argument("setting", choices=["outbound-traffic-policy"])
+    cmd.add_argument("value", choices=["ALLOW_ANY", "REGISTRY_ONLY"])
+    cmd.set_defaults(func=cmd_mesh)
+
+    cmd = sub.add_parser("revert", help="drop raw overrides: back to the generated config")
+    cmd.add_argument("--pod", action="append", default=[], help="target pod (repeatable; default: all)")
+    cmd.set_defaults(func=cmd_revert)
+
+    cmd = sub.add_parser("history", help="every push: what changed and who ACKed or NACKed")
+    _output(cmd, ("table", "json"))
+    cmd.set_defaults(func=cmd_history)
+    return parser
+
+
+GET_KINDS = {
+    "virtualservices": "VirtualService", "virtualservice": "VirtualService", "vs": "VirtualService",
+    "destinationrules": "DestinationRule", "destinationrule": "DestinationRule", "dr": "DestinationRule",
+    "serviceentries": "ServiceEntry", "serviceentry": "ServiceEntry", "se": "ServiceEntry",
+}
+
+
+def _output(cmd: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
+    cmd.add_argument("-o", "--output", choices=choices, default=choices[0])
+
+
+def _mesh(args: argparse.Namespace) -> api.Mesh:
+    return api.connect(args.home)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    start = time.monotonic()
+    mesh = api.up(args.home, timeout=args.timeout)
+    info = mesh._call("ping")
+    pods = mesh.pods()
+    print(f"mesh ready in {time.monotonic() - start:.1f}s at {mesh.home} "
+          f"(capture: {info['capture']}, {len(pods)} pods)")
+    for pod in pods:
+        print(f"  {pod}")
+    print("next: meshkit status | meshkit pc listener productpage-v1 | "
+          "meshkit curl productpage-v1 http://reviews:9080/reviews/0 -n 6")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    api.down(args.home)
+    print(f"mesh at {api.home_dir(args.home)} stopped; its processes, namespaces and bridge are gone")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    rows = _mesh(args).status_rows()
+    if args.output == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        print(proxy_config.render(status_table(rows)))
+    return 0
+
+
+def cmd_pc(args: argparse.Namespace) -> int:
+    mesh = _mesh(args)
+    kind = PC_KINDS[args.kind]
+    kinds = ("clusters", "listeners", "routes", "endpoints") if kind == "all" else (kind,)
+    for index, each in enumerate(kinds):
+        filters = _pc_filters(each, args)
+        if each == "endpoints":
+            data = json.loads(mesh.admin(args.pod, "/clusters?format=json"))
+        else:
+            data = mesh.pc.config_dump(args.pod, include_eds=False)
+        if args.output == "table":
+            if index:
+                print()
+            print(proxy_config.render(getattr(proxy_config, each)(data, **filters)))
+        else:
+            resources = proxy_config.resources(data, each, **filters)
+            if args.output == "json":
+                print(json.dumps(resources, indent=4))
+            else:
+                print(yaml.safe_dump(resources, sort_keys=False), end="")
+    return 0
+
+
+def _pc_filters(kind: str, args: argparse.Namespace) -> dict:
+    wanted = {
+        "listeners": {"port": args.port, "address": args.address, "type": args.type_},
+        "routes": {"name": args.name},
+        "clusters": {"fqdn": args.fqdn, "port": args.port, "subset": args.subset,
+                     "direction": args.direction},
+        "endpoints": {"address": args.address, "port": args.port, "cluster": args.cluster,
+                      "status": args.status},
+    }[kind]
+    return {k: v for k, v in wanted.items() if v is not None}
+
+
+def cmd_curl(args: argparse.Namespace) -> int:
+    headers = {}
+    for header in args.header:
+        name, sep, value = header.partition(":")
+        if not sep:
+            raise ControlError(f"header {header!r} is not 'Name: value'", "invalid")
+        headers[name.strip()] = value.strip()
+    rows = _mesh(args).curl_rows(args.pod, args.url, headers, args.n, args.method)
+    if args.output == "json":
+        for row in rows:
+            print(json.dumps(row))
+    else:
+        print(format_curl(rows))
+    return 0 if any(r["status"] is not None for r in rows) else 1
+
+
+def format_curl(rows: list[dict]) -> str:
+    """One line per request, then who answered and with what."""
+    lines = [f"{'#':>4}  {'STATUS':<6}  {'POD':<34}  {'FLAGS':<6}  {'MS':>7}  UPSTREAM CLUSTER"]
+    for i, row in enumerate(rows, 1):
+        status = row["status"] if row["status"] is not None else "ERR"
+        who = row["pod"] or (row["error"] or "-")
+        lines.append(f"{i:>4}  {status!s:<6}  {who:<34}  {row['flags'] or '-':<6}  "
+                     f"{row['elapsed_ms']:>7.1f}  {row['upstream_cluster'] or '-'}")
+    codes = Counter(str(r["status"] if r["status"] is not None else "error") for r in rows)
+    pods = Counter(r["pod"] for r in rows if r["pod"])
+    lines.append("")
+    lines.append(f"{len(rows)} requests: " + ", ".join(f"{c} x{n}" for c, n in sorted(codes.items())))
+    if pods:
+        lines.append("answered by: " + ", ".join(f"{p} x{n}" for p, n in sorted(pods.items())))
+    return "\n".join(lines)
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    text = _read(args.file)
+    mesh = _mesh(args)
+    try:
+        push = mesh.apply(text, args.pod)
+    except ControlError as exc:
+        if exc.problem == "nack" and isinstance(exc.detail, dict):
+            print(format_push(exc.detail), file=sys.stderr)
+        raise
+    print(json.dumps(push, indent=2) if args.output == "json" else format_push(push))
+    return 0
+
+
+def _read(path: str) -> str:
+    return sys.stdin.read() if path == "-" else Path(path).read_text()
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    print(format_push(_mesh(args).delete(_read(args.file))))
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    items = _mesh(args).get(GET_KINDS[args.kind])
+    if args.output == "yaml":
+        print(yaml.safe_dump_all(items, sort_keys=False), end="")
+        return 0
+    if not items:
+        print(f"No {GET_KINDS[args.kind]} resources found.")
+        return 0
+    rows = [(i["metadata"].get("namespace", "default"), i["metadata"]["name"],
+             ",".join(i["spec"].get("hosts", [])) or i["spec"].get("host", "")) for i in items]
+    width = max(len(r[1]) for r in rows) + 3
+    print(f"{'NAMESPACE':<12}{'NAME':<{width}}HOSTS")
+    for namespace, name, hosts in rows:
+        print(f"{namespace:<12}{name:<{width}}{hosts}")
+    return 0
+
+
+def cmd_xds(args: argparse.Namespace) -> int:
+    generated = _mesh(args).xds(args.pod, _read(args.file) if args.file else "")
+    wanted = {t: v for t, v in generated.items() if not args.types or t in args.types}
+    print(json.dumps(wanted, indent=2) if args.output == "json" else yaml.safe_dump(wanted, sort_keys=False))
+    return 0
+
+
+def cmd_mesh(args: argparse.Namespace) -> int:
+    print(format_push(_mesh(args).set_outbound_traffic_policy(args.value)))
+    return 0
+
+
+def cmd_revert(args: argparse.Namespace) -> int:
+    print(format_push(_mesh(args).revert(args.pod)))
+    return 0
+
+
+def format_push(push: dict) -> str:
+    lines = [f"push {push['id']}: {push['reason']} ({push['duration_ms'] or 0:.1f} ms)"]
+    for change in push["changes"]:
+        lines.append(f"  {change['action']:<8} {change['type']} {change['name']!r} on {change['pod']}")
+    for pod, results in sorted(push["results"].items()):
+        verdicts = ", ".join(f"{t} {r}" for t, r in sorted(results.items()))
+        lines.append(f"  {pod}: {verdicts}")
+        if pod in push["errors"]:
+            lines.append(f"    Envoy said: {push['errors'][pod]}")
+    if not push["changes"]:
+        lines.append("  nothing changed: the proxies already hold this config")
+    lines += [f"  {warning}" for warning in push.get("warnings", [])]
+    return "\n".join(lines)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    mesh = _mesh(args)
+    if args.output == "json":
+        print(json.dumps(mesh.history_rows(), indent=2))
+    else:
+        print(mesh.history().to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

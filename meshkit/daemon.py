@@ -1,0 +1,347 @@
+"""The boss's process: control plane, pods and the private control socket, in one event loop.
+
+`meshkit up` starts `python -m meshkit.daemon --home H` in the background. It builds the
+topology on a free pod subnet, creates the pods' network, starts the ADS server on the bridge
+address (reachable only from the pods), pushes the initial snapshots, starts the apps and the
+Envoy sidecars, and then answers the CLI and notebooks on `H/control.sock`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from . import control
+from .model import Topology, TopologyError, Workload, bookinfo
+from .model.analyze import analyze
+from .model.istio import parse_istio_document
+from .model.raw import ResourceError, is_raw_document, load_documents, parse_document
+from .model.schema import SchemaError
+from .runtime import curl
+from .runtime.errors import RuntimeProblem
+from .runtime.local import LocalRuntime
+from .xds import generate
+from .xds.cache import SnapshotCache
+from .xds.control_plane import ControlPlane
+from .xds.resources import SHORT_NAMES
+from .xds.server import AdsServer
+from .xds.status import SyncTracker
+
+log = logging.getLogger("meshkit.daemon")
+
+READY_TIMEOUT_S = 30.0
+STATUS_FILE = "daemon.json"
+
+
+class Daemon:
+    """Wires the runtime, the control plane and the control socket together."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.runtime: LocalRuntime | None = None
+        self.plane: ControlPlane | None = None
+        self.server: AdsServer | None = None
+        self.tracker = SyncTracker()
+        self.started = time.time()
+        self.ready_s: float | None = None
+        self._stop = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        socket_server = await control.serve(self.home / "control.sock", self.handlers())
+        try:
+            await self.start()
+            self._write_status("ready")
+            await self._stop.wait()
+        except (RuntimeProblem, TopologyError) as exc:
+            self._write_status("failed", str(exc))
+            log.error("%s", exc)
+        finally:
+            socket_server.close()
+            await self.shutdown()
+
+    async def start(self) -> None:
+        subnet = LocalRuntime.allocate_subnet(self.home)
+        topology = bookinfo(pod_subnet=subnet)
+        runtime = LocalRuntime(self.home, topology)
+        self.runtime = runtime
+        runtime.preflight()
+        runtime.register_pid(os.getpid())
+        await asyncio.to_thread(runtime.start_network)
+        xds = runtime.xds_address()
+        self.server = AdsServer(SnapshotCache(), self.tracker)
+        await self.server.start(f"{xds.host}:{xds.port}")
+        self.plane = ControlPlane(topology, self.server.cache, self.tracker)
+        await asyncio.to_thread(runtime.start_pods, xds)
+        initial = asyncio.create_task(self.plane.push_all("initial state"))
+        await asyncio.to_thread(runtime.wait_apps, READY_TIMEOUT_S)
+        push = await initial
+        stuck = {pod: r for pod, r in push.results.items() if set(r.values()) != {"ACK"}}
+        if stuck:
+            raise RuntimeProblem(
+                f"sidecars did not take their first config: {stuck}; "
+                f"see {self.home}/pods/<pod>/envoy.log"
+            )
+        self.ready_s = time.time() - self.started
+
+    async def shutdown(self) -> None:
+        if self.server is not None:
+            await self.server.stop(0.2)
+        await asyncio.to_thread(LocalRuntime.cleanup, self.home)
+        (self.home / "control.sock").unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _write_status(self, state: str, error: str = "") -> None:
+        info = {"state": state, "pid": os.getpid(), "error": error, "ready_s": self.ready_s}
+        (self.home / STATUS_FILE).write_text(json.dumps(info))
+
+    # -- the control socket ----------------------------------------------------------------
+    def handlers(self) -> dict[str, control.Handler]:
+        return {
+            "ping": self.op_ping,
+            "topology": self.op_topology,
+            "status": self.op_status,
+            "apply": self.op_apply,
+            "delete": self.op_delete,
+            "get": self.op_get,
+            "xds": self.op_xds,
+            "revert": self.op_revert,
+            "history": self.op_history,
+            "curl": self.op_curl,
+            "admin": self.op_admin,
+            "down": self.op_down,
+        }
+
+    def _plane(self) -> ControlPlane:
+        if self.plane is None or self.ready_s is None:
+            raise control.ControlError("the mesh is still starting; try again in a moment", "starting")
+        return self.plane
+
+    def _pods(self, names: list[str] | None) -> list[Workload]:
+        topology = self._plane().topology
+        if not names:
+            return topology.sidecars()
+        try:
+            return [topology.workload(n) for n in names]
+        except TopologyError as exc:
+            raise control.ControlError(str(exc), "invalid") from exc
+
+    async def op_ping(self, args: dict) -> dict:
+        return {"pid": os.getpid(), "home": str(self.home), "ready": self.ready_s is not None,
+                "ready_s": self.ready_s, "capture": "iptables"}
+
+    async def op_topology(self, args: dict) -> dict:
+        topology = self._plane().topology
+        return {
+            "mesh": topology.mesh.__dict__,
+            "services": [
+                {"name": s.name, "namespace": s.namespace, "fqdn": s.fqdn, "vip": s.vip,
+                 "ports": [p.__dict__ for p in s.ports], "selector": dict(s.selector)}
+                for s in topology.services
+            ],
+            "workloads": [
+                {"name": w.name, "deployment": w.deployment, "namespace": w.namespace, "ip": w.ip,
+                 "labels": w.label_map, "service_account": w.service_account, "node_id": w.node_id,
+                 "sidecar": w.sidecar}
+                for w in topology.workloads
+            ],
+        }
+
+    async def op_status(self, args: dict) -> list[dict]:
+        plane = self._plane()
+        by_node = {w.node_id: w for w in plane.topology.workloads}
+        rows = []
+        for sync in self.tracker.status():
+            pod = by_node.get(sync.node_id)
+            rows.append({
+                "name": f"{pod.name}.{pod.namespace}" if pod else sync.node_id,
+                "pod": pod.name if pod else "",
+                "cluster": "Kubernetes",
+                "connected": sync.connected,
+                "types": {SHORT_NAMES[t]: s.as_dict() for t, s in sync.types.items()},
+                "istiod": "meshkit",
+                "version": sync.envoy_version,
+            })
+        return rows
+
+    async def op_apply(self, args: dict) -> dict:
+        """Apply a file: Istio documents change the boss's book, raw ones override per pod."""
+        plane = self._plane()
+        try:
+            docs = load_documents(str(args.get("text", "")))
+            raws = [parse_document(doc, i) for i, doc in enumerate(docs) if is_raw_document(doc)]
+            istio = [parse_istio_document(doc, i) for i, doc in enumerate(docs) if not is_raw_document(doc)]
+        except (ResourceError, SchemaError) as exc:
+            raise control.ControlError(str(exc), "invalid") from exc
+        warnings: list[str] = []
+        if istio:
+            topology = self._with_istio(plane.topology, istio, warnings)
+            push = await plane.set_topology(topology, "apply " + ", ".join(f"{r.kind} {r.name}" for r in istio))
+            if raws:
+                self._push_result(push)
+        if raws:
+            push = await plane.apply_raw(raws, self._pods(args.get("pods")))
+        result = self._push_result(push)
+        result["warnings"] = warnings
+        return result
+
+    @staticmethod
+    def _with_istio(topology: Topology, resources: list, warnings: list[str]) -> Topology:
+        """The topology with Istio resources applied, or ControlError if analysis finds errors."""
+        config = topology.istio.applied(resources)
+        mesh = topology.mesh
+        for resource in resources:
+            if resource.kind == "MeshConfig":
+                mode = (resource.spec.get("outboundTrafficPolicy") or {}).get("mode", mesh.outbound_traffic_policy)
+                mesh = replace(mesh, outbound_traffic_policy=mode)
+        candidate = replace(topology, istio=config, mesh=mesh)
+        findings = analyze(candidate, config)
+        errors = [str(f) for f in findings if f.level == "error"]
+        if errors:
+            raise control.ControlError("nothing was applied:\n  " + "\n  ".join(errors), "invalid",
+                                       {"findings": [str(f) for f in findings]})
+        warnings += [str(f) for f in findings if f.level == "warning"]
+        return candidate
+
+    async def op_delete(self, args: dict) -> dict:
+        plane = self._plane()
+        try:
+            docs = load_documents(str(args.get("text", "")))
+            keys = [parse_istio_document(doc, i).key for i, doc in enumerate(docs) if not is_raw_document(doc)]
+        except (ResourceError, SchemaError) as exc:
+            raise control.ControlError(str(exc), "invalid") from exc
+        present = {r.key for r in plane.topology.istio.resources}
+        missing = [f"{k[0]} {k[1]}/{k[2]}" for k in keys if k not in present]
+        if missing:
+            raise control.ControlError(f"not found: {', '.join(missing)}", "not-found")
+        topology = replace(plane.topology, istio=plane.topology.istio.deleted(keys))
+        push = await plane.set_topology(topology, "delete " + ", ".join(f"{k[0]} {k[2]}" for k in keys))
+        return self._push_result(push)
+
+    async def op_xds(self, args: dict) -> dict:
+        """The xDS a file would produce for one pod, without applying it ("show generated xDS")."""
+        plane = self._plane()
+        pod = self._pods([str(args["pod"])])[0]
+        topology = plane.topology
+        text = str(args.get("text") or "")
+        if text.strip():
+            try:
+                docs = load_documents(text)
+                istio = [parse_istio_document(doc, i) for i, doc in enumerate(docs) if not is_raw_document(doc)]
+            except (ResourceError, SchemaError) as exc:
+                raise control.ControlError(str(exc), "invalid") from exc
+            topology = self._with_istio(topology, istio, [])
+        generated = generate.generate(topology, pod)
+        return {
+            SHORT_NAMES[type_url]: [json_format.MessageToDict(m, preserving_proto_field_name=True)
+                                    for m in messages]
+            for type_url, messages in generated.items()
+        }
+
+    async def op_get(self, args: dict) -> list[dict]:
+        kind = str(args.get("kind", ""))
+        return [r.source for r in self._plane().topology.istio.of_kind(kind)]
+
+    async def op_revert(self, args: dict) -> dict:
+        push = await self._plane().revert(self._pods(args.get("pods")))
+        return self._push_result(push)
+
+    def _push_result(self, push) -> dict:
+        result = push.as_dict()
+        if push.nacked:
+            pods = ", ".join(push.errors)
+            detail = "; ".join(f"{pod}: {err}" for pod, err in push.errors.items())
+            raise control.ControlError(
+                f"Envoy rejected the config (NACK) on {pods}: {detail}. "
+                "The proxy keeps serving its last good config; fix the resource or `meshkit revert`.",
+                "nack", result)
+        return result
+
+    async def op_history(self, args: dict) -> list[dict]:
+        return [p.as_dict() for p in self._plane().history()]
+
+    async def op_curl(self, args: dict) -> list[dict]:
+        plane, runtime = self._plane(), self.runtime
+        assert runtime is not None
+        pod = self._pods([str(args["pod"])])[0]
+        try:
+            host, port, path = curl.parse_url(str(args["url"]))
+        except ValueError as exc:
+            raise control.ControlError(str(exc), "invalid") from exc
+        address = self._resolve(plane.topology, host)
+        host_header = host if port == 80 else f"{host}:{port}"
+        target = curl.Target(address, port, host_header, path)
+        headers = dict(args.get("headers") or {})
+        count = max(1, int(args.get("n", 1)))
+        timeout = float(args.get("timeout", 10.0))
+
+        def run() -> list[curl.Reply]:
+            replies = []
+            for _ in range(count):
+                try:
+                    sock = runtime.connect(pod.name, address, port, timeout)
+                except OSError as exc:
+                    replies.append(curl.Reply("", None, 0.0, error=f"connect failed: {exc}"))
+                    continue
+                replies.append(curl.exchange(sock, target, headers, str(args.get("method", "GET")), timeout))
+            curl.attach_access_log(replies, runtime.access_log(pod.name))
+            return replies
+
+        return [r.as_dict() for r in await asyncio.to_thread(run)]
+
+    @staticmethod
+    def _resolve(topology: Topology, host: str) -> str:
+        service = topology.service(host)
+        if service is not None:
+            return service.vip
+        parts = host.split(".")
+        if len(parts) == 4 and all(p.isdigit() for p in parts):
+            return host
+        raise control.ControlError(
+            f"unknown host {host!r}: not a Service of this mesh and not an IP address "
+            f"(Services: {', '.join(s.name for s in topology.services)})", "invalid")
+
+    async def op_admin(self, args: dict) -> str:
+        runtime = self.runtime
+        assert runtime is not None
+        pod = self._pods([str(args["pod"])])[0]
+        path = str(args.get("path", "/server_info"))
+        return await asyncio.to_thread(runtime.admin_get, pod.name, path)
+
+    async def op_down(self, args: dict) -> dict:
+        asyncio.get_running_loop().call_later(0.05, self.stop)
+        return {"stopping": True}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="meshkit-daemon", description=__doc__)
+    parser.add_argument("--home", required=True, type=Path)
+    args = parser.parse_args(argv)
+    args.home.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    daemon = Daemon(args.home.resolve())
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(sig, daemon.stop)
+        await daemon.run()
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

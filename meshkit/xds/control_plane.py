@@ -1,0 +1,170 @@
+"""The boss at work: desired state per proxy, pushes, and the record of every push.
+
+`ControlPlane` owns what each sidecar *should* hold: the Istio-faithful translation of the
+topology, with the learner's raw overrides laid on top. A push rebuilds the snapshots of the
+proxies it touches, hands them to the ADS server, and waits for each proxy's ACK or NACK of the
+new versions. Every push is recorded with what changed and what each proxy answered.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from google.protobuf.any_pb2 import Any
+from google.protobuf.message import Message
+
+from ..model.raw import RawResource
+from ..model.topology import Topology, Workload
+from . import generate
+from .cache import SnapshotCache
+from .resources import PUSH_ORDER, SHORT_NAMES, resource_name
+from .snapshot import Snapshot
+from .status import SyncTracker
+
+ACK_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Change:
+    """How one resource differs between the previous and the new snapshot of a proxy."""
+
+    pod: str
+    type: str  # CDS, EDS, LDS, RDS, SDS
+    name: str
+    action: str  # added, removed, modified
+
+
+@dataclass
+class Push:
+    """One push: why, what changed, and what each proxy answered per type."""
+
+    id: int
+    started: float
+    reason: str
+    changes: list[Change] = field(default_factory=list)
+    versions: dict[str, dict[str, str]] = field(default_factory=dict)  # pod -> type -> version
+    results: dict[str, dict[str, str]] = field(default_factory=dict)  # pod -> type -> ACK/NACK/...
+    errors: dict[str, str] = field(default_factory=dict)  # pod -> Envoy's error text
+    finished: float | None = None
+
+    @property
+    def nacked(self) -> bool:
+        return bool(self.errors)
+
+    @property
+    def duration_ms(self) -> float | None:
+        return None if self.finished is None else (self.finished - self.started) * 1000
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "started": self.started,
+            "reason": self.reason,
+            "changes": [c.__dict__ for c in self.changes],
+            "versions": self.versions,
+            "results": self.results,
+            "errors": self.errors,
+            "duration_ms": self.duration_ms,
+        }
+
+
+class ControlPlane:
+    """Desired state + ADS cache + sync tracker: the part of istiod meshkit re-implements."""
+
+    def __init__(self, topology: Topology, cache: SnapshotCache, tracker: SyncTracker) -> None:
+        self.topology = topology
+        self.cache = cache
+        self.tracker = tracker
+        # pod name -> (type_url, resource name) -> the learner's raw resource
+        self._overrides: dict[str, dict[tuple[str, str], RawResource]] = {}
+        self._history: list[Push] = []
+
+    # -- desired state -------------------------------------------------------------------
+    def desired(self, proxy: Workload) -> dict[str, list[Message]]:
+        """The generated resources for `proxy`, with its raw overrides replacing or adding."""
+        resources = generate.generate(self.topology, proxy)
+        overrides = self._overrides.get(proxy.name, {})
+        merged: dict[str, list[Message]] = {}
+        for type_url in set(resources) | {key[0] for key in overrides}:
+            by_name = {resource_name(m): m for m in resources.get(type_url, [])}
+            for (override_type, name), raw in overrides.items():
+                if override_type == type_url:
+                    by_name[name] = raw.message
+            merged[type_url] = list(by_name.values())
+        return merged
+
+    def overrides(self) -> list[tuple[str, RawResource]]:
+        return [(pod, raw) for pod, items in self._overrides.items() for raw in items.values()]
+
+    def history(self) -> list[Push]:
+        return list(self._history)
+
+    # -- orders ------------------------------------------------------------------------------
+    async def push_all(self, reason: str = "initial state") -> Push:
+        return await self.push(self.topology.sidecars(), reason)
+
+    async def apply_raw(self, resources: Iterable[RawResource], pods: Iterable[Workload]) -> Push:
+        """Lay raw resources over the generated ones on `pods`, push, wait for ACK or NACK."""
+        resources, pods = list(resources), list(pods)
+        for pod in pods:
+            slot = self._overrides.setdefault(pod.name, {})
+            for raw in resources:
+                slot[(raw.type_url, raw.name)] = raw
+        names = ", ".join(f"{r.short_type} {r.name}" for r in resources)
+        return await self.push(pods, f"apply {names}")
+
+    async def revert(self, pods: Iterable[Workload]) -> Push:
+        """Drop the raw overrides of `pods`, so they get the generated config back."""
+        pods = list(pods)
+        for pod in pods:
+            self._overrides.pop(pod.name, None)
+        return await self.push(pods, "revert raw overrides")
+
+    async def set_topology(self, topology: Topology, reason: str) -> Push:
+        self.topology = topology
+        return await self.push(topology.sidecars(), reason)
+
+    async def push(self, pods: Iterable[Workload], reason: str, timeout: float = ACK_TIMEOUT_S) -> Push:
+        """Rebuild the snapshots of `pods`, publish them together, and wait for the proxies."""
+        record = Push(id=len(self._history) + 1, started=time.time(), reason=reason)
+        self._history.append(record)
+        snapshots: dict[str, Snapshot] = {}
+        expected: dict[str, dict[str, str]] = {}
+        for pod in pods:
+            new = Snapshot.build(self.desired(pod))
+            old = self.cache.get(pod.node_id)
+            record.changes.extend(_diff(pod.name, old, new))
+            changed = {t: v for t, v in new.versions.items() if old is None or old.versions.get(t) != v}
+            snapshots[pod.node_id] = new
+            record.versions[pod.name] = {SHORT_NAMES[t]: v for t, v in changed.items()}
+            if changed:
+                expected[pod.node_id] = changed
+        self.cache.set_many(snapshots)
+        outcomes = await self.tracker.wait_for(expected, timeout) if expected else {}
+        by_node = {p.node_id: p.name for p in self.topology.workloads}
+        for node_id, per_type in outcomes.items():
+            pod = by_node.get(node_id, node_id)
+            for type_url, outcome in per_type.items():
+                record.results.setdefault(pod, {})[SHORT_NAMES[type_url]] = outcome.state
+                if outcome.error:
+                    record.errors[pod] = outcome.error
+        record.finished = time.time()
+        return record
+
+
+def _diff(pod: str, old: Snapshot | None, new: Snapshot) -> list[Change]:
+    changes = []
+    for type_url in PUSH_ORDER:
+        before: Mapping[str, Any] = old.resources.get(type_url, {}) if old else {}
+        after: Mapping[str, Any] = new.resources.get(type_url, {})
+        short = SHORT_NAMES[type_url]
+        for name in sorted(set(before) | set(after)):
+            if name not in before:
+                changes.append(Change(pod, short, name, "added"))
+            elif name not in after:
+                changes.append(Change(pod, short, name, "removed"))
+            elif before[name].value != after[name].value:
+                changes.append(Change(pod, short, name, "modified"))
+    return changes
