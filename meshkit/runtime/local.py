@@ -1,0 +1,300 @@
+"""The local runtime: every pod a network namespace on a bridge, with its app and its Envoy sidecar.
+
+Names derive from the mesh's home directory (a short hash), so two meshes with different homes
+never share a bridge, a netns or a subnet. Everything the runtime creates is written to
+`<home>/state.json` *before* it is created; `LocalRuntime.cleanup(home)` needs nothing else, so a
+fresh process can tear down a mesh whose owner was killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterable
+from ipaddress import IPv4Network, ip_network
+from pathlib import Path
+from typing import Any
+
+from ..model import Topology, Workload
+from . import capture, netns
+from .apps import HERE as APPS_DIR
+from .apps import app_command, app_python
+from .bootstrap import XdsAddress, envoy_bootstrap
+from .envoy import PROXY_UID, find_envoy, start_envoy
+from .errors import RuntimeProblem
+
+APP_UID = 1000  # any uid but the proxy's: the apps' outbound calls must be captured
+ADMIN_PORT = 15000
+XDS_PORT = 15010
+POD_PREFIX = 24
+POD_SUPERNET = IPv4Network("10.244.0.0/16")
+STATE_FILE = "state.json"
+TOOLS = ("ip", "iptables", "iptables-restore", "setpriv")
+NOT_ROOT_FIX = (
+    "iptables capture needs root or an unprivileged user namespace; run with sudo, "
+    "or use the kind cluster path (meshkit cluster up)"
+)
+
+
+def _mesh_id(home: Path) -> str:
+    return hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest()[:6]
+
+
+def _start_time(pid: int) -> int | None:
+    """A process's start time in clock ticks (None if gone): with the pid, a unique identity."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+def _kill_all(pids: Iterable[int], grace_s: float = 1.0) -> None:
+    """SIGTERM, then SIGKILL what is still alive after `grace_s`; returns once all are gone."""
+    alive = {pid for pid in pids if pid != os.getpid() and _start_time(pid) is not None}
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.02)
+            alive = {pid for pid in alive if _start_time(pid) is not None}
+        if not alive:
+            return
+
+
+class LocalRuntime:
+    """Pods of `topology` as network namespaces on this machine, under `home`."""
+
+    def __init__(self, home: Path, topology: Topology) -> None:
+        self.home = Path(home).resolve()
+        self.topology = topology
+        self.mesh_id = _mesh_id(self.home)
+        first = topology.workloads[0].ip
+        self.subnet = ip_network(f"{first}/{POD_PREFIX}", strict=False)
+        self.gateway = str(self.subnet.network_address + 1)
+        strays = [w.name for w in topology.workloads if w.ip not in {str(h) for h in self.subnet.hosts()}]
+        if strays or self.gateway in {w.ip for w in topology.workloads}:
+            raise RuntimeProblem(
+                f"pods must share one /{POD_PREFIX} whose .1 is free for the bridge (check {strays or 'the .1'})",
+                "build the topology on LocalRuntime.allocate_subnet(home)",
+            )
+        self._lock = threading.Lock()
+        self._state = self._load(self.home) or {"mesh_id": self.mesh_id, "bridge": None, "netns": [],
+                                                 "etc_netns": [], "pids": []}
+        self._procs: dict[str, subprocess.Popen] = {}
+
+    # -- names -----------------------------------------------------------------------------------
+    @staticmethod
+    def bridge_name(home: Path) -> str:
+        return f"mkbr{_mesh_id(home)}"
+
+    @staticmethod
+    def netns_prefix(home: Path) -> str:
+        return f"mk{_mesh_id(home)}-"
+
+    def netns(self, pod: str) -> str:
+        """The netns of a pod, by pod or Deployment name: `mk<id>-reviews-v2`."""
+        return self.netns_prefix(self.home) + self.topology.workload(pod).deployment
+
+    def pod_dir(self, pod: str) -> Path:
+        """Where a pod's logs go: `<home>/pods/<pod name>/`."""
+        return self.home / "pods" / self.topology.workload(pod).name
+
+    def access_log(self, pod: str) -> Path:
+        """The pod's sidecar access log (Envoy's stdout)."""
+        return self.pod_dir(pod) / "access.log"
+
+    @staticmethod
+    def allocate_subnet(home: Path) -> str:
+        """A /24 of 10.244.0.0/16 no host address or route uses, probing from the home's hash."""
+        used = []
+        for line in netns.run(["ip", "-4", "-o", "addr", "show"]).splitlines():
+            used.append(ip_network(line.split()[3], strict=False))
+        for line in netns.run(["ip", "-4", "route", "show", "table", "all"]).splitlines():
+            dst = line.split()[0]
+            if dst[0].isdigit():
+                used.append(ip_network(dst, strict=False))
+        candidates = list(POD_SUPERNET.subnets(new_prefix=POD_PREFIX))
+        start = int(_mesh_id(home), 16) % len(candidates)
+        for i in range(len(candidates)):
+            subnet = candidates[(start + i) % len(candidates)]
+            if not any(subnet.overlaps(u) for u in used if u.prefixlen > 0):
+                return str(subnet)
+        raise RuntimeProblem(f"every /{POD_PREFIX} of {POD_SUPERNET} is in use on this host",
+                             "stop other meshes (meshkit down) or remove stale 10.244.x.x addresses")
+
+    # -- state -----------------------------------------------------------------------------------
+    @staticmethod
+    def _load(home: Path) -> dict[str, Any] | None:
+        try:
+            return json.loads((home / STATE_FILE).read_text())
+        except FileNotFoundError:
+            return None
+
+    def _record(self, key: str, value: Any) -> None:
+        """Remember something before creating it (atomic write, so a kill never leaves half a file)."""
+        with self._lock:
+            if key == "bridge":
+                self._state[key] = value
+            elif value not in self._state[key]:
+                self._state[key].append(value)
+            self.home.mkdir(parents=True, exist_ok=True)
+            tmp = self.home / f"{STATE_FILE}.tmp"
+            tmp.write_text(json.dumps(self._state, indent=1))
+            tmp.replace(self.home / STATE_FILE)
+
+    def _record_pid(self, pid: int, what: str) -> None:
+        self._record("pids", {"pid": pid, "start": _start_time(pid), "what": what})
+
+    def register_pid(self, pid: int) -> None:
+        """Record another process (the daemon) for `cleanup` to stop; a pid reused since is spared."""
+        self._record_pid(pid, "registered")
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def preflight(self) -> None:
+        """Check everything a start needs, each failure a RuntimeProblem naming its fix."""
+        if os.geteuid() != 0:
+            raise RuntimeProblem("the local mesh is not running as root", NOT_ROOT_FIX)
+        missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+        if missing:
+            raise RuntimeProblem(f"{', '.join(missing)} not found on PATH",
+                                 "apt-get install iproute2 iptables util-linux (or your distribution's equivalents)")
+        capture.script()
+        envoy = find_envoy()
+        if not netns.usable_by_any_uid(envoy):
+            raise RuntimeProblem(f"Envoy at {envoy} cannot be executed by the proxy uid {PROXY_UID}",
+                                 "install meshkit in a world-readable place, or copy envoy to /usr/local/bin "
+                                 "and set MESHKIT_ENVOY=/usr/local/bin/envoy")
+        app_python()
+        if not netns.usable_by_any_uid(APPS_DIR):
+            raise RuntimeProblem(f"the demo apps in {APPS_DIR} cannot be read by the apps' uid {APP_UID}",
+                                 "install meshkit in a world-readable place (not under /root)")
+
+    def start_network(self) -> None:
+        """Bridge, one netns per pod with /etc/netns names, and Istio's capture rules in sidecar pods."""
+        bridge = self.bridge_name(self.home)
+        if Path("/sys/class/net", bridge).exists():
+            raise RuntimeProblem(f"the bridge {bridge} of an earlier mesh in {self.home} still exists",
+                                 "run `meshkit down` (LocalRuntime.cleanup(home)) first")
+        self._record("bridge", bridge)
+        netns.create_bridge(bridge, self.gateway, POD_PREFIX)
+        for index, workload in enumerate(self.topology.workloads):
+            self._start_pod_network(index, workload, bridge)
+
+    def _start_pod_network(self, index: int, workload: Workload, bridge: str) -> None:
+        ns = self.netns(workload.name)
+        self._record("netns", ns)
+        self._record("etc_netns", str(netns.NETNS_ETC / ns))
+        netns.create_pod(ns, f"mk{self.mesh_id}v{index}", bridge, workload.ip, POD_PREFIX, self.gateway)
+        netns.write_etc(ns, self.topology, workload)
+        if workload.sidecar:
+            capture.apply(ns)
+
+    def xds_address(self) -> XdsAddress:
+        """Where the control plane listens: the bridge address, reachable from the pods only."""
+        return XdsAddress(self.gateway, XDS_PORT)
+
+    def start_pods(self, xds: XdsAddress) -> None:
+        """Start every pod's app (as uid 1000) and sidecar (as uid 1337) without waiting for them."""
+        envoy = find_envoy()
+        for workload in self.topology.workloads:
+            ns, pod_dir = self.netns(workload.name), self.pod_dir(workload.name)
+            pod_dir.mkdir(parents=True, exist_ok=True)
+            with open(pod_dir / "app.log", "ab") as log:
+                app = subprocess.Popen(
+                    netns.command_in(ns, app_command(workload), uid=APP_UID),
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                )
+            self._started(app, f"app {workload.name}")
+            if workload.sidecar:
+                bootstrap = envoy_bootstrap(workload, xds, admin_port=ADMIN_PORT)
+                self._started(start_envoy(ns, bootstrap, pod_dir, envoy), f"envoy {workload.name}")
+
+    def _started(self, process: subprocess.Popen, what: str) -> None:
+        self._procs[what] = process
+        self._record_pid(process.pid, what)
+
+    def wait_apps(self, timeout: float = 30.0) -> None:
+        """Return once every app accepts on 127.0.0.1:<port> inside its pod."""
+        self._wait_listening({w.name: w.ports[0] for w in self.topology.workloads}, "app.log", timeout)
+
+    def wait_sidecars(self, timeout: float = 30.0) -> None:
+        """Return once every sidecar's admin accepts on 127.0.0.1:15000 inside its pod."""
+        self._wait_listening({w.name: ADMIN_PORT for w in self.topology.sidecars()}, "envoy.log", timeout)
+
+    def _wait_listening(self, ports: dict[str, int], log: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        waiting = dict(ports)
+        while waiting:
+            for pod, port in list(waiting.items()):
+                try:
+                    self.connect(pod, "127.0.0.1", port, timeout=0.5).close()
+                    del waiting[pod]
+                except OSError:
+                    pass
+            dead = [what for what, process in self._procs.items() if process.poll() is not None]
+            if dead or (waiting and time.monotonic() > deadline):
+                what = f"processes exited: {dead}" if dead else f"not listening after {timeout:.0f} s: {waiting}"
+                raise RuntimeProblem(f"pods did not come up ({what})",
+                                     f"read {self.home}/pods/<pod>/{log}, then `meshkit down` and retry")
+            if waiting:
+                time.sleep(0.05)
+
+    def connect(self, pod: str, host: str, port: int, timeout: float = 5.0) -> socket.socket:
+        """A TCP connection from inside `pod` (as root: to a VIP it goes through the pod's sidecar)."""
+        return netns.connect(self.netns(pod), host, port, timeout)
+
+    def admin_get(self, pod: str, path: str, timeout: float = 5.0) -> str:
+        """GET a path of the pod's Envoy admin (127.0.0.1:15000 inside the pod: the private path).
+
+        The body comes back whatever the status: Envoy's own words (`PRE_INITIALIZING` from
+        /ready, the list of endpoints for an unknown path) say more than a status code.
+        """
+        conn = http.client.HTTPConnection("127.0.0.1", ADMIN_PORT, timeout=timeout)
+        conn.sock = self.connect(pod, "127.0.0.1", ADMIN_PORT, timeout)
+        try:
+            conn.request("GET", path)
+            return conn.getresponse().read().decode("utf-8", "replace")
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        """Stop this runtime's processes and remove everything it created."""
+        _kill_all(p.pid for p in self._procs.values())
+        for process in self._procs.values():
+            process.wait()
+        self.cleanup(self.home)
+
+    @classmethod
+    def cleanup(cls, home: Path) -> None:
+        """Remove everything `<home>/state.json` records: processes, netns, bridge, /etc/netns, the file.
+
+        Works from any process (the owner may have been SIGKILLed) and is idempotent.
+        """
+        home = Path(home).resolve()
+        state = cls._load(home)
+        if state is None:
+            return
+        recorded = [p["pid"] for p in state["pids"] if _start_time(p["pid"]) == p["start"]]
+        in_pods = [pid for ns in state["netns"] for pid in netns.netns_pids(ns)]
+        _kill_all([*recorded, *in_pods])
+        for ns in state["netns"]:
+            netns.delete_netns(ns)
+        if state["bridge"]:
+            netns.delete_link(state["bridge"])
+        for directory in map(Path, state["etc_netns"]):
+            if directory.parent == netns.NETNS_ETC:
+                shutil.rmtree(directory, ignore_errors=True)
+        (home / STATE_FILE).unlink(missing_ok=True)
