@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
@@ -67,34 +67,31 @@ class _AdsStream:
     """State and loop of one SotW ADS stream."""
 
     def __init__(self, cache: SnapshotCache, tracker: SyncTracker,
-                 nonces: itertools.count, context: grpc.aio.ServicerContext) -> None:
+                 nonces: Iterator[int], context: grpc.aio.ServicerContext) -> None:
         self._cache, self._tracker, self._nonces, self._context = cache, tracker, nonces, context
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._subs: dict[str, _Subscription] = {}
         self._node_id = ""
+        self._unwatch: Callable[[], None] | None = None
 
     async def run(self, requests: AsyncIterator[discovery_pb2.DiscoveryRequest]) -> None:
+        """Serve until the client goes away; every wake-up handles all queued items, then flushes once."""
         reader = asyncio.create_task(self._read(requests))
-        unwatch = None
         try:
             while True:
-                item = await self._queue.get()
-                while True:
+                items = [await self._queue.get()]
+                while not self._queue.empty():
+                    items.append(self._queue.get_nowait())
+                for item in items:
                     if item is _END:
                         return
                     if isinstance(item, discovery_pb2.DiscoveryRequest):
-                        if not self._node_id:
-                            await self._identify(item)
-                            unwatch = self._cache.watch(self._node_id, lambda: self._queue.put_nowait(_WAKE))
                         await self._handle(item)
-                    if self._queue.empty():
-                        break
-                    item = self._queue.get_nowait()
                 await self._flush()
         finally:
             reader.cancel()
-            if unwatch:
-                unwatch()
+            if self._unwatch:
+                self._unwatch()
             if self._node_id:
                 self._tracker.on_disconnect(self._node_id)
 
@@ -107,13 +104,13 @@ class _AdsStream:
         finally:
             self._queue.put_nowait(_END)
 
-    async def _identify(self, request: discovery_pb2.DiscoveryRequest) -> None:
-        if not request.node.id:
-            await self._context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first request carries no node.id")
-        self._node_id = request.node.id
-        self._tracker.on_connect(request.node)
-
     async def _handle(self, request: discovery_pb2.DiscoveryRequest) -> None:
+        if not self._node_id:  # only the first request is sure to carry the node
+            if not request.node.id:
+                await self._context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first request carries no node.id")
+            self._node_id = request.node.id
+            self._tracker.on_connect(request.node)
+            self._unwatch = self._cache.watch(self._node_id, lambda: self._queue.put_nowait(_WAKE))
         url = request.type_url
         if not url:
             await self._context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ADS request without type_url")

@@ -230,6 +230,24 @@ def test_eds_is_resent_after_a_cds_push_even_when_unchanged() -> None:
     run(scenario)
 
 
+def test_a_cds_push_does_not_resend_rejected_endpoints() -> None:
+    async def scenario(h: Harness) -> None:
+        h.cache.set(NODE, mesh())
+        envoy = h.envoy()
+        good = (await envoy.sync_all())[ENDPOINT]
+        h.cache.set(NODE, mesh(eds=2))
+        bad = await envoy.recv()
+        nacked = asyncio.create_task(h.event(EventKind.NACK, ENDPOINT))
+        await envoy.nack(bad, good.version_info, "bad endpoints")
+        await nacked
+        h.cache.set(NODE, mesh(cds=2, eds=2))
+        assert (await envoy.recv()).type_url == CLUSTER
+        await envoy.silent()
+        await envoy.close()
+
+    run(scenario)
+
+
 def test_a_nack_is_recorded_and_the_rejected_version_is_not_resent() -> None:
     async def scenario(h: Harness) -> None:
         h.cache.set(NODE, mesh())
