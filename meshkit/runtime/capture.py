@@ -1,4 +1,4 @@
-"""Traffic capture: Istio's istio-init rules applied in a pod, and reading where a connection was headed.
+"""Traffic capture: Istio's istio-init rules applied in a pod.
 
 The rules live in one shell script, `cluster/istio-iptables.sh`, which the kind init container
 runs too; this module only runs it inside a pod's netns.
@@ -6,15 +6,12 @@ runs too; this module only runs it inside a pod's netns.
 
 from __future__ import annotations
 
-import socket
-import struct
 from pathlib import Path
 
 from .errors import RuntimeProblem
 from .netns import command_in, run
 
 SCRIPT = Path(__file__).resolve().parents[2] / "cluster" / "istio-iptables.sh"
-SO_ORIGINAL_DST = 80  # linux/netfilter_ipv4.h
 
 
 def script() -> Path:
@@ -35,9 +32,3 @@ def apply(netns: str, *args: str) -> None:
     run(command_in(netns, ["sh", str(script()), *args]),
         fix="capture needs root and iptables with the nat table (nf_tables or legacy)")
 
-
-def original_dst(conn: socket.socket) -> tuple[str, int]:
-    """Where a REDIRECTed connection was going before iptables sent it to us (IPv4)."""
-    raw = conn.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
-    port, packed = struct.unpack_from("!2xH4s", raw)
-    return socket.inet_ntoa(packed), port
