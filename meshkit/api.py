@@ -160,6 +160,14 @@ class Mesh:
         """GET `path` from the Envoy admin API inside `pod` (127.0.0.1:15000 there)."""
         return self._call("admin", pod=pod, path=path)  # type: ignore[return-value]
 
+    def events(self, after: int = 0, timeout: float = 0.0) -> dict:
+        """Sync events (CONNECTED, SENT, ACK, NACK, ...) numbered after `after`.
+
+        With `timeout`, waits for the next one: live views redraw on ACK without polling Envoy.
+        Returns {"last": seq, "events": [...]}.
+        """
+        return self._call("events", timeout=timeout + 10.0, after=after, wait=timeout)  # type: ignore[return-value]
+
     def topology(self) -> dict:
         return self._call("topology")  # type: ignore[return-value]
 

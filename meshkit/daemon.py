@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -35,11 +36,12 @@ from .xds.cache import SnapshotCache
 from .xds.control_plane import ControlPlane
 from .xds.resources import SHORT_NAMES
 from .xds.server import AdsServer
-from .xds.status import SyncTracker
+from .xds.status import SyncEvent, SyncState, SyncTracker, TypeSync
 
 log = logging.getLogger("meshkit.daemon")
 
 READY_TIMEOUT_S = 30.0
+EVENT_BUFFER = 500
 STATUS_FILE = "daemon.json"
 
 
@@ -55,6 +57,10 @@ class Daemon:
         self.started = time.time()
         self.ready_s: float | None = None
         self._stop = asyncio.Event()
+        self._events: list[dict] = []  # recent sync events, numbered, for live views
+        self._event_seq = 0
+        self._new_event = asyncio.Condition()
+        self.tracker.subscribe(self._on_sync_event)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def run(self) -> None:
@@ -107,6 +113,17 @@ class Daemon:
         info = {"state": state, "pid": os.getpid(), "error": error, "ready_s": self.ready_s}
         (self.home / STATUS_FILE).write_text(json.dumps(info))
 
+    def _on_sync_event(self, event: SyncEvent) -> None:
+        self._event_seq += 1
+        row = {"seq": self._event_seq, "kind": event.kind.value, "node_id": event.node_id, "time": event.time,
+               "type": SHORT_NAMES.get(event.type_url, ""), "version": event.version, "error": event.error}
+        self._events = [*self._events[-(EVENT_BUFFER - 1):], row]
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._new_event:
+            self._new_event.notify_all()
+
     # -- the control socket ----------------------------------------------------------------
     def handlers(self) -> dict[str, control.Handler]:
         return {
@@ -121,6 +138,7 @@ class Daemon:
             "history": self.op_history,
             "curl": self.op_curl,
             "admin": self.op_admin,
+            "events": self.op_events,
             "down": self.op_down,
         }
 
@@ -170,9 +188,9 @@ class Daemon:
                 "pod": pod.name if pod else "",
                 "cluster": "Kubernetes",
                 "connected": sync.connected,
-                "types": {SHORT_NAMES[t]: s.as_dict() for t, s in sync.types.items()},
+                "types": {SHORT_NAMES[t]: _type_row(s) for t, s in sync.types.items()},
                 "istiod": "meshkit",
-                "version": sync.envoy_version,
+                "version": str(sync.metadata.get("ISTIO_VERSION", "")),
             })
         return rows
 
@@ -320,9 +338,30 @@ class Daemon:
         path = str(args.get("path", "/server_info"))
         return await asyncio.to_thread(runtime.admin_get, pod.name, path)
 
+    async def op_events(self, args: dict) -> dict:
+        """Sync events after `after` (a sequence number); waits up to `wait` s for a new one."""
+        after, timeout = int(args.get("after", 0)), float(args.get("wait", 0))
+        if timeout > 0 and self._event_seq <= after:
+            async with self._new_event:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._new_event.wait_for(lambda: self._event_seq > after), timeout)
+        by_node = {w.node_id: w.name for w in self.plane.topology.workloads} if self.plane else {}
+        events = [dict(e, pod=by_node.get(e["node_id"], "")) for e in self._events if e["seq"] > after]
+        return {"last": self._event_seq, "events": events}
+
     async def op_down(self, args: dict) -> dict:
         asyncio.get_running_loop().call_later(0.05, self.stop)
         return {"stopping": True}
+
+
+def _type_row(sync: TypeSync) -> dict:
+    return {
+        "state": sync.state.value,
+        "version": sync.acked_version or sync.sent_version,
+        "sent": sync.sent_version,
+        "acked": sync.acked_version,
+        "error": sync.error if sync.state is SyncState.ERROR else "",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from . import generate
 from .cache import SnapshotCache
 from .resources import PUSH_ORDER, SHORT_NAMES, resource_name
 from .snapshot import Snapshot
-from .status import SyncTracker
+from .status import OutcomeKind, SyncTracker
 
 ACK_TIMEOUT_S = 5.0
 
@@ -147,8 +147,8 @@ class ControlPlane:
         for node_id, per_type in outcomes.items():
             pod = by_node.get(node_id, node_id)
             for type_url, outcome in per_type.items():
-                record.results.setdefault(pod, {})[SHORT_NAMES[type_url]] = outcome.state
-                if outcome.error:
+                record.results.setdefault(pod, {})[SHORT_NAMES[type_url]] = outcome.kind.value
+                if outcome.kind is OutcomeKind.NACK:
                     record.errors[pod] = outcome.error
         record.finished = time.time()
         return record

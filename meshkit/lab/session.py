@@ -1,0 +1,220 @@
+"""A lab session in a notebook: start, reset, skip ahead, check, hint, solution.
+
+>>> lab = meshkit.lab("04-rds")
+>>> lab.start()            # boots or attaches to the mesh, restores this lab's starting state
+>>> lab.check("ex1")       # done / not yet / wrong / rejected / environment problem
+>>> lab.hint("ex1")        # one tier more each time
+>>> lab.solution("ex1")    # show the reference answer (apply=True to apply it)
+
+Every method can be run again at any time and in any order.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+
+import yaml
+
+from .. import api
+from ..control import ControlError
+from . import modes, progress
+from .catalog import load_spec
+from .spec import Exercise, LabSpec, Outcome, Verdict
+
+SYNC_DEADLINE_S = 10.0
+
+_ICONS = {
+    Outcome.DONE: "✅", Outcome.NOT_YET: "⏳", Outcome.WRONG: "❌",
+    Outcome.REJECTED: "⛔", Outcome.ENVIRONMENT: "⚠️",
+}
+_COLOURS = {
+    Outcome.DONE: "#1a7f37", Outcome.NOT_YET: "#6e7781", Outcome.WRONG: "#cf222e",
+    Outcome.REJECTED: "#8250df", Outcome.ENVIRONMENT: "#9a6700",
+}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """A check's outcome as the learner sees it (plain text, or a coloured badge in Jupyter)."""
+
+    lab: str
+    exercise: str
+    outcome: Outcome
+    message: str
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is Outcome.DONE
+
+    def __str__(self) -> str:
+        text = f"{_ICONS[self.outcome]} {self.exercise}: {self.outcome.value}"
+        return f"{text} — {self.message}" if self.message else text
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        colour = _COLOURS[self.outcome]
+        message = html.escape(self.message).replace("\n", "<br>")
+        return (
+            f'<div style="border-left:4px solid {colour};padding:4px 10px;margin:4px 0">'
+            f'<b style="color:{colour}">{_ICONS[self.outcome]} {self.exercise}: {self.outcome.value}</b>'
+            + (f"<br>{message}" if message else "") + "</div>"
+        )
+
+
+@dataclass(frozen=True)
+class Reveal:
+    """A hint or a solution, shown as text (and as a styled block in Jupyter)."""
+
+    title: str
+    body: str
+
+    def __str__(self) -> str:
+        return f"{self.title}\n{self.body}"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return (f'<div style="border-left:4px solid #0969da;padding:4px 10px"><b>{html.escape(self.title)}</b>'
+                f"<pre style='white-space:pre-wrap'>{html.escape(self.body)}</pre></div>")
+
+
+class Lab:
+    """One lab, bound to the mesh at `home` (default: `$MESHKIT_HOME` or ~/.meshkit)."""
+
+    def __init__(self, spec: LabSpec, home: str | None = None, mode: str | None = None) -> None:
+        self.spec = spec
+        self.home = api.home_dir(home)
+        self.mode = modes.resolve(mode)
+        self._mesh: api.Mesh | None = None
+        self._hint_level: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"Lab({self.spec.name!r}: {self.spec.title}, mode={self.mode})"
+
+    @property
+    def mesh(self) -> api.Mesh:
+        if self._mesh is None:
+            self._mesh = api.up(self.home)
+        return self._mesh
+
+    # -- state -------------------------------------------------------------------------------
+    def start(self) -> Reveal:
+        """Boot or attach to the mesh and restore this lab's starting state (idempotent)."""
+        self.reset()
+        lines = [f"{self.spec.title} — about {self.spec.minutes} minutes, mode: {self.mode}"]
+        lines += [f"  • {objective}" for objective in self.spec.objectives]
+        lines.append(f"mesh: {len(self.mesh.pods())} pods, all sidecars SYNCED")
+        if self.mode == modes.INSTRUCTOR:
+            modes.enable_projection()
+        return Reveal(f"Lab {self.spec.name} is ready", "\n".join(lines))
+
+    def reset(self) -> None:
+        """Back to this lab's starting state: default mesh plus the lab's own setup."""
+        mesh = self.mesh
+        restore_default(mesh)
+        if self.spec.setup is not None:
+            self.spec.setup(mesh)
+        wait_synced(mesh)
+
+    def skip_to(self, exercise: int | str) -> list[str]:
+        """Reset, then apply the reference solutions of every exercise before `exercise`."""
+        index = exercise - 1 if isinstance(exercise, int) else self._index(exercise)
+        self.reset()
+        applied = []
+        for earlier in self.spec.exercises[:index]:
+            earlier.apply(self.mesh)
+            applied.append(earlier.id)
+        wait_synced(self.mesh)
+        return applied
+
+    # -- exercises ---------------------------------------------------------------------------
+    def check(self, exercise_id: str) -> CheckResult:
+        """Judge an exercise from live state, waiting for the mesh to converge first."""
+        exercise = self.spec.exercise(exercise_id)
+        verdict = run_check(self.mesh_or_none(), exercise)
+        progress.record(self.home, self.spec.name, exercise.id, verdict.outcome.value)
+        return CheckResult(self.spec.name, exercise.id, verdict.outcome, verdict.message)
+
+    def mesh_or_none(self) -> api.Mesh | None:
+        try:
+            return self.mesh
+        except ControlError:
+            return None
+
+    def hint(self, exercise_id: str, level: int | None = None) -> Reveal:
+        """The next hint tier (or tier `level`, 1-based) for an exercise."""
+        exercise = self.spec.exercise(exercise_id)
+        if not modes.hints_allowed(self.mode, self.home):
+            return Reveal("Hints are locked", "Your instructor unlocks hints during the workshop "
+                          "(`meshkit hints unlock`). Try the prediction prompts meanwhile.")
+        shown = level if level is not None else self._hint_level.get(exercise_id, 0) + 1
+        shown = max(1, min(shown, len(exercise.hints)))
+        self._hint_level[exercise_id] = shown
+        more = " (run again for a stronger hint)" if shown < len(exercise.hints) else ""
+        return Reveal(f"Hint {shown}/{len(exercise.hints)} for {exercise_id}{more}", exercise.hints[shown - 1])
+
+    def solution(self, exercise_id: str, apply: bool = False) -> Reveal:
+        """Show the reference solution; with apply=True also put it into the mesh."""
+        exercise = self.spec.exercise(exercise_id)
+        progress.record(self.home, self.spec.name, exercise.id, "solution shown")
+        if apply:
+            exercise.apply(self.mesh)
+            wait_synced(self.mesh)
+        title = f"Solution for {exercise_id}: {exercise.title}" + (" (applied)" if apply else "")
+        return Reveal(title, exercise.solution)
+
+    def _index(self, exercise_id: str) -> int:
+        return [e.id for e in self.spec.exercises].index(self.spec.exercise(exercise_id).id)
+
+
+def lab(name: str, home: str | None = None, mode: str | None = None) -> Lab:
+    """The lab called `name` (e.g. "04-rds" or just "04")."""
+    return Lab(load_spec(name), home=home, mode=mode)
+
+
+def run_check(mesh: api.Mesh | None, exercise: Exercise) -> Verdict:
+    """Wait for convergence, run the check, and explain environment trouble instead of crashing."""
+    if mesh is None:
+        return Verdict(Outcome.ENVIRONMENT, "no mesh answers; run `meshkit up` (or `meshkit doctor`)")
+    try:
+        wait_synced(mesh, exercise.deadline_s)
+        verdict = exercise.check(mesh)
+    except ControlError as exc:
+        return Verdict(Outcome.ENVIRONMENT, f"{exc} — try `meshkit doctor`")
+    if verdict.outcome in (Outcome.NOT_YET, Outcome.WRONG):
+        errors = nack_errors(mesh)
+        if errors:
+            return Verdict.rejected("Envoy rejected the last config you pushed: " + "; ".join(errors))
+    return verdict
+
+
+def wait_synced(mesh: api.Mesh, deadline_s: float = SYNC_DEADLINE_S) -> bool:
+    """Wait until no sidecar is STALE (an ERROR counts as settled: Envoy answered)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        states = {s["state"] for row in mesh.status_rows() for s in row["types"].values()}
+        if "STALE" not in states or time.monotonic() > deadline:
+            return "STALE" not in states
+        time.sleep(0.05)
+
+
+def nack_errors(mesh: api.Mesh) -> list[str]:
+    return [f"{row['pod']} {kind}: {state['error']}" for row in mesh.status_rows()
+            for kind, state in row["types"].items() if state["state"] == "ERROR"]
+
+
+def restore_default(mesh: api.Mesh) -> None:
+    """Drop raw overrides and Istio resources, and set the mesh back to ALLOW_ANY."""
+    mesh.revert()
+    for kind in ("VirtualService", "DestinationRule", "ServiceEntry"):
+        items = mesh.get(kind)
+        if items:
+            mesh.delete(yaml.safe_dump_all(items, sort_keys=False))
+    mesh.set_outbound_traffic_policy("ALLOW_ANY")
+
+
+
+
