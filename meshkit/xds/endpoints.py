@@ -37,6 +37,7 @@ def endpoint_metadata(pod: Workload) -> dict[str, dict[str, object]]:
 
 
 def lb_endpoint(pod: Workload, port: int) -> ec.LbEndpoint:
+    """One pod as a HEALTHY endpoint on `port`, with istiod's metadata."""
     return ec.LbEndpoint(
         endpoint=ec.Endpoint(
             address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address=pod.ip, port_value=port))

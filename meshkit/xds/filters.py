@@ -97,6 +97,7 @@ def file_access_log(*, only_no_route: bool = False) -> accesslog_pb2.AccessLog:
 
 
 def network_filter(name: str, config: Message) -> listener_components_pb2.Filter:
+    """A network filter with its typed config."""
     return listener_components_pb2.Filter(name=name, typed_config=pack(config))
 
 
@@ -150,18 +151,22 @@ def http_connection_manager(
 
 
 def listener_filter(name: str, config: Message) -> listener_components_pb2.ListenerFilter:
+    """A listener filter with its typed config."""
     return listener_components_pb2.ListenerFilter(name=name, typed_config=pack(config))
 
 
 def original_dst() -> listener_components_pb2.ListenerFilter:
+    """Recover the pre-iptables destination so chains can match on it."""
     return listener_filter(ORIGINAL_DST, original_dst_pb2.OriginalDst())
 
 
 def tls_inspector() -> listener_components_pb2.ListenerFilter:
+    """Detect TLS (transport `tls`), SNI and ALPN."""
     return listener_filter(TLS_INSPECTOR, tls_inspector_pb2.TlsInspector())
 
 
 def http_inspector() -> listener_components_pb2.ListenerFilter:
+    """Detect plaintext HTTP and set ALPN `http/1.1` or `h2c`."""
     return listener_filter(HTTP_INSPECTOR, http_inspector_pb2.HttpInspector())
 
 

@@ -58,12 +58,14 @@ INBOUND_MATCH_OPTIONS: dict[str, tuple[ChainMatch, ...]] = {
 
 
 def socket_address(ip: str, port: int) -> address_pb2.Address:
+    """An IP:port listener address."""
     return address_pb2.Address(socket_address=address_pb2.SocketAddress(address=ip, port_value=port))
 
 
 def filter_chain(
     filters_: Sequence[lc.Filter], *, name: str = "", match: lc.FilterChainMatch | None = None
 ) -> lc.FilterChain:
+    """A filter chain, optionally named and matched."""
     chain = lc.FilterChain(name=name, filters=filters_)
     if match is not None:
         chain.filter_chain_match.CopyFrom(match)
@@ -71,6 +73,7 @@ def filter_chain(
 
 
 def destination_port_match(port: int) -> lc.FilterChainMatch:
+    """Match connections by their original destination port."""
     return lc.FilterChainMatch(destination_port=wrappers_pb2.UInt32Value(value=port))
 
 
