@@ -39,13 +39,13 @@ import yaml
 from ..model import Topology, Workload, bookinfo
 from ..model.bookinfo import DEFAULT_SERVICE_SUBNET
 from .bootstrap import XdsAddress, envoy_bootstrap
+from .envoy import PROXY_UID
 from .errors import RuntimeProblem
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = REPO / "cluster"
 KIND_CONFIG = CLUSTER_DIR / "kind.yaml"
 IMAGES_DIR = CLUSTER_DIR / "images"
-CAPTURE_SCRIPT = CLUSTER_DIR / "istio-iptables.sh"
 
 KIND_MIN_VERSION = (0, 32, 0)
 ENVOY_IMAGE = "envoyproxy/envoy:v1.40.0"
@@ -63,11 +63,11 @@ XDS_COMMAND = ("meshkit", "serve-xds", "--listen", f"0.0.0.0:{XDS_PORT}", "--top
 VIP_CIDR_NAME = "meshkit-vips"
 ADMIN_PORT = 15000
 PROMETHEUS_PORT = 15090
-PROXY_UID = 1337
 INIT_SCRIPT_PATH = "/usr/local/bin/istio-iptables.sh"
 CAPTURE_ARGS = ("-p", "15001", "-z", "15006", "-u", str(PROXY_UID), "-g", str(PROXY_UID),
                 "-d", "15090,15021,15020")
 BOOTSTRAP_DIR = "/etc/istio/proxy"
+APPS_DIR = "/opt/meshkit-apps"
 BOOTSTRAP_FILE = "envoy-bootstrap.json"
 
 PORT_BASE = 25000
@@ -217,13 +217,13 @@ def node_overrides(workload: Workload) -> dict[str, Any]:
     return {"node": {"id": live.node_id, "metadata": {"NAME": live.name, "INSTANCE_IPS": live.ip}}}
 
 
-def app_command(topology: Topology, workload: Workload) -> list[str]:
-    """The demo app of a pod, as the local runtime starts it, with the real pod name."""
+def app_command(workload: Workload) -> list[str]:
+    """The demo app of a pod, started as the local runtime starts it, with the real pod name."""
     port = str(workload.ports[0])
     if workload.app == "tcp-echo":
-        return ["python", "-m", "meshkit.runtime.apps.tcp_echo", "--port", port, "--pod", "$(POD_NAME)"]
-    return ["python", "-m", "meshkit.runtime.apps.bookinfo", "--service", workload.app,
-            "--version", workload.version, "--pod", "$(POD_NAME)", "--port", port]
+        return ["python", "-I", f"{APPS_DIR}/tcp_echo.py", "--pod", "$(POD_NAME)", "--port", port]
+    return ["python", "-I", f"{APPS_DIR}/bookinfo.py", "--service", workload.app,
+            "--version", workload.version or "v1", "--pod", "$(POD_NAME)", "--port", port]
 
 
 def _port_names(topology: Topology, workload: Workload) -> dict[int, str]:
@@ -263,7 +263,7 @@ def workload_objects(topology: Topology, workload: Workload, config: KindConfig)
     }
     app = {
         "name": workload.app, "image": image_ref("app"), "imagePullPolicy": "Never",
-        "command": app_command(topology, workload),
+        "command": app_command(workload),
         "env": [_field_env("POD_NAME", "metadata.name")],
         "ports": [{"name": names.get(p, f"port-{p}"), "containerPort": p} for p in workload.ports],
         "securityContext": _non_root(10001),
@@ -416,7 +416,9 @@ def validate(out: Path) -> list[str]:
                 try:
                     kubernetes_validate.validate(obj, version, strict=True)
                 except kubernetes_validate.ValidationError as e:
-                    errors.append(f"{where}: {'.'.join(map(str, e.caught.path))}: {e.caught.message}")
+                    errors.append(f"{where}: {'.'.join(map(str, e.path))}: {e.message}")
+                except kubernetes_validate.SchemaNotFoundError as e:
+                    errors.append(f"{where}: {e.message}")
             for text in _bootstrap_texts(obj):
                 bootstraps += 1
                 try:
