@@ -98,10 +98,12 @@ class LocalRuntime:
     # -- names -----------------------------------------------------------------------------------
     @staticmethod
     def bridge_name(home: Path) -> str:
+        """The mesh's bridge on the host: `mkbr<id>` (10 characters, within IFNAMSIZ)."""
         return f"mkbr{_mesh_id(home)}"
 
     @staticmethod
     def netns_prefix(home: Path) -> str:
+        """What every pod netns name of the mesh starts with: `mk<id>-`."""
         return f"mk{_mesh_id(home)}-"
 
     def netns(self, pod: str) -> str:
