@@ -299,4 +299,6 @@ class LocalRuntime:
         for directory in map(Path, state["etc_netns"]):
             if directory.parent == netns.NETNS_ETC:
                 shutil.rmtree(directory, ignore_errors=True)
+        with contextlib.suppress(OSError):  # /etc/netns itself, once no mesh uses it
+            netns.NETNS_ETC.rmdir()
         (home / STATE_FILE).unlink(missing_ok=True)
