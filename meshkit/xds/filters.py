@@ -55,7 +55,7 @@ ACCESS_LOG_JSON_FORMAT = {
     "request_id": "%REQ(X-REQUEST-ID)%",
     "authority": "%REQ(:AUTHORITY)%",
     "upstream_host": "%UPSTREAM_HOST%",
-    "upstream_cluster": "%UPSTREAM_CLUSTER%",
+    "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",  # Istio 1.23+: the name without the ";" stat delimiter
     "upstream_local_address": "%UPSTREAM_LOCAL_ADDRESS%",
     "downstream_local_address": "%DOWNSTREAM_LOCAL_ADDRESS%",
     "downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%",
