@@ -28,7 +28,7 @@ def boot_once() -> dict[str, float]:
             rows = mesh.curl_rows("productpage-v1", "http://productpage:9080/productpage", n=3)
             bodies = [json.loads(r["body"]) for r in rows if r["status"] == 200]
             rated = [b for b in bodies if b["reviews"]["status"] == 200
-                     and b["reviews"]["body"].get("ratings", {}).get("status") == 200]
+                     and b["reviews"]["body"].get("ratings_call", {}).get("status") == 200]
             if rated:
                 break
         answered = time.perf_counter() - start
