@@ -699,7 +699,7 @@ class _Runner:
 
 def _is_forward(pid: int) -> bool:
     """Whether `pid` is still a kubectl port-forward (and not a recycled pid)."""
-    ps = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=False)
+    ps = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=False)
     return "port-forward" in ps.stdout
 
 
@@ -711,7 +711,7 @@ def _stop_forwards(directory: Path) -> int:
     stopped = 0
     for entry in json.loads(record.read_text()):
         if _is_forward(entry["pid"]):
-            os.kill(entry["pid"], signal.SIGTERM)
+            os.killpg(entry["pid"], signal.SIGTERM)  # its own session: started with start_new_session
             stopped += 1
     record.unlink()
     return stopped
