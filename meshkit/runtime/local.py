@@ -29,8 +29,9 @@ from . import capture, netns
 from .apps import HERE as APPS_DIR
 from .apps import app_command, app_python
 from .bootstrap import XdsAddress, envoy_bootstrap
-from .envoy import PROXY_UID, find_envoy, start_envoy
+from .envoy import find_envoy, start_envoy
 from .errors import RuntimeProblem
+from .shared import world_usable
 
 APP_UID = 1000  # any uid but the proxy's: the apps' outbound calls must be captured
 ADMIN_PORT = 15000
@@ -94,6 +95,8 @@ class LocalRuntime:
         self._state = self._load(self.home) or {"mesh_id": self.mesh_id, "bridge": None, "netns": [],
                                                  "etc_netns": [], "pids": []}
         self._procs: dict[str, subprocess.Popen] = {}
+        self._envoy: Path | None = None  # staged by preflight() where uid 1337 can run it
+        self._apps: Path | None = None
 
     # -- names -----------------------------------------------------------------------------------
     @staticmethod
@@ -174,15 +177,9 @@ class LocalRuntime:
             raise RuntimeProblem(f"{', '.join(missing)} not found on PATH",
                                  "apt-get install iproute2 iptables util-linux (or your distribution's equivalents)")
         capture.script()
-        envoy = find_envoy()
-        if not netns.usable_by_any_uid(envoy):
-            raise RuntimeProblem(f"Envoy at {envoy} cannot be executed by the proxy uid {PROXY_UID}",
-                                 "install meshkit in a world-readable place, or copy envoy to /usr/local/bin "
-                                 "and set MESHKIT_ENVOY=/usr/local/bin/envoy")
+        self._envoy = world_usable(find_envoy())
         app_python()
-        if not netns.usable_by_any_uid(APPS_DIR):
-            raise RuntimeProblem(f"the demo apps in {APPS_DIR} cannot be read by the apps' uid {APP_UID}",
-                                 "install meshkit in a world-readable place (not under /root)")
+        self._apps = world_usable(APPS_DIR)
 
     def start_network(self) -> None:
         """Bridge, one netns per pod with /etc/netns names, and Istio's capture rules in sidecar pods."""
@@ -210,13 +207,13 @@ class LocalRuntime:
 
     def start_pods(self, xds: XdsAddress) -> None:
         """Start every pod's app (as uid 1000) and sidecar (as uid 1337) without waiting for them."""
-        envoy = find_envoy()
+        envoy, apps = self._envoy or world_usable(find_envoy()), self._apps or world_usable(APPS_DIR)
         for workload in self.topology.workloads:
             ns, pod_dir = self.netns(workload.name), self.pod_dir(workload.name)
             pod_dir.mkdir(parents=True, exist_ok=True)
             with open(pod_dir / "app.log", "ab") as log:
                 app = subprocess.Popen(
-                    netns.command_in(ns, app_command(workload), uid=APP_UID),
+                    netns.command_in(ns, app_command(workload, apps), uid=APP_UID),
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 )
             self._started(app, f"app {workload.name}")

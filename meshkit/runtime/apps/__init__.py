@@ -31,14 +31,14 @@ def app_python() -> str:
     )
 
 
-def app_command(workload: Workload) -> list[str]:
-    """The argv that runs `workload`'s demo app on its first port."""
+def app_command(workload: Workload, apps: Path = HERE) -> list[str]:
+    """The argv that runs `workload`'s demo app (from the folder `apps`) on its first port."""
     port = str(workload.ports[0])
     python = [app_python(), "-I"]
     if workload.app in BOOKINFO_SERVICES:
-        return [*python, str(HERE / "bookinfo.py"), "--service", workload.app,
+        return [*python, str(apps / "bookinfo.py"), "--service", workload.app,
                 "--version", workload.version or "v1", "--pod", workload.name, "--port", port]
     if workload.app == "tcp-echo":
-        return [*python, str(HERE / "tcp_echo.py"), "--pod", workload.name, "--port", port]
+        return [*python, str(apps / "tcp_echo.py"), "--pod", workload.name, "--port", port]
     raise RuntimeProblem(f"no demo app for workload {workload.name} (app={workload.app!r})",
                          f"use an app of the demo: {', '.join((*BOOKINFO_SERVICES, 'tcp-echo'))}")
