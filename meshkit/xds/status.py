@@ -99,10 +99,16 @@ class TypeSync:
         object.__setattr__(self, "state", state)
 
     def outcome(self, version: str) -> Outcome | None:
-        """ACK or NACK if this version has already been answered, else None."""
-        if self.acked_version == version and self.acked_at is not None:
+        """ACK or NACK if `version` is the latest response sent and Envoy has answered it, else None.
+
+        An older answer to the same version does not count: after a NACK of V1, re-sending the
+        previously ACKed V0 must wait for Envoy's new ACK, not resolve from the old one.
+        """
+        if self.sent_version != version or not self.sent_nonce:
+            return None
+        if self.acked_nonce == self.sent_nonce and self.acked_at is not None:
             return Outcome(OutcomeKind.ACK, version, self.acked_at)
-        if self.nacked_version == version and self.nacked_at is not None:
+        if self.nacked_nonce == self.sent_nonce and self.nacked_at is not None:
             return Outcome(OutcomeKind.NACK, version, self.nacked_at, self.error)
         return None
 
