@@ -73,7 +73,7 @@ class Mesh:
         return f"Mesh(home={str(self.home)!r})"
 
     def _call(self, op: str, timeout: float = 60.0, **args: object) -> object:
-        return control.call(self.home / "control.sock", op, timeout=timeout, **args)
+        return control.call(self.home / "control.sock", op, args, timeout=timeout)
 
     # -- orders ----------------------------------------------------------------------------
     def apply(self, text: str, pods: Iterable[str] | None = None) -> dict:

@@ -62,19 +62,19 @@ async def serve(path: Path, handlers: dict[str, Handler]) -> asyncio.AbstractSer
     return server
 
 
-def call(path: Path, op: str, timeout: float = 60.0, **args: object) -> object:
-    """Send one request to the boss at `path` and return its result (or raise ControlError)."""
+def call(socket_path: Path, op: str, args: dict | None = None, timeout: float = 60.0) -> object:
+    """Send one request to the boss listening on `socket_path`; its result, or ControlError."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
-        sock.connect(str(path))
+        sock.connect(str(socket_path))
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         sock.close()
         raise NotRunning(
-            f"no mesh is running at {path.parent} (start one with `meshkit up`)", "not-running"
+            f"no mesh is running at {socket_path.parent} (start one with `meshkit up`)", "not-running"
         ) from exc
     with sock, sock.makefile("rwb") as stream:
-        stream.write(json.dumps({"op": op, "args": args}).encode() + b"\n")
+        stream.write(json.dumps({"op": op, "args": args or {}}).encode() + b"\n")
         stream.flush()
         line = stream.readline(MAX_MESSAGE)
     if not line:
