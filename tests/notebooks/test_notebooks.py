@@ -1,0 +1,76 @@
+"""Every lab notebook runs in a real kernel against the live mesh.
+
+Solutions: every cell runs and every `lab.check(...)` reports done.
+Student builds (labs/): no cell raises and every check reports "not yet".
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from meshkit.lab.build import drift, solution_sources
+
+ROOT = Path(__file__).resolve().parents[2]
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+LABS = sorted((ROOT / "labs").glob("*.ipynb"))
+CELL_TIMEOUT_S = 120
+
+pytestmark = pytest.mark.notebook
+
+
+def run(path: Path, home: Path) -> tuple[nbformat.NotebookNode, float]:
+    notebook = nbformat.read(path, as_version=4)
+    os.environ["MESHKIT_HOME"] = str(home)
+    start = time.perf_counter()
+    NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    return notebook, time.perf_counter() - start
+
+
+def check_outputs(notebook: nbformat.NotebookNode) -> list[str]:
+    """The text of every `lab.check(...)` result in the executed notebook."""
+    found = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code" or "lab.check(" not in cell.source:
+            continue
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/plain") or output.get("text", "")
+            found += [line for line in str(text).splitlines() if ": " in line]
+    return found
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solution_notebook_completes_every_check(path: Path, mesh, mesh_home: Path):
+    notebook, seconds = run(path, mesh_home)
+    results = check_outputs(notebook)
+    print(f"{path.name}: {seconds:.1f}s, {len(results)} checks")
+    assert results, "a lab without checks"
+    assert all("done" in line for line in results), results
+
+
+@pytest.mark.parametrize("path", LABS, ids=lambda p: p.name)
+def test_student_notebook_says_not_yet(path: Path, mesh, mesh_home: Path):
+    notebook, seconds = run(path, mesh_home)
+    results = check_outputs(notebook)
+    print(f"{path.name}: {seconds:.1f}s, {len(results)} checks")
+    assert results and all("not yet" in line for line in results), results
+
+
+def test_labs_are_built_from_solutions():
+    assert drift() == []
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_no_solution_code_in_student_notebook(path: Path):
+    student = nbformat.read(ROOT / "labs" / path.name, as_version=4)
+    sources = {c.source.strip() for c in student.cells}
+    leaked = [s for s in solution_sources(nbformat.read(path, as_version=4)) if s.strip() in sources]
+    assert not leaked
+    assert not any("instructor" in c.get("metadata", {}).get("tags", []) for c in student.cells)
+    assert not any(c.get("outputs") for c in student.cells if c.cell_type == "code")
