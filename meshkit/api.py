@@ -156,6 +156,22 @@ class Mesh:
         return self._call("curl", timeout=timeout, pod=pod, url=url, headers=dict(headers or {}),
                           n=n, method=method)  # type: ignore[return-value]
 
+    def tcp(self, pod: str, host: str, port: int, text: str = "hello\n") -> dict:
+        """Send `text` over TCP from inside `pod` (captured by its sidecar) and return the reply."""
+        return self._call("tcp", pod=pod, host=host, port=port, text=text)  # type: ignore[return-value]
+
+    def pod_info(self, pod: str, what: str = "iptables") -> str:
+        """A read-only look inside a pod: 'iptables' (nat rules), 'sockets', 'hosts' or 'addresses'."""
+        return self._call("pod_info", pod=pod, what=what)  # type: ignore[return-value]
+
+    def stop_boss(self) -> bool:
+        """Stop the control plane's ADS server; sidecars keep serving their last config."""
+        return self._call("boss", action="stop")["running"]  # type: ignore[index]
+
+    def start_boss(self) -> bool:
+        """Start the ADS server again; sidecars reconnect and resync on their own."""
+        return self._call("boss", action="start")["running"]  # type: ignore[index]
+
     def admin(self, pod: str, path: str) -> str:
         """GET `path` from the Envoy admin API inside `pod` (127.0.0.1:15000 there)."""
         return self._call("admin", pod=pod, path=path)  # type: ignore[return-value]

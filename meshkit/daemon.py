@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -42,6 +44,12 @@ log = logging.getLogger("meshkit.daemon")
 
 READY_TIMEOUT_S = 30.0
 EVENT_BUFFER = 500
+POD_VIEWS = {
+    "iptables": ["iptables-save", "-t", "nat"],
+    "sockets": ["ss", "-ltnp"],
+    "hosts": ["cat", "/etc/hosts"],
+    "addresses": ["ip", "-brief", "address"],
+}
 STATUS_FILE = "daemon.json"
 
 
@@ -139,6 +147,9 @@ class Daemon:
             "curl": self.op_curl,
             "admin": self.op_admin,
             "events": self.op_events,
+            "tcp": self.op_tcp,
+            "pod_info": self.op_pod_info,
+            "boss": self.op_boss,
             "down": self.op_down,
         }
 
@@ -348,6 +359,60 @@ class Daemon:
         by_node = {w.node_id: w.name for w in self.plane.topology.workloads} if self.plane else {}
         events = [dict(e, pod=by_node.get(e["node_id"], "")) for e in self._events if e["seq"] > after]
         return {"last": self._event_seq, "events": events}
+
+    async def op_tcp(self, args: dict) -> dict:
+        """Open a TCP connection from inside a pod (captured like the app's), send text, read the reply."""
+        plane, runtime = self._plane(), self._runtime()
+        pod = self._pods([str(args["pod"])])[0]
+        address, port = self._resolve(plane.topology, str(args["host"])), int(args["port"])
+        payload = str(args.get("text", "hello\n")).encode()
+
+        def run() -> dict:
+            start = time.perf_counter()
+            try:
+                with runtime.connect(pod.name, address, port, 5.0) as sock:
+                    sock.settimeout(float(args.get("timeout", 3.0)))
+                    sock.sendall(payload)
+                    sock.shutdown(socket.SHUT_WR)
+                    chunks = []
+                    while chunk := sock.recv(65536):
+                        chunks.append(chunk)
+                reply, error = b"".join(chunks).decode(errors="replace"), ""
+            except OSError as exc:
+                reply, error = "", str(exc) or type(exc).__name__
+            return {"reply": reply, "error": error, "elapsed_ms": round((time.perf_counter() - start) * 1000, 2)}
+
+        return await asyncio.to_thread(run)
+
+    async def op_pod_info(self, args: dict) -> str:
+        """Read-only views from inside a pod: its iptables rules, listening sockets, hosts file."""
+        runtime = self._runtime()
+        pod = self._pods([str(args["pod"])])[0]
+        what = str(args.get("what", "iptables"))
+        if what not in POD_VIEWS:
+            raise control.ControlError(f"unknown view {what!r}; choose one of {', '.join(POD_VIEWS)}", "invalid")
+        argv = ["ip", "netns", "exec", runtime.netns(pod.name), *POD_VIEWS[what]]
+        result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=10)
+        return result.stdout + result.stderr
+
+    async def op_boss(self, args: dict) -> dict:
+        """Stop or start the ADS server: the lieutenants keep their last orders while the boss is away."""
+        action = str(args.get("action", ""))
+        runtime = self._runtime()
+        assert self.server is not None
+        if action == "stop" and self.server.running:
+            await self.server.stop(0)
+        elif action == "start" and not self.server.running:
+            xds = runtime.xds_address()
+            await self.server.start(f"{xds.host}:{xds.port}")
+        elif action not in ("stop", "start"):
+            raise control.ControlError("action must be 'stop' or 'start'", "invalid")
+        return {"running": self.server.running}
+
+    def _runtime(self) -> LocalRuntime:
+        self._plane()
+        assert self.runtime is not None
+        return self.runtime
 
     async def op_down(self, args: dict) -> dict:
         asyncio.get_running_loop().call_later(0.05, self.stop)

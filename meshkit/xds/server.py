@@ -196,4 +196,8 @@ class AdsServer:
         """Stop listening and end every stream (after `grace` seconds if given)."""
         if self._server is not None:
             await self._server.stop(grace)
-            self._server = None
+            self._server, self.port = None, None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
