@@ -1,39 +1,53 @@
 """CDS: the clusters istiod sends a sidecar (Istio ≈1.24–1.26), in istiod's order.
 
-1. `outbound|<port>||<fqdn>` for every service port in the mesh: EDS over ADS, LEAST_REQUEST,
-   mesh connect timeout, "unlimited" circuit breakers, `alt_stat_name` `<name>;` (1.23+) and
-   `istio.services` metadata;
+1. for every service port in the registry (Kubernetes Services and ServiceEntry hosts, by host):
+   `outbound|<port>||<host>`, then one `outbound|<port>|<subset>|<host>` per DestinationRule
+   subset. Kubernetes Services and STATIC entries are EDS over ADS (the EDS resource named like
+   the cluster), DNS entries STRICT_DNS (DNS_ROUND_ROBIN: LOGICAL_DNS) with their endpoints
+   inline, NONE entries ORIGINAL_DST. Every one gets the mesh connect timeout, "unlimited"
+   circuit breakers unless a DestinationRule says otherwise, `alt_stat_name` `<name>;` (1.23+)
+   and `istio.services` metadata; DR-covered ones `istio.config` (+ `subset`), MESH_EXTERNAL
+   ones `istio.external: true`. A DNS cluster with no endpoint is left out, as istiod does;
 2. `BlackHoleCluster` (STATIC, no endpoints) and `PassthroughCluster` (ORIGINAL_DST);
 3. `inbound|<targetPort>||` for the proxy's own ports and `InboundPassthroughCluster`, both
    ORIGINAL_DST from 127.0.0.6 (meshConfig `inboundTrafficPolicy: PASSTHROUGH`, the default).
 
 Bootstrap clusters (`xds-grpc`, `prometheus_stats`, `agent`, `sds-grpc`) are not here: they live
 in the bootstrap. Istio's cluster filter `istio.metadata_exchange` is left out (not in upstream
-Envoy). A DestinationRule will add subset clusters through `outbound_cluster(..., subset=...)`
-and change them through `policies` (callables applied in order, like istiod's
-`applyTrafficPolicy`); mTLS will add `transport_socket_matches` the same way.
+Envoy). DestinationRule policies are callables applied in order (`destination_rule`), like
+istiod's `applyTrafficPolicy`; mTLS will add `transport_socket_matches` the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 
-from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2, protocol_pb2
+from envoy.extensions.network.dns_resolver.cares.v3 import cares_dns_resolver_pb2 as cares
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 
-from meshkit.model import MeshConfig, Service, Topology, Workload
+from meshkit.model import MeshConfig, Service, ServicePort, Topology, Workload
+from meshkit.model.istio import IstioResource
 
+from . import destination_rule as dr
 from . import names
+from .destination_rule import HTTP_PROTOCOL_OPTIONS, ClusterPolicy
+from .endpoints import load_assignment
+from .registry import DNS, DNS_ROUND_ROBIN, NONE, RegistryService
 from .scope import inbound_ports, outbound_ports
 from .values import ads_config_source, duration, filter_metadata, pack
 
 Cluster = cluster_pb2.Cluster
-ClusterPolicy = Callable[[Cluster], None]
 
-UNLIMITED = 2**32 - 1
-HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 PASSTHROUGH_IDLE_TIMEOUT_S = 300
+CLUSTER_TYPES = {DNS: Cluster.STRICT_DNS, DNS_ROUND_ROBIN: Cluster.LOGICAL_DNS, NONE: Cluster.ORIGINAL_DST}
+# istiod's DNS cluster settings: c-ares with PILOT_DNS_CARES_UDP_MAX_QUERIES (100),
+# PILOT_DNS_JITTER_DURATION (100 ms), meshConfig dnsRefreshRate (60 s), DNS TTLs respected.
+CARES = "envoy.network.dns_resolver.cares"
+CARES_UDP_MAX_QUERIES = 100
+DNS_JITTER_S = 0.1
+DNS_REFRESH_RATE_S = 60
 
 
 def base_cluster(name: str, kind: int, lb_policy: int, mesh: MeshConfig) -> Cluster:
@@ -47,48 +61,79 @@ def base_cluster(name: str, kind: int, lb_policy: int, mesh: MeshConfig) -> Clus
     )
 
 
-def unlimited_circuit_breakers(cluster: Cluster) -> None:
-    """istiod's default connection pool: thresholds at their maximum, remaining tracked."""
-    cluster.circuit_breakers.CopyFrom(
-        circuit_breaker_pb2.CircuitBreakers(
-            thresholds=[
-                circuit_breaker_pb2.CircuitBreakers.Thresholds(
-                    max_connections={"value": UNLIMITED},
-                    max_pending_requests={"value": UNLIMITED},
-                    max_requests={"value": UNLIMITED},
-                    max_retries={"value": UNLIMITED},
-                    track_remaining=True,
-                )
-            ]
-        )
-    )
+DEFAULT_POLICIES: tuple[ClusterPolicy, ...] = (dr.connection_pool({}),)
 
 
-DEFAULT_POLICIES: tuple[ClusterPolicy, ...] = (unlimited_circuit_breakers,)
-
-
-def services_metadata(*services: Service) -> dict[str, object]:
+def services_metadata(*services: Service | RegistryService) -> dict[str, object]:
     """`filter_metadata.istio.services`, which istioctl and telemetry read back."""
-    return {"services": [{"host": s.fqdn, "name": s.name, "namespace": s.namespace} for s in services]}
+    return {
+        "services": [
+            {"host": s.fqdn if isinstance(s, Service) else s.hostname, "name": s.name, "namespace": s.namespace}
+            for s in services
+        ]
+    }
+
+
+def _dns(cluster: Cluster) -> None:
+    """istiod's STRICT_DNS / LOGICAL_DNS settings (`buildCluster`), for an IPv4 proxy."""
+    cluster.dns_lookup_family = Cluster.V4_ONLY
+    cluster.typed_dns_resolver_config.name = CARES
+    cluster.typed_dns_resolver_config.typed_config.CopyFrom(
+        pack(cares.CaresDnsResolverConfig(udp_max_queries={"value": CARES_UDP_MAX_QUERIES}))
+    )
+    cluster.dns_jitter.CopyFrom(duration(DNS_JITTER_S))
+    cluster.dns_refresh_rate.CopyFrom(duration(DNS_REFRESH_RATE_S))
+    cluster.respect_dns_ttl = True
 
 
 def outbound_cluster(
-    service: Service,
-    port: int,
+    service: RegistryService,
+    port: ServicePort,
     mesh: MeshConfig,
     *,
     subset: str = "",
+    selector: Mapping[str, str] | None = None,
     policies: Sequence[ClusterPolicy] = DEFAULT_POLICIES,
-) -> Cluster:
-    """`outbound|<port>|<subset>|<fqdn>`: EDS over ADS, the EDS resource named like the cluster."""
-    name = names.outbound_cluster(port, service.fqdn, subset)
-    cluster = base_cluster(name, Cluster.EDS, Cluster.LEAST_REQUEST, mesh)
-    cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
-    cluster.eds_cluster_config.service_name = name
+) -> Cluster | None:
+    """`outbound|<port>|<subset>|<host>`, typed by the service's resolution; a DNS cluster holds
+    the endpoints `selector` picks, or is None without any (istiod's `buildCluster` drops it)."""
+    name = names.outbound_cluster(port.port, service.hostname, subset)
+    kind = CLUSTER_TYPES.get(service.resolution, Cluster.EDS)
+    cluster = base_cluster(name, kind, Cluster.LEAST_REQUEST, mesh)
+    if kind == Cluster.EDS:
+        cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
+        cluster.eds_cluster_config.service_name = name
+    elif kind != Cluster.ORIGINAL_DST:
+        assignment = load_assignment(name, service, port, selector)
+        if not assignment.endpoints:
+            return None
+        _dns(cluster)
+        cluster.load_assignment.CopyFrom(assignment)
     cluster.metadata.CopyFrom(filter_metadata({"istio": services_metadata(service)}))
+    if service.mesh_external:
+        cluster.metadata.filter_metadata["istio"].update({"external": True})
     for policy in policies:
         policy(cluster)
     return cluster
+
+
+def service_clusters(
+    service: RegistryService, port: ServicePort, mesh: MeshConfig, rule: IstioResource | None
+) -> list[Cluster]:
+    """The default cluster of a service port, then one per DestinationRule subset (`applyDestinationRule`)."""
+
+    def policies(subset: dict | None) -> list[ClusterPolicy]:
+        changes = dr.traffic_policy(dr.effective_policy(rule, port.port, subset))
+        if rule is not None:
+            changes.append(dr.config_metadata(rule, subset["name"] if subset else ""))
+        return changes
+
+    clusters = [outbound_cluster(service, port, mesh, policies=policies(None))]
+    clusters += [
+        outbound_cluster(service, port, mesh, subset=s["name"], selector=s.get("labels", {}), policies=policies(s))
+        for s in dr.subsets(rule)
+    ]
+    return [c for c in clusters if c is not None]
 
 
 def _use_downstream_protocol(cluster: Cluster) -> None:
@@ -148,7 +193,11 @@ def build_clusters(topology: Topology, proxy: Workload) -> list[Cluster]:
     """Every CDS cluster for `proxy`, in istiod's order (outbound, catch-alls, inbound)."""
     mesh = topology.mesh
     return [
-        *(outbound_cluster(s, p.port, mesh) for s, p in outbound_ports(topology)),
+        *(
+            c
+            for s, p in outbound_ports(topology)
+            for c in service_clusters(s, p, mesh, topology.istio.destination_rule_for(s.hostname))
+        ),
         blackhole_cluster(mesh),
         passthrough_cluster(mesh),
         *(inbound_cluster(i.service, i.port.target_port, mesh) for i in inbound_ports(topology, proxy)),

@@ -101,12 +101,18 @@ def network_filter(name: str, config: Message) -> listener_components_pb2.Filter
     return listener_components_pb2.Filter(name=name, typed_config=pack(config))
 
 
-def tcp_proxy(cluster: str) -> listener_components_pb2.Filter:
-    """`tcp_proxy` to one cluster; istiod uses the cluster name as stat prefix."""
-    return network_filter(
-        TCP_PROXY,
-        tcp_proxy_pb2.TcpProxy(stat_prefix=cluster, cluster=cluster, access_log=[file_access_log()]),
-    )
+def tcp_proxy(cluster: str | Sequence[tuple[str, int]], stat_prefix: str = "") -> listener_components_pb2.Filter:
+    """`tcp_proxy` to one cluster (istiod's stat prefix is the cluster name) or to weighted clusters
+    (a VirtualService `tcp` split; istiod's stat prefix is then `<vs name>.<vs namespace>`)."""
+    proxy = tcp_proxy_pb2.TcpProxy(access_log=[file_access_log()])
+    if isinstance(cluster, str):
+        proxy.cluster = cluster
+        proxy.stat_prefix = stat_prefix or cluster
+    else:
+        proxy.stat_prefix = stat_prefix
+        for name, weight in cluster:
+            proxy.weighted_clusters.clusters.add(name=name, weight=weight)
+    return network_filter(TCP_PROXY, proxy)
 
 
 def http_filters() -> list[hcm_pb2.HttpFilter]:

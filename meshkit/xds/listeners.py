@@ -2,7 +2,12 @@
 
 - per-port outbound HTTP listeners `0.0.0.0_<port>` (never bound; reached through
   `use_original_dst`) routing over RDS `"<port>"`, with `PassthroughFilterChain` as default chain;
-- per-VIP outbound TCP listeners `<VIP>_<port>` → `tcp_proxy` to `outbound|<port>||<fqdn>`;
+- per-address outbound TCP listeners `<VIP>_<port>` → `tcp_proxy` to `outbound|<port>||<host>`, or
+  to what a VirtualService `tcp` rule says (one cluster or weighted clusters, chain metadata
+  `istio.config`). A ServiceEntry TCP port gets one per `addresses` entry, or `0.0.0.0_<port>`
+  matching every destination on that port when it has none (istiod: "an SE without addresses
+  on a TCP port matches all IPs"); when that wildcard listener name is already taken (an HTTP
+  port, an earlier entry) the first one wins;
 - `virtualOutbound` (0.0.0.0:15001): loop guard, then the catch-all to PassthroughCluster
   (ALLOW_ANY) or BlackHoleCluster (REGISTRY_ONLY);
 - `virtualInbound` (0.0.0.0:15006): loop guard, the passthrough chains, then one chain group
@@ -29,9 +34,10 @@ from google.protobuf import wrappers_pb2
 
 from meshkit.model import HTTP, TCP, MeshConfig, Topology, Workload
 
-from . import filters, names, routes
-from .scope import InboundPort, http_ports, inbound_ports, outbound_ports
-from .values import duration
+from . import filters, names, routes, virtual_service
+from .registry import RegistryService
+from .scope import InboundPort, http_ports, inbound_ports, lookup, outbound_ports
+from .values import duration, filter_metadata
 
 Listener = listener_pb2.Listener
 
@@ -130,11 +136,12 @@ def outbound_http_listener(port: int, mesh: MeshConfig) -> Listener:
     return listener
 
 
-def outbound_tcp_listener(vip: str, port: int, cluster: str, mesh: MeshConfig) -> Listener:
-    """`<VIP>_<port>`: every byte to this service address → `tcp_proxy` to its cluster."""
-    return _unbound_outbound(
-        names.listener_name(vip, port), socket_address(vip, port), [filter_chain([filters.tcp_proxy(cluster)])], mesh
-    )
+def outbound_tcp_listener(address: str, port: int, target: lc.Filter, mesh: MeshConfig, config: str = "") -> Listener:
+    """`<address>_<port>`: every byte to this service address → its `tcp_proxy`."""
+    chain = filter_chain([target])
+    if config:
+        chain.metadata.CopyFrom(filter_metadata({"istio": {"config": config}}))
+    return _unbound_outbound(names.listener_name(address, port), socket_address(address, port), [chain], mesh)
 
 
 def virtual_outbound_listener(mesh: MeshConfig) -> Listener:
@@ -228,22 +235,32 @@ def virtual_inbound_listener(topology: Topology, proxy: Workload) -> Listener:
     return listener
 
 
-def outbound_listeners(topology: Topology) -> list[Listener]:
-    """Per-port HTTP and per-VIP TCP listeners, by port then address."""
+def tcp_proxy_for(topology: Topology, proxy: Workload, service: RegistryService, port: int) -> tuple[lc.Filter, str]:
+    """The tcp_proxy for a TCP service port and the VirtualService behind it ("" for the default)."""
+    target = virtual_service.tcp_target(topology.istio, service, port, proxy, lookup(topology))
+    if target is None:
+        return filters.tcp_proxy(names.outbound_cluster(port, service.hostname)), ""
+    return filters.tcp_proxy(target.clusters, target.stat_prefix), target.config
+
+
+def outbound_listeners(topology: Topology, proxy: Workload) -> list[Listener]:
+    """Per-port HTTP and per-address TCP listeners, by port then address."""
     mesh = topology.mesh
-    listeners = [(port, names.WILDCARD, outbound_http_listener(port, mesh)) for port in http_ports(topology)]
-    listeners += [
-        (p.port, s.vip, outbound_tcp_listener(s.vip, p.port, names.outbound_cluster(p.port, s.fqdn), mesh))
-        for s, p in outbound_ports(topology)
-        if p.protocol == TCP
-    ]
-    return [listener for *_, listener in sorted(listeners, key=lambda t: t[:2])]
+    listeners = {(port, names.WILDCARD): outbound_http_listener(port, mesh) for port in http_ports(topology)}
+    for service, port in outbound_ports(topology):
+        if port.protocol != TCP:
+            continue
+        target, config = tcp_proxy_for(topology, proxy, service, port.port)
+        for address in service.addresses or (names.WILDCARD,):
+            if (port.port, address) not in listeners:
+                listeners[(port.port, address)] = outbound_tcp_listener(address, port.port, target, mesh, config)
+    return [listeners[key] for key in sorted(listeners)]
 
 
 def build_listeners(topology: Topology, proxy: Workload) -> list[Listener]:
     """Every LDS listener for `proxy`, in istiod's order: outbound, virtualOutbound, virtualInbound."""
     return [
-        *outbound_listeners(topology),
+        *outbound_listeners(topology, proxy),
         virtual_outbound_listener(topology.mesh),
         virtual_inbound_listener(topology, proxy),
     ]

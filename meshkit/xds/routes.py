@@ -2,17 +2,26 @@
 
 Outbound, one `RouteConfiguration` per HTTP port (`"9080"`) holds one virtual host per service
 on that port (`reviews.default.svc.cluster.local:9080`, sorted), then the catch-all `allow_any`
-(ALLOW_ANY) or `block_all` (REGISTRY_ONLY). Without a VirtualService each service vhost carries
-istiod's default route: no timeout, 2 retries on connect-failure/refused-stream/unavailable/
-cancelled/retriable-status-codes (1.24+: no 503). Vhost domains are the 1.16–1.26 set (no
-`:port` twins, no 1.27 trailing-dot FQDN) with `ignore_port_in_host_matching`.
+(ALLOW_ANY) or `block_all` (REGISTRY_ONLY). Services include ServiceEntry hosts, so declaring a
+host on an HTTP port gives it a vhost ahead of `block_all`. Without a VirtualService each service
+vhost carries istiod's default route: no timeout, 2 retries on connect-failure/refused-stream/
+unavailable/cancelled/retriable-status-codes (1.24+: no 503), plus the DestinationRule's
+consistent-hash `hash_policy` (istiod keeps `previous_hosts` on this default route). Vhost
+domains are the 1.16–1.26 set (no `:port` twins, no 1.27 trailing-dot FQDN) with
+`ignore_port_in_host_matching`.
+
+A sidecar VirtualService replaces the default route of the services it names on this port with
+its own routes (`virtual_service.http_routes`), istiod's `BuildSidecarOutboundVirtualHosts`: a
+VirtualService is only considered on a port where it names a service (or on port 80, istiod's
+"hack" for non-service hosts); each of its hosts without a service on the port gets a vhost
+`<host>:<port>` with domains `[<host>]`; if none of its routes apply to the proxy the services
+keep their default route. The first vhost of a name wins and a domain already used by an earlier
+vhost is dropped from later ones, as istiod's `dedupeDomains`.
 
 Inbound route configurations (`inbound|9080||`, `InboundPassthroughCluster`) are not sent over
 RDS: istiod inlines them in the `virtualInbound` HCMs, so the listener builder calls
 `inbound_route_config` / `inbound_passthrough_route_config` from here.
 
-The builders are small on purpose: a VirtualService will hand `service_virtual_host` its own
-routes instead of `[default_outbound_route(...)]`, and a ServiceEntry host becomes one more vhost.
 """
 
 from __future__ import annotations
@@ -21,36 +30,40 @@ from collections.abc import Sequence
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from google.protobuf import wrappers_pb2
 
 from meshkit.model import ALLOW_ANY, HTTP, MeshConfig, Service, Topology, Workload
+from meshkit.model.constants import CLUSTER_DOMAIN
 
-from . import names
+from . import destination_rule as dr
+from . import names, virtual_service
+from .registry import RegistryService
+from .retry import DEFAULT_RETRIES, default_policy
 from .scope import http_ports, outbound_ports
-from .values import duration, pack
+from .values import duration
 
-# istiod's default outbound retry policy (route/retry/retry.go, 1.24+ without retriable 503).
-DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
-DEFAULT_RETRIES = 2
-HOST_SELECTION_RETRY_MAX_ATTEMPTS = 5
 # 1.24+ inbound default (ENABLE_INBOUND_RETRY_POLICY): retry resets before the request left.
 INBOUND_RETRY_ON = "reset-before-request"
 MAX_DIRECT_RESPONSE_BODY_SIZE_BYTES = 1024 * 1024
 BLOCK_ALL_STATUS = 502
-PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
+# istiod's port-80 special case (`listenerPort == 80` in BuildSidecarOutboundVirtualHosts).
+NON_SERVICE_HOST_PORT = 80
 
 
-def vhost_domains(service: Service, client_namespace: str) -> list[str]:
+def vhost_domains(service: RegistryService, client_namespace: str) -> list[str]:
     """The names a client may use for a service (istiod `generateVirtualHostDomains`, 1.16–1.26).
 
-    Same namespace: FQDN, short name, `name.ns.svc`, `name.ns`, VIP. Other namespaces lose the
-    short name, which would mean a service of their own.
+    A `<name>.<ns>.svc.cluster.local` host, from the same namespace: FQDN, short name,
+    `name.ns.svc`, `name.ns`; from another namespace the short name is left out (it would mean
+    a service of their own). Other hosts (`httpbin.org`) have no short forms. Then the addresses.
     """
-    name, ns = service.name, service.namespace
-    if client_namespace == ns:
-        return [service.fqdn, name, f"{name}.{ns}.svc", f"{name}.{ns}", service.vip]
-    return [service.fqdn, f"{name}.{ns}", f"{name}.{ns}.svc", service.vip]
+    domains = [service.hostname]
+    suffix = f".{CLUSTER_DOMAIN}"
+    if service.hostname.endswith(suffix) and service.hostname.count(".") == CLUSTER_DOMAIN.count(".") + 2:
+        name, ns = service.hostname.removesuffix(suffix).split(".")
+        same = [name, f"{name}.{ns}.svc", f"{name}.{ns}"]
+        domains += same if client_namespace == ns else [f"{name}.{ns}", f"{name}.{ns}.svc"]
+    return domains + [a for a in service.addresses if a != names.WILDCARD]
 
 
 def _route(name: str, cluster: str, operation: str) -> rc.Route:
@@ -66,20 +79,8 @@ def _route(name: str, cluster: str, operation: str) -> rc.Route:
 def default_outbound_route(cluster: str, operation: str) -> rc.Route:
     """istiod's route for a service without VirtualService (`BuildDefaultHTTPOutboundRoute`)."""
     route = _route(names.DEFAULT_ROUTE, cluster, operation)
-    action = route.route
-    action.max_grpc_timeout.CopyFrom(duration(0))
-    action.retry_policy.CopyFrom(
-        rc.RetryPolicy(
-            retry_on=DEFAULT_RETRY_ON,
-            num_retries=wrappers_pb2.UInt32Value(value=DEFAULT_RETRIES),
-            retry_host_predicate=[
-                rc.RetryPolicy.RetryHostPredicate(
-                    name=PREVIOUS_HOSTS, typed_config=pack(previous_hosts_pb2.PreviousHostsPredicate())
-                )
-            ],
-            host_selection_retry_max_attempts=HOST_SELECTION_RETRY_MAX_ATTEMPTS,
-        )
-    )
+    route.route.max_grpc_timeout.CopyFrom(duration(0))
+    route.route.retry_policy.CopyFrom(default_policy())
     return route
 
 
@@ -102,12 +103,12 @@ def virtual_host(
 
 
 def service_virtual_host(
-    service: Service, port: int, client_namespace: str, routes: Sequence[rc.Route] | None = None
+    service: RegistryService, port: int, client_namespace: str, routes: Sequence[rc.Route] | None = None
 ) -> rc.VirtualHost:
-    """`<fqdn>:<port>` with the service's domains; `routes` defaults to istiod's default route."""
-    vhost_name = names.service_vhost(service.fqdn, port)
+    """`<host>:<port>` with the service's domains; `routes` defaults to istiod's default route."""
+    vhost_name = names.service_vhost(service.hostname, port)
     if routes is None:
-        routes = [default_outbound_route(names.outbound_cluster(port, service.fqdn), f"{vhost_name}/*")]
+        routes = [default_outbound_route(names.outbound_cluster(port, service.hostname), f"{vhost_name}/*")]
     return virtual_host(vhost_name, vhost_domains(service, client_namespace), routes)
 
 
@@ -139,16 +140,64 @@ def outbound_route_config(name: str, virtual_hosts: Sequence[rc.VirtualHost]) ->
     )
 
 
+def default_virtual_host(topology: Topology, service: RegistryService, port: int, namespace: str) -> rc.VirtualHost:
+    """A service without VirtualService: the default route, hashed if its DestinationRule says so."""
+    vhost = service_virtual_host(service, port, namespace)
+    rule = topology.istio.destination_rule_for(service.hostname)
+    hash_policy = dr.hash_policy(dr.consistent_hash(rule, port))
+    if hash_policy is not None:
+        vhost.routes[0].route.hash_policy.append(hash_policy)
+    return vhost
+
+
+def port_virtual_hosts(topology: Topology, proxy: Workload, port: int) -> list[rc.VirtualHost]:
+    """Every vhost of route config `"<port>"` before sorting: VirtualService ones first, in config
+    order, then the default vhost of each service no VirtualService took."""
+    on_port = {s.hostname: s for s, p in outbound_ports(topology) if p.port == port and p.protocol == HTTP}
+    ctx = virtual_service.Context(proxy, port, topology.istio)
+    candidates: list[rc.VirtualHost] = []
+    taken: set[str] = set()
+    for vs in virtual_service.for_sidecars(topology.istio):
+        hosts = virtual_service.hosts(vs)
+        services = [on_port[h] for h in hosts if h in on_port]
+        if not services and port != NON_SERVICE_HOST_PORT:
+            continue
+        routes = virtual_service.http_routes(vs, ctx)
+        if not routes:
+            continue
+        candidates += [
+            virtual_host(names.service_vhost(h, port), [h], routes) for h in hosts if h not in on_port and "*" not in h
+        ]
+        candidates += [service_virtual_host(s, port, proxy.namespace, routes) for s in services]
+        taken.update(s.hostname for s in services)
+    candidates += [
+        default_virtual_host(topology, s, port, proxy.namespace) for h, s in on_port.items() if h not in taken
+    ]
+    return deduplicated(candidates)
+
+
+def deduplicated(vhosts: Sequence[rc.VirtualHost]) -> list[rc.VirtualHost]:
+    """The first vhost of each name, each domain kept only where it first appears (istiod's
+    `buildVirtualHost` / `dedupeDomains`); a vhost left without domains is dropped."""
+    seen_names: set[str] = set()
+    seen_domains: set[str] = set()
+    out = []
+    for vhost in vhosts:
+        if vhost.name in seen_names:
+            continue
+        seen_names.add(vhost.name)
+        domains = [d for d in vhost.domains if d.lower() not in seen_domains]
+        seen_domains.update(d.lower() for d in domains)
+        if domains:
+            del vhost.domains[:]
+            vhost.domains.extend(domains)
+            out.append(vhost)
+    return out
+
+
 def port_route_config(topology: Topology, proxy: Workload, port: int) -> route_pb2.RouteConfiguration:
-    """Route config `"<port>"`: a vhost per HTTP service on that port, sorted, then the catch-all."""
-    vhosts = sorted(
-        (
-            service_virtual_host(s, port, proxy.namespace)
-            for s, p in outbound_ports(topology)
-            if p.port == port and p.protocol == HTTP
-        ),
-        key=lambda v: v.name,
-    )
+    """Route config `"<port>"`: the vhosts of that port sorted by name, then the catch-all."""
+    vhosts = sorted(port_virtual_hosts(topology, proxy, port), key=lambda v: v.name)
     vhosts.append(catch_all_virtual_host(topology.mesh))
     return outbound_route_config(names.route_config_name(port), vhosts)
 

@@ -1,7 +1,8 @@
-"""What a sidecar sees: the service ports it calls out to and the ones it serves.
+"""What a sidecar sees: the services it calls out to and the ports it serves.
 
 istiod computes this per proxy as its SidecarScope; without a `Sidecar` resource every proxy
-sees every service in the mesh, and serves the ports of the services that select its pod.
+sees every service in the mesh (Kubernetes Services and ServiceEntry hosts alike), and serves
+the ports of the Kubernetes Services that select its pod.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from meshkit.model import HTTP, Service, ServicePort, Topology, Workload
+
+from . import service_entry
+from .registry import RegistryService, kube_service
 
 
 class InboundPort(NamedTuple):
@@ -18,11 +22,17 @@ class InboundPort(NamedTuple):
     port: ServicePort
 
 
-def outbound_ports(topology: Topology) -> list[tuple[Service, ServicePort]]:
-    """Every (service, port) in the mesh, by FQDN then port: one outbound cluster each."""
-    return [
-        (s, p) for s in sorted(topology.services, key=lambda s: s.fqdn) for p in sorted(s.ports, key=lambda p: p.port)
-    ]
+def services(topology: Topology) -> list[RegistryService]:
+    """Every service the mesh knows, by hostname; a Kubernetes Service hides an entry for its host."""
+    by_host = {s.fqdn: kube_service(topology, s) for s in topology.services}
+    for entry in service_entry.services(topology):
+        by_host.setdefault(entry.hostname, entry)
+    return [by_host[h] for h in sorted(by_host)]
+
+
+def outbound_ports(topology: Topology) -> list[tuple[RegistryService, ServicePort]]:
+    """Every (service, port) in the mesh, by hostname then port: one outbound cluster each."""
+    return [(s, p) for s in services(topology) for p in sorted(s.ports, key=lambda p: p.port)]
 
 
 def http_ports(topology: Topology) -> list[int]:
@@ -38,3 +48,8 @@ def inbound_ports(topology: Topology, proxy: Workload) -> list[InboundPort]:
         for port in service.ports:
             by_target.setdefault(port.target_port, InboundPort(service, port))
     return [by_target[t] for t in sorted(by_target)]
+
+
+def lookup(topology: Topology) -> dict[str, RegistryService]:
+    """The registry keyed by hostname (istiod's `ServiceForHostname`)."""
+    return {s.hostname: s for s in services(topology)}

@@ -6,6 +6,7 @@ the way istiod's `util` package does for its builders.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from envoy.config.core.v3 import base_pb2, config_source_pb2
@@ -18,6 +19,20 @@ def duration(seconds: float) -> duration_pb2.Duration:
     d = duration_pb2.Duration()
     d.FromNanoseconds(round(seconds * 1e9))
     return d
+
+
+_UNITS = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
+
+
+def istio_duration(text: str | float) -> duration_pb2.Duration:
+    """An Istio duration as written in YAML (`7s`, `0.5s`, `100ms`, `1h30m`) as a protobuf Duration."""
+    if isinstance(text, int | float):
+        return duration(text)
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{text!r} is not a duration like '2s' or '500ms'")
+    return duration(sum(float(n) * _UNITS[u] for n, u in parts))
 
 
 def pack(message: Message) -> any_pb2.Any:
