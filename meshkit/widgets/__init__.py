@@ -1,0 +1,32 @@
+"""Live views and editors for notebooks, all fed by what the Envoys actually hold.
+
+    >>> import meshkit, meshkit.widgets as mw
+    >>> mesh = meshkit.connect()
+    >>> mw.ProxyGraph(mesh, "productpage-v1")        # listener → chain → route → cluster → endpoints
+    >>> mw.MeshGraph(mesh)                           # pods, Services, live request counts and shares
+    >>> mw.WeightSliders(mesh, "reviews", ["v1", "v2", "v3"])
+    >>> mw.HeaderMatchForm(mesh, "reviews"); mw.FaultForm(mesh, "ratings"); mw.YamlEditor(mesh)
+    >>> mw.SyncTable(mesh); mw.TrafficPanel(mesh, "productpage-v1", "http://reviews:9080/reviews/0")
+
+Every widget also has `.text()` and displays a text/plain (and text/html) fallback for front
+ends that cannot render widgets; `mw.fallback_only()` or `MESHKIT_WIDGETS=text` shows only text.
+Names load lazily: importing this package does not import ipywidgets until a widget is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_PUBLIC = {
+    "ProxyGraph": "graphs", "MeshGraph": "graphs",
+    "WeightSliders": "editors", "HeaderMatchForm": "editors", "FaultForm": "editors", "YamlEditor": "editors",
+    "SyncTable": "panels", "TrafficPanel": "panels",
+    "fallback_only": "base", "text_only": "base",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> object:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module 'meshkit.widgets' has no attribute {name!r}")

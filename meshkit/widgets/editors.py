@@ -1,0 +1,517 @@
+"""Editors that write Istio YAML from a few fields, show the xDS it becomes, push it and show the answer.
+
+The YAML comes from pure functions a test (or a curious learner) can call directly:
+
+    >>> print(weights_to_virtual_service("reviews", {"v1": 80, "v3": 20}))
+    apiVersion: networking.istio.io/v1
+    kind: VirtualService
+    ...
+    >>> normalise_weights({"v1": 50, "v2": 50, "v3": 40}, changed="v3")   # v3's slider let go at 40
+    {'v1': 30, 'v2': 30, 'v3': 40}
+
+Widgets: `WeightSliders` (applies when a slider is released, never per pixel; the others follow
+so the weights add up to 100), `HeaderMatchForm`, `FaultForm` and `YamlEditor` (a diff against
+what is live, Apply, and the ACK/NACK panel with Envoy's own error text). Each has a
+"show generated xDS" toggle that asks the boss what the YAML would become (`mesh.xds`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import ipywidgets as w
+import yaml
+from google.protobuf import json_format
+
+from ..control import ControlError
+from ..inspect import dump as config_dump
+from ..model.raw import is_raw_document, load_documents, parse_document
+from .base import View, status_html
+
+__all__ = [
+    "FaultForm", "HeaderMatchForm", "WeightSliders", "YamlEditor", "describe_outcome", "destination_rule",
+    "diff_resources", "fault_virtual_service", "header_match_virtual_service", "live_xds_diff",
+    "needs_destination_rule", "normalise_weights", "weights_to_virtual_service", "xds_by_name", "xds_for_host",
+]
+
+API_VERSION = "networking.istio.io/v1"
+MATCH_TYPES = ("exact", "prefix", "regex")
+
+
+# --- pure builders ------------------------------------------------------------------------------
+
+def normalise_weights(weights: Mapping[str, float], changed: str | None = None) -> dict[str, int]:
+    """Whole-number weights that add up to 100.
+
+    With `changed`, that weight stays as set (clamped to 0–100) and the others share the rest
+    in their previous proportions (equally when they were all 0); otherwise all scale together.
+    Rounding uses largest remainders, so the sum is exactly 100.
+
+    >>> normalise_weights({"v1": 80, "v2": 0, "v3": 40}, changed="v3")   # v3 released at 40
+    {'v1': 60, 'v2': 0, 'v3': 40}
+    >>> normalise_weights({"v1": 1, "v2": 1, "v3": 1})
+    {'v1': 34, 'v2': 33, 'v3': 33}
+    """
+    if not weights:
+        return {}
+    fixed = {changed: min(100.0, max(0.0, float(weights[changed])))} if changed in weights else {}
+    others = [k for k in weights if k not in fixed]
+    rest = 100.0 - sum(fixed.values())
+    base = sum(max(0.0, float(weights[k])) for k in others)
+    wanted = dict(fixed)
+    for key in others:
+        wanted[key] = rest * max(0.0, float(weights[key])) / base if base else rest / len(others)
+    if not others:
+        wanted = {k: 100.0 for k in wanted}
+    result = {k: int(v) for k, v in wanted.items()}
+    short = 100 - sum(result.values())
+    for key in sorted(others or list(result), key=lambda k: wanted[k] - result[k], reverse=True)[:short]:
+        result[key] += 1
+    return {k: result[k] for k in weights}
+
+
+def _virtual_service(host: str, http: list[dict], name: str | None = None) -> str:
+    doc = {"apiVersion": API_VERSION, "kind": "VirtualService", "metadata": {"name": name or _short(host)},
+           "spec": {"hosts": [host], "http": http}}
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _destination(host: str, subset: str | None) -> dict:
+    return {"host": host, **({"subset": subset} if subset else {})}
+
+
+def weights_to_virtual_service(host: str, weights: Mapping[str, int], name: str | None = None) -> str:
+    """A VirtualService that splits `host`'s traffic over its subsets by weight (0-weight ones left out).
+
+    >>> print(weights_to_virtual_service("reviews", {"v1": 100}))
+    apiVersion: networking.istio.io/v1
+    kind: VirtualService
+    metadata:
+      name: reviews
+    spec:
+      hosts:
+      - reviews
+      http:
+      - route:
+        - destination:
+            host: reviews
+            subset: v1
+          weight: 100
+    """
+    route = [{"destination": _destination(host, subset), "weight": int(weight)}
+             for subset, weight in weights.items() if weight > 0]
+    return _virtual_service(host, [{"route": route}], name)
+
+
+def header_match_virtual_service(host: str, header: str, match_type: str, value: str, subset: str,
+                                 default_subset: str | None = None, name: str | None = None) -> str:
+    """Requests whose `header` matches (`exact`, `prefix` or `regex`) go to `subset`; the rest to
+    `default_subset` (or the whole Service). The article's example: `User-Agent` prefix… to `mobile`.
+    """
+    if match_type not in MATCH_TYPES:
+        raise ValueError(f"match type must be one of {', '.join(MATCH_TYPES)}, not {match_type!r}")
+    matched = {"match": [{"headers": {header.strip().lower(): {match_type: value}}}],
+               "route": [{"destination": _destination(host, subset)}]}
+    rest = {"route": [{"destination": _destination(host, default_subset)}]}
+    return _virtual_service(host, [matched, rest], name)
+
+
+def fault_virtual_service(host: str, *, delay_s: float = 0, abort_status: int = 0, percentage: float = 100,
+                          timeout_s: float = 0, retries: int = 0, per_try_timeout_s: float = 0,
+                          subset: str | None = None, name: str | None = None) -> str:
+    """A VirtualService with fault injection (delay and/or abort for `percentage` % of requests),
+    a request timeout and retries; 0 leaves a field out.
+
+    >>> "fixedDelay: 2s" in fault_virtual_service("ratings", delay_s=2)
+    True
+    """
+    route: dict[str, Any] = {"route": [{"destination": _destination(host, subset)}]}
+    fault: dict[str, Any] = {}
+    if delay_s:
+        fault["delay"] = {"fixedDelay": _duration(delay_s), "percentage": {"value": float(percentage)}}
+    if abort_status:
+        fault["abort"] = {"httpStatus": int(abort_status), "percentage": {"value": float(percentage)}}
+    if fault:
+        route["fault"] = fault
+    if timeout_s:
+        route["timeout"] = _duration(timeout_s)
+    if retries:
+        route["retries"] = {"attempts": int(retries), **({"perTryTimeout": _duration(per_try_timeout_s)}
+                                                          if per_try_timeout_s else {})}
+    return _virtual_service(host, [route], name)
+
+
+def destination_rule(host: str, subsets: Iterable[str], name: str | None = None) -> str:
+    """A DestinationRule defining each subset by the pods' `version` label (Bookinfo's convention)."""
+    doc = {"apiVersion": API_VERSION, "kind": "DestinationRule", "metadata": {"name": name or _short(host)},
+           "spec": {"host": host, "subsets": [{"name": s, "labels": {"version": s}} for s in subsets]}}
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def needs_destination_rule(rules: Iterable[Mapping[str, Any]], host: str, subsets: Iterable[str]) -> bool:
+    """True when no DestinationRule in `rules` (as `mesh.get("DestinationRule")`) defines all `subsets`
+    for `host`; a route to an undefined subset is refused (IST0101), as in Istio.
+    """
+    defined = {s.get("name") for rule in rules if _short(rule.get("spec", {}).get("host", "")) == _short(host)
+               for s in rule.get("spec", {}).get("subsets", [])}
+    return not set(subsets) <= defined
+
+
+def diff_resources(live: Mapping[str, Any], proposed: Mapping[str, Any]) -> str:
+    """A unified diff (YAML) of each resource that differs, keyed like `"RDS 9080"`; "" if none."""
+    chunks = []
+    for key in sorted(set(live) | set(proposed)):
+        before, after = live.get(key), proposed.get(key)
+        if before == after:
+            continue
+        chunks.extend(difflib.unified_diff(_yaml_lines(before), _yaml_lines(after),
+                                           f"live: {key}" if before is not None else "live: (none)",
+                                           f"after apply: {key}" if after is not None else "after apply: (removed)"))
+    return "".join(chunks)
+
+
+def xds_by_name(xds: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
+    """`mesh.xds()`'s {type: [resource]} as {"RDS 9080": resource}."""
+    return {f"{kind} {_resource_name(r)}": r for kind, found in xds.items() for r in found}
+
+
+def live_xds_diff(dump: Mapping[str, Any], text: str) -> str:
+    """Raw Envoy resources in `text` against what the pod's Envoy holds (its `/config_dump?include_eds`).
+
+    Both sides go through the same protobuf parsing, so camelCase vs snake_case and defaults do
+    not show up as differences.
+    """
+    held = {"LDS": config_dump.listeners(dump), "CDS": config_dump.clusters(dump),
+            "RDS": config_dump.route_configs(dump), "EDS": config_dump.endpoint_configs(dump)}
+    live, proposed = {}, {}
+    for index, doc in enumerate(load_documents(text)):
+        resource = parse_document(doc, index)
+        key = f"{resource.short_type} {resource.name}"
+        proposed[key] = _normalised(resource.message)
+        current = next((r for r in held.get(resource.short_type, []) if _resource_name(r) == resource.name), None)
+        if current is not None:
+            live[key] = _normalised(parse_document({**current, "@type": resource.type_url}).message)
+    return diff_resources(live, proposed)
+
+
+def describe_outcome(result: Mapping[str, Any] | None = None, error: Exception | None = None) -> tuple[str, str]:
+    """(text, tone) for a push: ACKs with what changed, a NACK with Envoy's own error text, or a refusal."""
+    if isinstance(error, ControlError) and error.problem == "nack":
+        push = error.detail if isinstance(error.detail, Mapping) else {}
+        errors = push.get("errors", {})
+        lines = [f"push {push.get('id', '?')}: NACK from {', '.join(sorted(errors)) or 'a proxy'}. Envoy said:"]
+        lines += [f"  {pod}: {text}" for pod, text in sorted(errors.items())]
+        lines.append("Each proxy keeps serving its last good config. Fix the resource, or `mesh.revert()`.")
+        return "\n".join(lines), "error"
+    if isinstance(error, ControlError) and error.problem == "invalid":
+        return f"refused before anything was pushed:\n{error}", "error"
+    if error is not None:
+        return f"not applied: {error}", "error"
+    result = result or {}
+    acked = sorted(pod for pod, types in result.get("results", {}).items() if types and set(types.values()) == {"ACK"})
+    changes = result.get("changes", [])
+    ms = result.get("duration_ms") or 0.0
+    if not changes:
+        text = f"push {result.get('id', '?')}: nothing changed (every proxy already had this config)"
+    else:
+        text = (f"push {result.get('id', '?')}: {len(changes)} resource(s) changed, ACK from "
+                f"{len(acked)} prox{'y' if len(acked) == 1 else 'ies'} in {ms:.0f} ms")
+    return "\n".join([text, *(f"warning: {x}" for x in result.get("warnings", []))]), "ok"
+
+
+def xds_for_host(xds: Mapping[str, Sequence[Mapping[str, Any]]], host: str) -> dict[str, list]:
+    """The part of `mesh.xds()` about `host`: its virtual hosts and its clusters (all subsets)."""
+    short = _short(host)
+    vhosts = [v for config in xds.get("RDS", []) for v in config.get("virtual_hosts", [])
+              if _short(v.get("name", "")) == short]
+    clusters = [c for c in xds.get("CDS", []) if _short(c.get("name", "").rsplit("|", 1)[-1]) == short]
+    return {"RDS virtual hosts": vhosts, "CDS clusters": clusters}
+
+
+def _short(host: str) -> str:
+    return host.split(".", 1)[0].split(":", 1)[0]
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def _resource_name(resource: Mapping[str, Any]) -> str:
+    return resource.get("name") or resource.get("cluster_name", "")
+
+
+def _normalised(message: Any) -> dict:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _yaml_lines(resource: Any) -> list[str]:
+    return [] if resource is None else yaml.safe_dump(resource, sort_keys=False).splitlines(keepends=True)
+
+
+# --- widgets ------------------------------------------------------------------------------------
+
+class _Editor(View):
+    """Fields → YAML → (preview xDS) → apply → ACK/NACK panel. Subclasses build `fields` and `yaml()`."""
+
+    def __init__(self, mesh: Any, fields: list[w.Widget], preview_pod: str | None, apply_button: bool = True) -> None:
+        super().__init__()
+        self.mesh = mesh
+        self.preview_pod = preview_pod
+        self.applies = 0
+        self.last_result: dict | None = None
+        self.last_error: Exception | None = None
+        self.outcome = ""
+        self._yaml_view = w.HTML()
+        self._result = w.HTML()
+        self._xds = w.HTML()
+        self._show_xds = w.ToggleButton(description="show generated xDS", icon="code")
+        self._show_xds.observe(lambda _: self.update_preview(), names="value")
+        buttons = [self._show_xds]
+        if apply_button:
+            button = w.Button(description="Apply", button_style="primary", icon="upload")
+            button.on_click(lambda _: self.apply())
+            buttons.insert(0, button)
+        self.widget = w.VBox([*fields, w.HBox(buttons), self._result, self._yaml_view, self._xds])
+        self.update_preview()
+
+    def yaml(self) -> str:
+        raise NotImplementedError
+
+    def pods(self) -> list[str] | None:
+        """Which proxies an apply targets (None: let the boss decide, i.e. all)."""
+        return None
+
+    def apply(self) -> dict | None:
+        """Push `yaml()` and show how the proxies answered; returns the push record (None if refused)."""
+        self.applies += 1
+        self._result.value = status_html("pushing… (waiting for every proxy to ACK)", "busy")
+        try:
+            self.last_result, self.last_error = self.mesh.apply(self.yaml(), pods=self.pods()), None
+        except Exception as exc:  # a NACK, a refusal or a mesh that is down: show it, never raise into the UI
+            self.last_result, self.last_error = None, exc
+        self.outcome, tone = describe_outcome(self.last_result, self.last_error)
+        self._result.value = status_html(self.outcome, tone)
+        return self.last_result
+
+    def update_preview(self) -> None:
+        """Show the YAML the fields make, and (when toggled) the xDS it becomes for the preview pod."""
+        try:
+            text = self.yaml()
+        except ValueError as exc:
+            self._yaml_view.value = status_html(str(exc), "error")
+            return
+        self._yaml_view.value = f"<pre>{html.escape(text)}</pre>"
+        if not self._show_xds.value:
+            self._xds.value = ""
+            return
+        try:
+            pod = self.preview_pod or self.mesh.pods()[0]
+            shown = self.generated_xds(pod, text)
+            self._xds.value = (f"<b>xDS {html.escape(pod)}'s Envoy would get</b>"
+                               f"<pre>{html.escape(yaml.safe_dump(shown, sort_keys=False))}</pre>")
+        except Exception as exc:
+            self._xds.value = status_html(f"cannot preview: {exc}", "error")
+
+    def generated_xds(self, pod: str, text: str) -> Any:
+        return self.mesh.xds(pod, text)
+
+    def text(self) -> str:
+        try:
+            text = self.yaml()
+        except ValueError as exc:
+            text = str(exc)
+        return "\n".join(part for part in (self.summary(), text.rstrip(), self.outcome) if part)
+
+    def summary(self) -> str:
+        return type(self).__name__
+
+
+class _HostEditor(_Editor):
+    """An editor for one Service's VirtualService; adds a DestinationRule when the subsets lack one."""
+
+    def __init__(self, mesh: Any, host: str, subsets: Sequence[str] | None, fields: list[w.Widget],
+                 preview_pod: str | None, destination_rule: bool | None, apply_button: bool = True) -> None:
+        self.host = host
+        self.subsets = list(subsets) if subsets is not None else _known_subsets(mesh, host)
+        if destination_rule is None:
+            destination_rule = needs_destination_rule(mesh.get("DestinationRule"), host, self.subsets)
+        self.with_rule = destination_rule
+        super().__init__(mesh, fields, preview_pod, apply_button)
+
+    def yaml(self) -> str:
+        vs = self.virtual_service()
+        return (destination_rule(self.host, self.subsets) + "---\n" + vs) if self.with_rule else vs
+
+    def virtual_service(self) -> str:
+        raise NotImplementedError
+
+    def generated_xds(self, pod: str, text: str) -> Any:
+        return xds_for_host(self.mesh.xds(pod, text), self.host)
+
+    def _watch_fields(self, fields: Iterable[w.Widget]) -> None:
+        for field in fields:
+            field.observe(lambda _: self.update_preview(), names="value")
+
+
+def _known_subsets(mesh: Any, host: str) -> list[str]:
+    """The `version` labels of the Service's pods: Bookinfo's subsets."""
+    workloads = mesh.topology()["workloads"]
+    return sorted({wl["labels"]["version"] for wl in workloads
+                   if wl.get("labels", {}).get("app") == _short(host) and "version" in wl.get("labels", {})})
+
+
+class WeightSliders(_HostEditor):
+    """One slider per subset; releasing a slider applies a weighted VirtualService once.
+
+    Sliders use `continuous_update=False`, so dragging sends nothing until release; the other
+    sliders then move to keep the total at 100 without pushing themselves.
+
+    >>> mw.WeightSliders(mesh, "reviews", ["v1", "v2", "v3"])
+    """
+
+    def __init__(self, mesh: Any, host: str, subsets: Sequence[str] | None = None, *,
+                 weights: Mapping[str, int] | None = None, preview_pod: str | None = None,
+                 destination_rule: bool | None = None) -> None:
+        self._adjusting = False
+        names = list(subsets) if subsets is not None else _known_subsets(mesh, host)
+        start = normalise_weights(weights or dict.fromkeys(names, 1))
+        self.sliders = {name: w.IntSlider(value=start.get(name, 0), min=0, max=100, description=name,
+                                          continuous_update=False) for name in names}
+        super().__init__(mesh, host, names, list(self.sliders.values()), preview_pod, destination_rule,
+                         apply_button=False)
+        for name, slider in self.sliders.items():
+            slider.observe(lambda change, name=name: self._released(name), names="value")
+
+    @property
+    def weights(self) -> dict[str, int]:
+        return {name: slider.value for name, slider in self.sliders.items()}
+
+    def _released(self, name: str) -> None:
+        if self._adjusting:
+            return
+        balanced = normalise_weights(self.weights, changed=name)
+        self._adjusting = True
+        try:
+            for other, slider in self.sliders.items():
+                slider.value = balanced[other]
+        finally:
+            self._adjusting = False
+        self.update_preview()
+        self.apply()
+
+    def virtual_service(self) -> str:
+        return weights_to_virtual_service(self.host, self.weights)
+
+    def summary(self) -> str:
+        return f"weights for {self.host}: " + ", ".join(f"{k}={v}%" for k, v in self.weights.items())
+
+
+class HeaderMatchForm(_HostEditor):
+    """Header name, match type (exact/prefix/regex), value and destination subset → a VirtualService."""
+
+    def __init__(self, mesh: Any, host: str, subsets: Sequence[str] | None = None, *, header: str = "end-user",
+                 value: str = "jason", preview_pod: str | None = None, destination_rule: bool | None = None) -> None:
+        names = list(subsets) if subsets is not None else _known_subsets(mesh, host)
+        self.header = w.Text(value=header, description="header")
+        self.match_type = w.Dropdown(options=MATCH_TYPES, value="exact", description="match")
+        self.value = w.Text(value=value, description="value")
+        self.subset = w.Dropdown(options=names, value=names[-1] if names else None, description="send to")
+        self.default_subset = w.Dropdown(options=[("(all)", None), *((n, n) for n in names)],
+                                         value=names[0] if names else None, description="others to")
+        fields = [self.header, self.match_type, self.value, self.subset, self.default_subset]
+        super().__init__(mesh, host, names, fields, preview_pod, destination_rule)
+        self._watch_fields(fields)
+
+    def virtual_service(self) -> str:
+        if not self.header.value.strip():
+            raise ValueError("name the header to match (e.g. end-user or user-agent)")
+        return header_match_virtual_service(self.host, self.header.value, self.match_type.value, self.value.value,
+                                            self.subset.value, self.default_subset.value)
+
+    def summary(self) -> str:
+        return (f"{self.host}: {self.header.value} {self.match_type.value} {self.value.value!r} → "
+                f"{self.subset.value}, others → {self.default_subset.value or 'all'}")
+
+
+class FaultForm(_HostEditor):
+    """Delay / abort for a percentage of requests, a timeout and retries → a VirtualService."""
+
+    def __init__(self, mesh: Any, host: str, subset: str | None = None, *, preview_pod: str | None = None) -> None:
+        self.delay = w.BoundedFloatText(value=0, min=0, max=600, step=0.5, description="delay s")
+        self.abort = w.BoundedIntText(value=0, min=0, max=599, description="abort HTTP")
+        self.percentage = w.IntSlider(value=100, min=0, max=100, description="% of reqs", continuous_update=False)
+        self.timeout = w.BoundedFloatText(value=0, min=0, max=600, step=0.5, description="timeout s")
+        self.retries = w.BoundedIntText(value=0, min=0, max=10, description="retries")
+        self.per_try = w.BoundedFloatText(value=0, min=0, max=600, step=0.5, description="per try s")
+        self.subset = subset
+        fields = [self.delay, self.abort, self.percentage, self.timeout, self.retries, self.per_try]
+        super().__init__(mesh, host, [subset] if subset else [], fields, preview_pod,
+                         None if subset else False)
+        self._watch_fields(fields)
+
+    def virtual_service(self) -> str:
+        return fault_virtual_service(self.host, delay_s=self.delay.value, abort_status=self.abort.value,
+                                     percentage=self.percentage.value, timeout_s=self.timeout.value,
+                                     retries=self.retries.value, per_try_timeout_s=self.per_try.value,
+                                     subset=self.subset)
+
+    def summary(self) -> str:
+        return f"faults, timeout and retries for {self.host}"
+
+
+class YamlEditor(_Editor):
+    """Any YAML (Istio resources, or raw Envoy ones with `"@type"`), a diff against what is live,
+    Apply, and the ACK/NACK panel.
+
+    The diff compares what the boss would generate (`mesh.xds(pod, text)` vs `mesh.xds(pod)`) for
+    Istio YAML, and the pod's own Envoy config dump for raw Envoy resources.
+    """
+
+    def __init__(self, mesh: Any, pods: Sequence[str] | None = None, text: str = "") -> None:
+        self.targets = list(pods) if pods else None
+        self.editor = w.Textarea(value=text, placeholder="paste or write YAML here",
+                                 layout=w.Layout(width="100%", height="16em"))
+        self.diff_pod = w.Dropdown(options=self.targets or mesh.pods(), description="diff on")
+        diff_button = w.Button(description="Diff against live", icon="exchange")
+        diff_button.on_click(lambda _: self.show_diff())
+        self._diff = w.HTML()
+        self.last_diff = ""
+        super().__init__(mesh, [self.editor, w.HBox([self.diff_pod, diff_button]), self._diff], None)
+
+    def yaml(self) -> str:
+        return self.editor.value
+
+    def pods(self) -> list[str] | None:
+        return self.targets
+
+    def update_preview(self) -> None:
+        self.preview_pod = self.diff_pod.value
+        super().update_preview()
+        self._yaml_view.value = ""  # the text area already shows it
+
+    def diff(self) -> str:
+        """What would change on the diff pod's Envoy ("" when nothing would)."""
+        pod, text = self.diff_pod.value, self.yaml()
+        docs = load_documents(text)
+        if docs and all(is_raw_document(doc) for doc in docs):
+            return live_xds_diff(json.loads(self.mesh.admin(pod, "/config_dump?include_eds")), text)
+        return diff_resources(xds_by_name(self.mesh.xds(pod)), xds_by_name(self.mesh.xds(pod, text)))
+
+    def show_diff(self) -> str:
+        try:
+            self.last_diff = self.diff() or "(no difference: the proxy already has this)"
+            self._diff.value = f"<pre>{html.escape(self.last_diff)}</pre>"
+        except Exception as exc:  # refused YAML, unknown field, mesh down: say it in place
+            self.last_diff = f"cannot diff: {exc}"
+            self._diff.value = status_html(self.last_diff, "error")
+        return self.last_diff
+
+    def summary(self) -> str:
+        return f"YAML for {', '.join(self.targets) if self.targets else 'all proxies'}"
+
+    def text(self) -> str:
+        return "\n".join(part for part in (super().text(), self.last_diff) if part)
