@@ -28,6 +28,7 @@ from meshkit.xds import filters
 from meshkit.xds.generate import generate
 from meshkit.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 
+from .test_translate_istio import CASES, case_resources
 from .xds_views import HCM
 
 ADS_CLUSTER = "xds-grpc"
@@ -125,11 +126,8 @@ def validate(envoy: Path, config: dict, tmp_path: Path) -> subprocess.CompletedP
     )
 
 
-@pytest.mark.parametrize("policy", [ALLOW_ANY, REGISTRY_ONLY])
-@pytest.mark.parametrize("deployment", ["productpage-v1", "reviews-v2", "tcp-echo-v1"])
-def test_envoy_accepts_the_translation(envoy, tmp_path, deployment, policy):
-    mesh = bookinfo().with_mesh(outbound_traffic_policy=policy)
-    resources = generate(mesh, mesh.workload(deployment))
+def assert_envoy_accepts(envoy: Path, resources: dict, tmp_path: Path) -> None:
+    """Both bootstraps (as pushed, and with routes and endpoints inlined) pass `--mode validate`."""
     as_pushed = bootstrap(resources[LISTENER], resources[CLUSTER])
     inlined = bootstrap(
         inline_routes(resources[LISTENER], resources[ROUTE]),
@@ -139,6 +137,19 @@ def test_envoy_accepts_the_translation(envoy, tmp_path, deployment, policy):
         result = validate(envoy, config, tmp_path)
         assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
         assert "OK" in result.stdout
+
+
+@pytest.mark.parametrize("policy", [ALLOW_ANY, REGISTRY_ONLY])
+@pytest.mark.parametrize("deployment", ["productpage-v1", "reviews-v2", "tcp-echo-v1"])
+def test_envoy_accepts_the_translation(envoy, tmp_path, deployment, policy):
+    mesh = bookinfo().with_mesh(outbound_traffic_policy=policy)
+    assert_envoy_accepts(envoy, generate(mesh, mesh.workload(deployment)), tmp_path)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_envoy_accepts_every_istio_golden_input(envoy, tmp_path, case):
+    """Each VirtualService / DestinationRule / ServiceEntry golden input, as Envoy 1.40 would load it."""
+    assert_envoy_accepts(envoy, case_resources(case), tmp_path)
 
 
 def test_validation_really_rejects_a_bad_listener(envoy, tmp_path):
