@@ -25,6 +25,7 @@ from . import api
 from .control import ControlError
 from .inspect import proxy_config
 from .inspect.sync_status import status_table
+from .runtime.errors import RuntimeProblem
 
 PC_KINDS = {
     "listener": "listeners", "listeners": "listeners", "l": "listeners",
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except ControlError as exc:
+    except (ControlError, RuntimeProblem) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -124,6 +125,26 @@ def build_parser() -> argparse.ArgumentParser:
     cmd = sub.add_parser("revert", help="drop raw overrides: back to the generated config")
     cmd.add_argument("--pod", action="append", default=[], help="target pod (repeatable; default: all)")
     cmd.set_defaults(func=cmd_revert)
+
+    cmd = sub.add_parser("cluster", help="the kind path: a real Kubernetes cluster with the same mesh")
+    csub = cmd.add_subparsers(title="cluster commands", metavar="ACTION")
+    up = csub.add_parser("up", help="create (or re-use) the kind cluster and deploy the mesh")
+    up.add_argument("--name", default="meshkit")
+    up.add_argument("--dry-run", action="store_true", help="print every command, in order; change nothing")
+    up.set_defaults(func=cmd_cluster_up)
+    down = csub.add_parser("down", help="delete the kind cluster and stop the port-forwards")
+    down.add_argument("--name", default="meshkit")
+    down.set_defaults(func=cmd_cluster_down)
+    status = csub.add_parser("status", help="deployments and port-forwards of the kind cluster")
+    status.add_argument("--name", default="meshkit")
+    status.set_defaults(func=cmd_cluster_status)
+
+    cmd = sub.add_parser("serve-xds", help="run only the control plane (the kind cluster's xDS server)")
+    cmd.add_argument("--listen", default="127.0.0.1:15010", help="host:port of the ADS server")
+    cmd.add_argument("--topology", choices=["bookinfo"], default="bookinfo")
+    cmd.add_argument("--learn-pod-ips", action="store_true",
+                     help="take pod names and IPs from the connecting sidecars' node ids")
+    cmd.set_defaults(func=cmd_serve_xds)
 
     cmd = sub.add_parser("history", help="every push: what changed and who ACKed or NACKed")
     _output(cmd, ("table", "json"))
@@ -312,6 +333,39 @@ def format_push(push: dict) -> str:
         lines.append("  nothing changed: the proxies already hold this config")
     lines += [f"  {warning}" for warning in push.get("warnings", [])]
     return "\n".join(lines)
+
+
+def cmd_cluster_up(args: argparse.Namespace) -> int:
+    from .runtime import kind
+
+    kind.cluster_up(args.name, dry_run=args.dry_run)
+    return 0
+
+
+def cmd_cluster_down(args: argparse.Namespace) -> int:
+    from .runtime import kind
+
+    kind.cluster_down(args.name)
+    return 0
+
+
+def cmd_cluster_status(args: argparse.Namespace) -> int:
+    from .runtime import kind
+
+    status = kind.cluster_status(args.name)
+    print(f"cluster {status['name']}: {'exists' if status['exists'] else 'does not exist'} ({status['dir']})")
+    for deployment, ready in sorted(status["deployments"].items()):
+        print(f"  {deployment:<40} {ready}")
+    for forward in status["forwards"]:
+        print(f"  forward 127.0.0.1:{forward['local_port']} → {forward['name']} "
+              f"({'alive' if forward['alive'] else 'dead: run `meshkit cluster up` again'})")
+    return 0
+
+
+def cmd_serve_xds(args: argparse.Namespace) -> int:
+    from .standalone import serve
+
+    return serve(args.listen, learn_pod_ips=args.learn_pod_ips)
 
 
 def cmd_history(args: argparse.Namespace) -> int:

@@ -139,7 +139,7 @@ class ControlPlane:
             changed = {t: v for t, v in new.versions.items() if old is None or old.versions.get(t) != v}
             snapshots[pod.node_id] = new
             record.versions[pod.name] = {SHORT_NAMES[t]: v for t, v in changed.items()}
-            if changed:
+            if changed and self.tracker.connected(pod.node_id):  # others get it when they connect
                 expected[pod.node_id] = changed
         self.cache.set_many(snapshots)
         outcomes = await self.tracker.wait_for(expected, timeout) if expected else {}

@@ -37,6 +37,7 @@ class Member:
         return dict(self.port_map).get(port.name) or port.target_port
 
     def selected_by(self, selector: Mapping[str, str]) -> bool:
+        """Whether a DestinationRule subset's labels pick this member (all must match)."""
         labels = dict(self.labels)
         return all(labels.get(k) == v for k, v in selector.items())
 
@@ -58,9 +59,6 @@ class RegistryService:
     def name(self) -> str:
         """`istio.services[].name`: the Service name, or the host for a ServiceEntry."""
         return self.kube.name if self.kube else self.hostname
-
-    def port(self, number: int) -> ServicePort | None:
-        return next((p for p in self.ports if p.port == number), None)
 
 
 def pod_member(pod: Workload) -> Member:

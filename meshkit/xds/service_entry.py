@@ -12,7 +12,8 @@ Where meshkit does not follow istiod:
   them by host for clusters and routes, which comes to the same xDS for plain IPs); CIDR
   addresses other than /32 are kept as written but listeners are built on plain addresses only;
 - port protocols HTTP, HTTP2, GRPC and GRPC-WEB are served as HTTP/1.1 routes (no h2 upstream
-  options), everything else (and no protocol: meshkit has no protocol sniffing) as TCP;
+  options), everything else (and no protocol: meshkit has no protocol sniffing) as TCP; TLS and
+  HTTPS ports get a plain TCP listener, where istiod matches the SNI of each host;
 - `exportTo` is ignored (every entry is visible everywhere).
 """
 

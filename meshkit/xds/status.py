@@ -150,6 +150,11 @@ class SyncTracker:
         proxy = self._proxies.get(node_id)
         return proxy.types.get(type_url, TypeSync(type_url)) if proxy else TypeSync(type_url)
 
+    def connected(self, node_id: str) -> bool:
+        """Whether `node_id` has an open ADS stream (only those can answer a push)."""
+        proxy = self._proxies.get(node_id)
+        return proxy is not None and proxy.streams > 0
+
     def subscribe(self, callback: Callable[[SyncEvent], None]) -> Callable[[], None]:
         """Call `callback(event)` for every event from now on; returns the function that stops it."""
         self._subscribers.append(callback)
