@@ -96,15 +96,15 @@ class Daemon:
         self.server = AdsServer(SnapshotCache(), self.tracker)
         await self.server.start(f"{xds.host}:{xds.port}")
         self.plane = ControlPlane(topology, self.server.cache, self.tracker)
+        await self.plane.push_all("initial state")  # the orders are ready before the lieutenants arrive
         await asyncio.to_thread(runtime.start_pods, xds)
-        initial = asyncio.create_task(self.plane.push_all("initial state"))
         await asyncio.to_thread(runtime.wait_apps, READY_TIMEOUT_S)
-        push = await initial
-        stuck = {pod: r for pod, r in push.results.items() if set(r.values()) != {"ACK"}}
+        synced = await self.plane.wait_synced(topology.sidecars(), READY_TIMEOUT_S)
+        stuck = {pod: r for pod, r in synced.items() if set(r.values()) != {"ACK"}}
         if stuck:
             raise RuntimeProblem(
-                f"sidecars did not take their first config: {stuck}; "
-                f"see {self.home}/pods/<pod>/envoy.log"
+                f"sidecars did not take their first config: {stuck}",
+                f"read {self.home}/pods/<pod>/envoy.log for Envoy's own words",
             )
         self.ready_s = time.time() - self.started
 

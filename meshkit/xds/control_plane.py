@@ -126,6 +126,21 @@ class ControlPlane:
         self.topology = topology
         return await self.push(topology.sidecars(), reason)
 
+    async def wait_synced(self, pods: Iterable[Workload], timeout: float) -> dict[str, dict[str, str]]:
+        """Wait until each pod's sidecar has ACKed (or NACKed) every type of its current snapshot.
+
+        Used at start-up: the first push happens before the sidecars connect, so it cannot wait.
+        """
+        expected = {}
+        for pod in pods:
+            snapshot = self.cache.get(pod.node_id)
+            if snapshot is not None:
+                expected[pod.node_id] = {t: v for t, v in snapshot.versions.items() if snapshot.resources.get(t)}
+        outcomes = await self.tracker.wait_for(expected, timeout)
+        by_node = {p.node_id: p.name for p in self.topology.workloads}
+        return {by_node.get(node, node): {SHORT_NAMES[t]: o.kind.value for t, o in per_type.items()}
+                for node, per_type in outcomes.items()}
+
     async def push(self, pods: Iterable[Workload], reason: str, timeout: float = ACK_TIMEOUT_S) -> Push:
         """Rebuild the snapshots of `pods`, publish them together, and wait for the proxies."""
         record = Push(id=len(self._history) + 1, started=time.time(), reason=reason)

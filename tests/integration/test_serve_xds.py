@@ -6,7 +6,6 @@ network namespaces; the boss learns each pod from its node id and pushes the lea
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from meshkit.inspect.admin import AdminClient, AdminError
 from meshkit.model import bookinfo
 from meshkit.runtime import netns
 from meshkit.runtime.bootstrap import XdsAddress, envoy_bootstrap
@@ -42,18 +42,8 @@ def pipe_bootstrap(deployment: str, socket: Path) -> dict:
     return bootstrap
 
 
-def admin_json(ns: str, path: str) -> dict:
-    sock = netns.connect(ns, "127.0.0.1", 15000, 5.0)
-    with sock:
-        sock.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return json.loads(data.split(b"\r\n\r\n", 1)[1])
-
-
 def learned_endpoints(ns: str) -> set[str]:
-    dump = admin_json(ns, "/config_dump?include_eds")
+    dump = AdminClient(lambda: netns.connect(ns, "127.0.0.1", 15000, 3.0), timeout=3.0).config_dump()
     found = set()
     for config in dump["configs"]:
         for entry in config.get("dynamic_endpoint_configs", []):
@@ -92,7 +82,7 @@ def test_serve_xds_learns_pods_from_node_ids(tmp_path: Path):
         while time.monotonic() < deadline:
             try:
                 found = learned_endpoints(namespaces[0])
-            except (OSError, ValueError, IndexError):
+            except (OSError, AdminError):
                 found = set()
             if PODS["reviews-v2"][1] in found:
                 break
