@@ -1,0 +1,116 @@
+"""Small helpers the lab specs share: live resources from a sidecar's Envoy, and learner answers.
+
+Checks only get the mesh. For exercises that ask the learner to *read* something (a version, an
+address, a count), the learner stores the answer in a notebook variable (`envoy_version = ...`)
+and the check reads it from the kernel's namespace, then compares it with what Envoy reports now.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ...api import Mesh
+
+def answer(name: str) -> Any:
+    """The value of `name` in the notebook (the kernel's `__main__`), or None if it is unset."""
+    namespace = getattr(sys.modules.get("__main__"), "__dict__", {})
+    return namespace.get(name)
+
+
+def set_answers(**values: Any) -> Callable[[Mesh], None]:
+    """An `apply` for a reading exercise: puts the answers (values, or functions of the mesh)
+    into the notebook's namespace, as the solution cell would."""
+
+    def apply(mesh: Mesh) -> None:
+        main = sys.modules["__main__"]
+        for name, value in values.items():
+            setattr(main, name, value(mesh) if callable(value) else value)
+
+    return apply
+
+
+def dump_section(mesh: Mesh, pod: str, kind: str) -> dict:
+    """One section of `/config_dump` ("Listeners", "Clusters", "Routes", "Bootstrap")."""
+    for config in mesh.pc.config_dump(pod, include_eds=False)["configs"]:
+        if config.get("@type", "").endswith(f".{kind}ConfigDump"):
+            return config
+    return {}
+
+
+def listener(mesh: Mesh, pod: str, name: str) -> dict | None:
+    """The active Listener called `name` in `pod`'s Envoy (a dict with "@type"), or None."""
+    for item in dump_section(mesh, pod, "Listeners").get("dynamic_listeners", []):
+        if item.get("name") == name and "active_state" in item:
+            return copy.deepcopy(item["active_state"]["listener"])
+    return None
+
+
+def route_config(mesh: Mesh, pod: str, name: str = "9080") -> dict | None:
+    """The RouteConfiguration called `name` in `pod`'s Envoy (a dict with "@type"), or None."""
+    for item in dump_section(mesh, pod, "Routes").get("dynamic_route_configs", []):
+        if item.get("route_config", {}).get("name") == name:
+            return copy.deepcopy(item["route_config"])
+    return None
+
+
+def cluster(mesh: Mesh, pod: str, name: str) -> dict | None:
+    for item in dump_section(mesh, pod, "Clusters").get("dynamic_active_clusters", []):
+        if item.get("cluster", {}).get("name") == name:
+            return copy.deepcopy(item["cluster"])
+    return None
+
+
+def vhost(config: dict | None, name_part: str) -> dict | None:
+    """The virtual host whose name starts with `name_part` ("reviews." or "allow_any")."""
+    for host in (config or {}).get("virtual_hosts", []):
+        if host.get("name", "").startswith(name_part):
+            return host
+    return None
+
+
+def pod_ip(mesh: Mesh, deployment: str) -> str:
+    """A pod's IP as its own Envoy reports it (node metadata INSTANCE_IPS)."""
+    info = json.loads(mesh.admin(deployment, "/server_info"))
+    return str(info["node"]["metadata"]["INSTANCE_IPS"]).split(",")[0]
+
+
+def stat(mesh: Mesh, pod: str, name: str) -> int:
+    """One counter from `/stats` (0 if absent)."""
+    from urllib.parse import quote
+
+    text = mesh.admin(pod, "/stats?filter=" + quote("^" + re.escape(name) + "$", safe=""))
+    for line in text.splitlines():
+        key, _, value = line.partition(": ")
+        if key == name:
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+def same_text(given: Any, expected: str) -> bool:
+    return isinstance(given, str) and given.strip().lower() == expected.strip().lower()
+
+
+def seconds(duration: Any) -> float | None:
+    """"0.500s" (as /config_dump writes durations) in seconds; None when absent or unreadable."""
+    if not isinstance(duration, str) or not duration.endswith("s"):
+        return None
+    try:
+        return float(duration[:-1])
+    except ValueError:
+        return None
+
+
+def dump_yaml(*resources: dict) -> str:
+    """Resources as one multi-document YAML string, ready for `mesh.apply`."""
+    import yaml
+
+    return yaml.safe_dump_all(list(resources), sort_keys=False)
