@@ -124,7 +124,8 @@ class Daemon:
     def _on_sync_event(self, event: SyncEvent) -> None:
         self._event_seq += 1
         row = {"seq": self._event_seq, "kind": event.kind.value, "node_id": event.node_id, "time": event.time,
-               "type": SHORT_NAMES.get(event.type_url, ""), "version": event.version, "error": event.error}
+               "type": SHORT_NAMES.get(event.type_url, ""), "version": event.version, "nonce": event.nonce,
+               "error": event.error}
         self._events = [*self._events[-(EVENT_BUFFER - 1):], row]
         asyncio.get_running_loop().create_task(self._notify())
 
