@@ -38,6 +38,7 @@ import yaml
 
 from ..model import Topology, Workload, bookinfo
 from ..model.bookinfo import DEFAULT_SERVICE_SUBNET
+from ..model.schema import ANY, Obj, check
 from .bootstrap import XdsAddress, envoy_bootstrap
 from .envoy import PROXY_UID
 from .errors import RuntimeProblem
@@ -131,23 +132,22 @@ class KindConfig:
         return {**self.raw, "name": name}
 
 
-# kind's v1alpha4 fields (sigs.k8s.io/kind pkg/apis/config/v1alpha4/types.go); None = any value.
-_NODE_KEYS = {"role": None, "image": None, "labels": None, "extraMounts": None, "extraPortMappings": None,
-              "kubeadmConfigPatches": None, "kubeadmConfigPatchesJSON6902": None}
-_KIND_SCHEMA: dict[str, Any] = {
-    "kind": None, "apiVersion": None, "name": None, "nodes": [_NODE_KEYS],
-    "networking": {"ipFamily": None, "apiServerAddress": None, "apiServerPort": None, "podSubnet": None,
-                   "serviceSubnet": None, "disableDefaultCNI": None, "kubeProxyMode": None,
-                   "dnsSearch": None},
-    "featureGates": None, "runtimeConfig": None, "kubeadmConfigPatches": None,
-    "kubeadmConfigPatchesJSON6902": None, "containerdConfigPatches": None,
-    "containerdConfigPatchesJSON6902": None,
-}
+# kind's v1alpha4 fields (sigs.k8s.io/kind pkg/apis/config/v1alpha4/types.go); kind decodes strictly.
+_NODE = Obj(dict.fromkeys(("role", "image", "labels", "extraMounts", "extraPortMappings",
+                           "kubeadmConfigPatches", "kubeadmConfigPatchesJSON6902"), ANY))
+_KIND_SCHEMA = Obj({
+    **dict.fromkeys(("kind", "apiVersion", "name", "featureGates", "runtimeConfig", "kubeadmConfigPatches",
+                     "kubeadmConfigPatchesJSON6902", "containerdConfigPatches",
+                     "containerdConfigPatchesJSON6902"), ANY),
+    "nodes": [_NODE],
+    "networking": Obj(dict.fromkeys(("ipFamily", "apiServerAddress", "apiServerPort", "podSubnet",
+                                     "serviceSubnet", "disableDefaultCNI", "kubeProxyMode", "dnsSearch"), ANY)),
+})
 
 
 def kind_config_problems(raw: Any) -> list[str]:
     """Unknown keys and missing essentials, mirroring kind's strict decoder."""
-    problems = list(_unknown_keys(raw, _KIND_SCHEMA, ""))
+    problems = check(raw, _KIND_SCHEMA, "")
     if not isinstance(raw, dict):
         return problems
     if (raw.get("kind"), raw.get("apiVersion")) != ("Cluster", "kind.x-k8s.io/v1alpha4"):
@@ -159,22 +159,6 @@ def kind_config_problems(raw: Any) -> list[str]:
         problems.append("networking.serviceSubnet must be set explicitly")
     return problems
 
-
-def _unknown_keys(value: Any, schema: Any, where: str) -> list[str]:
-    if schema is None:
-        return []
-    if isinstance(schema, list):
-        if not isinstance(value, list):
-            return [f"{where or '.'}: want a list"]
-        return [p for i, item in enumerate(value) for p in _unknown_keys(item, schema[0], f"{where}[{i}]")]
-    if not isinstance(value, dict):
-        return [f"{where or '.'}: want a mapping"]
-    return [p for key, item in value.items()
-            for p in ([f"unknown field {where}.{key}".replace("..", ".")] if key not in schema
-                      else _unknown_keys(item, schema[key], f"{where}.{key}"))]
-
-
-# ---------------------------------------------------------------------------------------------- render
 
 def image_ref(name: str) -> str:
     """Fully qualified, so docker, podman and containerd all agree on the name."""
