@@ -9,8 +9,8 @@ LAB_PORT ?= 8888
 
 .PHONY: lab test setup system up down lint clean
 
-lab: setup system up
-	$(VENV)/bin/jupyter lab --notebook-dir=labs --ServerApp.ip=127.0.0.1 --port=$(LAB_PORT)
+lab: setup system
+	$(VENV)/bin/meshkit lab --port=$(LAB_PORT)
 
 test: setup
 	$(VENV)/bin/ruff check meshkit tests benchmarks

@@ -126,6 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--pod", action="append", default=[], help="target pod (repeatable; default: all)")
     cmd.set_defaults(func=cmd_revert)
 
+    cmd = sub.add_parser("lab", help="boot the mesh and open the labs in JupyterLab")
+    cmd.add_argument("--mode", choices=["self-study", "workshop", "instructor"], default=None,
+                     help="instructor opens the solved notebooks with notes, autopilot and fault buttons")
+    cmd.add_argument("--runtime", choices=["local"], default="local",
+                     help="where the mesh runs (the kind path's notebook API is not built yet)")
+    cmd.add_argument("--port", type=int, default=8888)
+    cmd.add_argument("--no-browser", action="store_true")
+    cmd.set_defaults(func=cmd_lab)
+
+    cmd = sub.add_parser("progress", help="which lab exercises you have done (self-study progress)")
+    cmd.set_defaults(func=cmd_progress)
+
+    cmd = sub.add_parser("hints", help="workshop mode: unlock the hints for this machine")
+    cmd.add_argument("action", choices=["unlock"])
+    cmd.set_defaults(func=cmd_hints)
+
     cmd = sub.add_parser("cluster", help="the kind path: a real Kubernetes cluster with the same mesh")
     csub = cmd.add_subparsers(title="cluster commands", metavar="ACTION")
     up = csub.add_parser("up", help="create (or re-use) the kind cluster and deploy the mesh")
@@ -333,6 +349,38 @@ def format_push(push: dict) -> str:
         lines.append("  nothing changed: the proxies already hold this config")
     lines += [f"  {warning}" for warning in push.get("warnings", [])]
     return "\n".join(lines)
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    from .lab import build, modes
+
+    mode = modes.resolve(args.mode)
+    api.up(args.home)
+    folder = build.SOLUTIONS if mode == modes.INSTRUCTOR else build.LABS
+    env = {**os.environ, "MESHKIT_MODE": mode, "MESHKIT_HOME": str(api.home_dir(args.home))}
+    argv = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}", "--ServerApp.ip=127.0.0.1",
+            f"--port={args.port}"] + (["--no-browser"] if args.no_browser else [])
+    print(f"mode: {mode}; notebooks: {folder}; the mesh keeps running after JupyterLab stops (`meshkit down`)")
+    return subprocess.call(argv, env=env)
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    from .lab import progress
+
+    table = progress.table(api.home_dir(args.home))
+    print("no checks run yet: open a lab with `meshkit lab`" if table.empty else table.to_string(index=False))
+    return 0
+
+
+def cmd_hints(args: argparse.Namespace) -> int:
+    from .lab import modes
+
+    modes.unlock_hints(api.home_dir(args.home))
+    print("hints unlocked for workshop mode on this machine")
+    return 0
 
 
 def cmd_cluster_up(args: argparse.Namespace) -> int:

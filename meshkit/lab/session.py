@@ -21,6 +21,7 @@ from .. import api
 from ..control import ControlError
 from . import modes, progress
 from .catalog import load_spec
+from .instructor import Autopilot, Faults
 from .spec import Exercise, LabSpec, Outcome, Verdict
 
 SYNC_DEADLINE_S = 10.0
@@ -165,6 +166,15 @@ class Lab:
             wait_synced(self.mesh)
         title = f"Solution for {exercise_id}: {exercise.title}" + (" (applied)" if apply else "")
         return Reveal(title, exercise.solution)
+
+    # -- instructor mode ---------------------------------------------------------------------
+    def autopilot(self) -> Autopilot:
+        """Step through this lab's solutions one at a time (instructor demo)."""
+        return Autopilot(self)
+
+    def faults(self) -> Faults:
+        """Buttons that break and mend the mesh on cue (instructor demo)."""
+        return Faults(self.mesh)
 
     def _index(self, exercise_id: str) -> int:
         return [e.id for e in self.spec.exercises].index(self.spec.exercise(exercise_id).id)
