@@ -57,3 +57,14 @@ def mesh(mesh_home: Path):
     meshkit.down(mesh_home)
     left = leftovers(mesh_home)
     assert not left, f"meshkit down left these behind: {left}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print how long the notebook suite took, notebook by notebook (issue: the run prints it)."""
+    from tests.notebooks.test_notebooks import TIMINGS
+
+    if TIMINGS:
+        terminalreporter.section("notebooks")
+        for name, seconds in sorted(TIMINGS.items()):
+            terminalreporter.write_line(f"{seconds:6.1f}s  {name}")
+        terminalreporter.write_line(f"{sum(TIMINGS.values()):6.1f}s  all {len(TIMINGS)} notebooks")

@@ -22,6 +22,7 @@ LABS = sorted((ROOT / "labs").glob("*.ipynb"))
 CELL_TIMEOUT_S = 120
 
 pytestmark = pytest.mark.notebook
+TIMINGS: dict[str, float] = {}  # "solutions/03-lds.ipynb" -> seconds; printed at the end of the run
 
 
 def run(path: Path, home: Path) -> tuple[nbformat.NotebookNode, float]:
@@ -30,7 +31,9 @@ def run(path: Path, home: Path) -> tuple[nbformat.NotebookNode, float]:
     start = time.perf_counter()
     NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
-    return notebook, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    TIMINGS[f"{path.parent.name}/{path.name}"] = seconds
+    return notebook, seconds
 
 
 def check_outputs(notebook: nbformat.NotebookNode) -> list[str]:

@@ -66,7 +66,8 @@ def test_kind_config_is_checked_like_kinds_strict_decoder() -> None:
     assert re.fullmatch(r"kindest/node:v1\.\d+\.\d+@sha256:[0-9a-f]{64}", config.node_image)
     assert tuple(map(int, config.kubernetes_version.split(".")[:2])) >= (1, 33)  # ServiceCIDR, native sidecars
     typo = {**config.raw, "networking": {**config.raw["networking"], "serviceSubnett": "10.1.0.0/16"}}
-    assert kind.kind_config_problems(typo) == [".networking.serviceSubnett: unknown field (did you mean 'serviceSubnet'?)"]
+    expected = ".networking.serviceSubnett: unknown field (did you mean 'serviceSubnet'?)"
+    assert kind.kind_config_problems(typo) == [expected]
 
 
 def test_services_keep_the_topology_vips_clear_of_kubeadm_addresses(rendered: Path) -> None:
