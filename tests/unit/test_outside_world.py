@@ -72,3 +72,20 @@ def test_attach_access_log_matches_tcp_lines_by_client_address(tmp_path: Path):
                                                                     "default")
     # the older line with the same (reused) client port was skipped thanks to the offset
     assert (reset.flags, reset.upstream_cluster) == ("UH", "BlackHoleCluster")
+
+
+def test_bookinfo_answers_httpbin_status_and_delay():
+    from meshkit.runtime.apps.bookinfo import BookinfoServer
+
+    server = BookinfoServer(0, "ratings", "v1", "ratings-v1-x")
+    server.server_address = ("127.0.0.1", server.server_address[1])
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        status, body = _get(port, "/status/503")
+        assert status == 503 and body["pod"] == "ratings-v1-x"
+        status, body = _get(port, "/delay/0.2")
+        assert status == 200 and body["delay_s"] == 0.2
+    finally:
+        server.shutdown()
+        server.server_close()
