@@ -131,8 +131,9 @@ def attach_access_log(replies: Iterable[Reply], log: Path, wait_s: float = 1.5, 
             offset += len(complete)
             for line in complete.splitlines():
                 entry = _json(line)
-                keys = (entry.get("request_id"), entry.get("downstream_remote_address")) if entry else ()
-                reply = next((pending[str(k)] for k in keys if k and str(k) in pending), None)
+                # a line with a request id is an HTTP request, maybe the app's own on a reused port
+                key = (entry.get("request_id") or entry.get("downstream_remote_address")) if entry else None
+                reply = pending.get(str(key)) if key else None
                 if reply is not None:
                     pending.pop(reply.request_id, None)
                     pending.pop(reply.client_address, None)

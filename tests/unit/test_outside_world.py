@@ -62,7 +62,8 @@ def test_attach_access_log_matches_tcp_lines_by_client_address(tmp_path: Path):
     offset = curl.log_size(log)
     http_reply = curl.Reply("abc", 200, 1.0, client_address="10.244.7.10:40001")
     reset = curl.Reply("def", None, 0.1, error="connection reset by peer", client_address="10.244.7.10:40000")
-    with log.open("a") as handle:
+    with log.open("a") as handle:  # the app's own request from a port the reset reply's socket had used
+        handle.write(_line(request_id="app", downstream_remote_address="10.244.7.10:40000", response_flags="DI"))
         handle.write(_line(request_id="abc", downstream_remote_address="10.244.7.10:40001",
                            upstream_cluster="outbound|9080||reviews.default.svc.cluster.local", route_name="default"))
         handle.write(_line(downstream_remote_address="10.244.7.10:40000", response_flags="UH",
