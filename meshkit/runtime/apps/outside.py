@@ -7,6 +7,9 @@ gateway address (private to the mesh's pods and the host). Every answer is JSON 
     {"service": "outside", "pod": "outside-world", "version": "", "port": 8080, "path": "/get", ...}
 
 `/status/<code>` answers that code (as httpbin does), `/delay/<s>` waits first (at most 10 s).
+
+A ServiceEntry declares it with `resolution: STATIC` and the address as endpoint, or with
+`resolution: DNS`: the sidecars' c-ares resolver finds the name in the pod's /etc/hosts.
 Runs as a plain script (stdlib only), one thread per port:
     python outside.py --address 10.244.7.1 --port 9080 --port 8080 [--mesh-home H]
 """
