@@ -187,6 +187,14 @@ class Mesh:
     def topology(self) -> dict:
         return self._call("topology")  # type: ignore[return-value]
 
+    def outside(self) -> dict:
+        """The outside world (no sidecar, on the host): {"host", "address", "ports"} for a ServiceEntry.
+
+        >>> out = mesh.outside()   # {'host': 'httpbin.example.com', 'address': '10.244.7.1', 'ports': [9080, 8080]}
+        >>> mesh.curl("productpage-v1", f"http://{out['host']}:8080/get")
+        """
+        return self.topology()["outside"]  # type: ignore[return-value]
+
     def pods(self) -> list[str]:
         return [w["name"] for w in self.topology()["workloads"]]
 

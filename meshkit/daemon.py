@@ -176,6 +176,7 @@ class Daemon:
         topology = self._plane().topology
         return {
             "mesh": topology.mesh.__dict__,
+            "outside": self._runtime().outside(),
             "services": [
                 {"name": s.name, "namespace": s.namespace, "fqdn": s.fqdn, "vip": s.vip,
                  "ports": [p.__dict__ for p in s.ports], "selector": dict(s.selector)}
@@ -310,7 +311,7 @@ class Daemon:
             host, port, path = curl.parse_url(str(args["url"]))
         except ValueError as exc:
             raise control.ControlError(str(exc), "invalid") from exc
-        address = self._resolve(plane.topology, host)
+        address = self._resolve(plane.topology, host, runtime.outside())
         host_header = host if port == 80 else f"{host}:{port}"
         target = curl.Target(address, port, host_header, path)
         headers = dict(args.get("headers") or {})
@@ -318,7 +319,7 @@ class Daemon:
         timeout = float(args.get("timeout", 10.0))
 
         def run() -> list[curl.Reply]:
-            replies = []
+            replies, offset = [], curl.log_size(runtime.access_log(pod.name))
             for _ in range(count):
                 try:
                     sock = runtime.connect(pod.name, address, port, timeout)
@@ -326,22 +327,26 @@ class Daemon:
                     replies.append(curl.Reply("", None, 0.0, error=f"connect failed: {exc}"))
                     continue
                 replies.append(curl.exchange(sock, target, headers, str(args.get("method", "GET")), timeout))
-            curl.attach_access_log(replies, runtime.access_log(pod.name))
+            curl.attach_access_log(replies, runtime.access_log(pod.name), offset=offset)
             return replies
 
         return [r.as_dict() for r in await asyncio.to_thread(run)]
 
     @staticmethod
-    def _resolve(topology: Topology, host: str) -> str:
+    def _resolve(topology: Topology, host: str, outside: dict | None = None) -> str:
+        """A host as the pods' hosts files resolve it: a Service's VIP, the outside world, or an IP."""
         service = topology.service(host)
         if service is not None:
             return service.vip
+        if outside and host.rstrip(".") == outside["host"]:
+            return outside["address"]
         parts = host.split(".")
         if len(parts) == 4 and all(p.isdigit() for p in parts):
             return host
         raise control.ControlError(
             f"unknown host {host!r}: not a Service of this mesh and not an IP address "
-            f"(Services: {', '.join(s.name for s in topology.services)})", "invalid")
+            f"(Services: {', '.join(s.name for s in topology.services)}"
+            f"{'; outside the mesh: ' + outside['host'] if outside else ''})", "invalid")
 
     async def op_admin(self, args: dict) -> str:
         runtime = self.runtime
@@ -365,7 +370,7 @@ class Daemon:
         """Open a TCP connection from inside a pod (captured like the app's), send text, read the reply."""
         plane, runtime = self._plane(), self._runtime()
         pod = self._pods([str(args["pod"])])[0]
-        address, port = self._resolve(plane.topology, str(args["host"])), int(args["port"])
+        address, port = self._resolve(plane.topology, str(args["host"]), runtime.outside()), int(args["port"])
         payload = str(args.get("text", "hello\n")).encode()
 
         def run() -> dict:

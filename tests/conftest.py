@@ -34,7 +34,7 @@ def leftovers(home: Path) -> list[str]:
     if subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0:
         found.append(f"bridge {bridge}")
     found += [f"/etc/netns/{p.name}" for p in Path("/etc/netns").glob(prefix + "*")]
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
     found += [f"process {line.strip()}" for line in ps.splitlines() if str(home) in line]
     return found
 

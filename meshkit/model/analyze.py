@@ -4,7 +4,9 @@
   route to a cluster that does not exist and answer 503 NC),
 - route weights that do not add up to 100 (error),
 - a host that matches no Service or ServiceEntry (warning, IST0101 "Referenced host not found"),
-- durations Envoy cannot read (error).
+- durations Envoy cannot read (error),
+- a DestinationRule `outlierDetection.consecutiveErrors` (warning, istiod's validation text: the
+  field is deprecated and ignored since 1.7).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def analyze(topology: Topology, config: IstioConfig) -> list[Finding]:
         if host not in known and "*" not in host:
             findings.append(Finding("warning", "IST0101", f"DestinationRule {rule.namespace}/{rule.name}",
                                     f'Referenced host not found: "{rule.spec["host"]}"'))
+        findings += _check_deprecated_outlier(f"DestinationRule {rule.namespace}/{rule.name}", rule.spec)
     return sorted(findings, key=lambda f: f.level != "error")
 
 
@@ -84,6 +87,29 @@ def _check_destinations(where, path, route, namespace, known, subsets) -> list[F
             findings.append(Finding("error", "weights", where,
                                     f"{path}.route weights add up to {total}, not 100 ({weights})"))
     return findings
+
+
+def _traffic_policies(spec: dict) -> list[tuple[str, dict]]:
+    """Every trafficPolicy of a DestinationRule with its path: top level, per subset, and their port levels."""
+    found = []
+    tops = [("spec.trafficPolicy", spec.get("trafficPolicy"))]
+    subsets = spec.get("subsets", [])
+    tops += [(f"spec.subsets[{i}].trafficPolicy", subset.get("trafficPolicy")) for i, subset in enumerate(subsets)]
+    for path, policy in tops:
+        if policy:
+            found.append((path, policy))
+            found += [(f"{path}.portLevelSettings[{j}]", p) for j, p in enumerate(policy.get("portLevelSettings", []))]
+    return found
+
+
+def _check_deprecated_outlier(where: str, spec: dict) -> list[Finding]:
+    return [
+        Finding("warning", "deprecated", where,
+                f"{path}.outlierDetection.consecutiveErrors: outlier detection consecutive errors is deprecated, "
+                "use consecutiveGatewayErrors or consecutive5xxErrors instead (meshkit, like istiod, ignores it)")
+        for path, policy in _traffic_policies(spec)
+        if (policy.get("outlierDetection") or {}).get("consecutiveErrors")
+    ]
 
 
 def _check_durations(where, path, route) -> list[Finding]:

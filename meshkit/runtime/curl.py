@@ -33,6 +33,8 @@ class Reply:
     flags: str = ""  # Envoy's %RESPONSE_FLAGS% ("-" when none)
     upstream_cluster: str = ""
     upstream_host: str = ""
+    route_name: str = ""  # the Envoy route that matched (`block_all`, `allow_any`, a VS route's name)
+    client_address: str = ""  # the client socket's ip:port: a TCP access-log line's downstream_remote_address
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -86,26 +88,42 @@ def exchange(
     lines += ["Connection: close", "", ""]
     start = time.perf_counter()
     sock.settimeout(timeout)
+    client = _address(sock)
     try:
         with sock:
             sock.sendall("\r\n".join(lines).encode())
             response = HTTPResponse(sock, method=method)
             response.begin()
             body = response.read().decode(errors="replace")
-            reply = Reply(request_id, response.status, _ms(start), dict(response.getheaders()), body)
+            reply = Reply(request_id, response.status, _ms(start), dict(response.getheaders()), body,
+                          client_address=client)
     except OSError as exc:
-        return Reply(request_id, None, _ms(start), error=_describe(exc))
+        return Reply(request_id, None, _ms(start), error=_describe(exc), client_address=client)
     except Exception as exc:  # http.client raises several non-OSError types on bad peers
-        return Reply(request_id, None, _ms(start), error=f"{type(exc).__name__}: {exc}")
+        return Reply(request_id, None, _ms(start), error=f"{type(exc).__name__}: {exc}", client_address=client)
     _read_app_identity(reply)
     return reply
 
 
-def attach_access_log(replies: Iterable[Reply], log: Path, wait_s: float = 1.5) -> None:
-    """Fill flags/upstream from the client sidecar's access log, waiting briefly for the flush."""
-    pending = {r.request_id: r for r in replies if r.status is not None}
+def log_size(log: Path) -> int:
+    """Where the access log ends now: pass it to `attach_access_log` to skip older lines."""
+    try:
+        return log.stat().st_size
+    except OSError:
+        return 0
+
+
+def attach_access_log(replies: Iterable[Reply], log: Path, wait_s: float = 1.5, offset: int = 0) -> None:
+    """Fill flags/upstream from the client sidecar's access log, waiting briefly for the flush.
+
+    An HTTP line is matched by its request id; a TCP line (tcp_proxy: the catch-all chains with
+    PassthroughCluster or BlackHoleCluster) has none and is matched by the client's ip:port
+    (`downstream_remote_address`), which also covers a connection Envoy reset without answering.
+    """
+    replies = list(replies)
+    pending = {r.request_id: r for r in replies if r.request_id}
+    pending.update({r.client_address: r for r in replies if r.client_address})
     deadline = time.monotonic() + wait_s
-    offset = 0
     while pending and time.monotonic() < deadline:
         if log.exists():
             with log.open("rb") as handle:
@@ -115,11 +133,16 @@ def attach_access_log(replies: Iterable[Reply], log: Path, wait_s: float = 1.5) 
             offset += len(complete)
             for line in complete.splitlines():
                 entry = _json(line)
-                reply = pending.pop(str(entry.get("request_id")), None) if entry else None
+                # a line with a request id is an HTTP request, maybe the app's own on a reused port
+                key = (entry.get("request_id") or entry.get("downstream_remote_address")) if entry else None
+                reply = pending.get(str(key)) if key else None
                 if reply is not None:
+                    pending.pop(reply.request_id, None)
+                    pending.pop(reply.client_address, None)
                     reply.flags = str(entry.get("response_flags") or "-")
                     reply.upstream_cluster = str(entry.get("upstream_cluster") or "")
                     reply.upstream_host = str(entry.get("upstream_host") or "")
+                    reply.route_name = str(entry.get("route_name") or "")
         if pending:
             time.sleep(0.02)  # Envoy flushes its access log every 50 ms
 
@@ -129,6 +152,14 @@ def _read_app_identity(reply: Reply) -> None:
     if data:
         reply.pod = str(data.get("pod", ""))
         reply.version = str(data.get("version", ""))
+
+
+def _address(sock: socket.socket) -> str:
+    try:
+        host, port = sock.getsockname()[:2]
+    except OSError:
+        return ""
+    return f"{host}:{port}"
 
 
 def _json(raw: bytes) -> dict:

@@ -36,6 +36,8 @@ from .shared import world_usable
 APP_UID = 1000  # any uid but the proxy's: the apps' outbound calls must be captured
 ADMIN_PORT = 15000
 XDS_PORT = 15010
+OUTSIDE_HOST = "httpbin.example.com"  # .example.com is reserved (RFC 2606): nothing real answers it
+OUTSIDE_PORTS = (9080, 8080)  # 9080: a port the sidecars have an HTTP listener for; 8080: none
 POD_PREFIX = 24
 POD_SUPERNET = IPv4Network("10.244.0.0/16")
 STATE_FILE = "state.json"
@@ -197,7 +199,7 @@ class LocalRuntime:
         self._record("netns", ns)
         self._record("etc_netns", str(netns.NETNS_ETC / ns))
         netns.create_pod(ns, f"mk{self.mesh_id}v{index}", bridge, workload.ip, POD_PREFIX, self.gateway)
-        netns.write_etc(ns, self.topology, workload)
+        netns.write_etc(ns, self.topology, workload, {OUTSIDE_HOST: self.gateway})
         if workload.sidecar:
             capture.apply(ns)
 
@@ -205,9 +207,25 @@ class LocalRuntime:
         """Where the control plane listens: the bridge address, reachable from the pods only."""
         return XdsAddress(self.gateway, XDS_PORT)
 
+    def outside(self) -> dict[str, Any]:
+        """The outside world: a host name every pod resolves, the address and ports it answers on."""
+        return {"host": OUTSIDE_HOST, "address": self.gateway, "ports": list(OUTSIDE_PORTS)}
+
     def start_pods(self, xds: XdsAddress) -> None:
-        """Start every pod's app (as uid 1000) and sidecar (as uid 1337) without waiting for them."""
+        """Start every pod's app (as uid 1000) and sidecar (as uid 1337) without waiting for them.
+
+        Also the outside world: a plain HTTP server on the host (no netns, no sidecar), as uid 1000,
+        bound to the bridge's gateway address only, so only this mesh's pods (and the host) reach it.
+        """
         envoy, apps = self._envoy or world_usable(find_envoy()), self._apps or world_usable(APPS_DIR)
+        with open(self.home / "outside.log", "ab") as log:
+            argv = [app_python(), "-I", str(apps / "outside.py"), "--address", self.gateway,
+                    *(arg for port in OUTSIDE_PORTS for arg in ("--port", str(port))), "--mesh-home", str(self.home)]
+            outside = subprocess.Popen(
+                ["setpriv", f"--reuid={APP_UID}", f"--regid={APP_UID}", "--clear-groups", "--", *argv],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            )
+        self._started(outside, "outside")
         for workload in self.topology.workloads:
             ns, pod_dir = self.netns(workload.name), self.pod_dir(workload.name)
             pod_dir.mkdir(parents=True, exist_ok=True)
@@ -226,8 +244,20 @@ class LocalRuntime:
         self._record_pid(process.pid, what)
 
     def wait_apps(self, timeout: float = 30.0) -> None:
-        """Return once every app accepts on 127.0.0.1:<port> inside its pod."""
+        """Return once every app accepts on 127.0.0.1:<port> inside its pod, and the outside world on the host."""
         self._wait_listening({w.name: w.ports[0] for w in self.topology.workloads}, "app.log", timeout)
+        deadline = time.monotonic() + timeout
+        for port in OUTSIDE_PORTS:
+            while True:
+                try:
+                    socket.create_connection((self.gateway, port), timeout=0.5).close()
+                    break
+                except OSError as exc:
+                    process = self._procs.get("outside")
+                    if (process is not None and process.poll() is not None) or time.monotonic() > deadline:
+                        raise RuntimeProblem(f"the outside world is not listening on {self.gateway}:{port} ({exc})",
+                                             f"read {self.home}/outside.log") from exc
+                    time.sleep(0.05)
 
     def wait_sidecars(self, timeout: float = 30.0) -> None:
         """Return once every sidecar's admin accepts on 127.0.0.1:15000 inside its pod."""

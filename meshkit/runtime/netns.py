@@ -13,7 +13,7 @@ import os
 import socket
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from ipaddress import ip_address
 from pathlib import Path
 
@@ -111,8 +111,11 @@ def netns_pids(netns: str) -> list[int]:
     return [int(pid) for pid in run(["ip", "netns", "pids", netns]).split()]
 
 
-def hosts_lines(topology: Topology, workload: Workload) -> list[str]:
-    """/etc/hosts for a pod: Kubernetes names of every Service, as cluster DNS would answer them."""
+def hosts_lines(topology: Topology, workload: Workload, extra: Mapping[str, str] | None = None) -> list[str]:
+    """/etc/hosts for a pod: Kubernetes names of every Service, as cluster DNS would answer them.
+
+    `extra` adds names outside the mesh (host name → address), such as the outside world's.
+    """
     lines = ["127.0.0.1\tlocalhost", f"{workload.ip}\t{workload.name}"]
     for service in topology.services:
         qualified = f"{service.name}.{service.namespace}"
@@ -120,10 +123,11 @@ def hosts_lines(topology: Topology, workload: Workload) -> list[str]:
         if service.namespace == workload.namespace:
             names.insert(0, service.name)
         lines.append(f"{service.vip}\t{' '.join(names)}")
+    lines += [f"{address}\t{name}" for name, address in (extra or {}).items()]
     return lines
 
 
-def write_etc(netns: str, topology: Topology, workload: Workload) -> Path:
+def write_etc(netns: str, topology: Topology, workload: Workload, extra: Mapping[str, str] | None = None) -> Path:
     """Write /etc/netns/<ns>/{hosts,resolv.conf}; `ip netns exec` bind-mounts them over /etc.
 
     resolv.conf points at 127.0.0.1 inside the pod, where nothing listens: names missing from the
@@ -131,7 +135,7 @@ def write_etc(netns: str, topology: Topology, workload: Workload) -> Path:
     """
     directory = NETNS_ETC / netns
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "hosts").write_text("\n".join(hosts_lines(topology, workload)) + "\n")
+    (directory / "hosts").write_text("\n".join(hosts_lines(topology, workload, extra)) + "\n")
     search = f"{workload.namespace}.{CLUSTER_DOMAIN} {CLUSTER_DOMAIN} {CLUSTER_DOMAIN.removeprefix('svc.')}"
     (directory / "resolv.conf").write_text(f"search {search}\nnameserver 127.0.0.1\noptions ndots:5\n")
     return directory

@@ -155,3 +155,27 @@ spec:
 """))
     findings = analyze(topology, config)
     assert findings and {f.level for f in findings} == {"warning"}
+
+
+def test_analyze_warns_on_deprecated_consecutive_errors_like_istiod():
+    topology = bookinfo()
+    config = topology.istio.applied(parse_istio("""
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 2}
+  subsets:
+  - name: v1
+    labels: {version: v1}
+    trafficPolicy:
+      portLevelSettings:
+      - port: {number: 9080}
+        outlierDetection: {consecutiveErrors: 1}
+"""))
+    [finding] = analyze(topology, config)
+    assert finding.level == "warning" and finding.resource == "DestinationRule default/reviews"
+    assert finding.message.startswith("spec.subsets[0].trafficPolicy.portLevelSettings[0].outlierDetection"
+                                      ".consecutiveErrors: outlier detection consecutive errors is deprecated")

@@ -6,6 +6,10 @@ v2 ("black" stars) and v3 ("red" stars) do, and show an error instead of stars w
 Every answer names `service`, `version` and `pod`; every outbound call forwards the end-user,
 user-agent, request-id and tracing headers so Envoy's routing and tracing see one request.
 
+Not in the real sample: every service also answers httpbin's `/status/<code>` (that status) and
+`/delay/<seconds>` (200 after the wait, at most 10 s), an upstream that fails or is slow on
+demand, for the retry and circuit-breaking lessons (Istio's own tasks use httpbin there).
+
 Runs as a plain script so it starts fast and needs nothing but Python:
     python bookinfo.py --service reviews --version v2 --pod reviews-v2-... --port 9080
 """
@@ -16,6 +20,7 @@ import argparse
 import http.client
 import json
 import re
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -41,6 +46,7 @@ REVIEWS = (
                   "to other plays by Shakespeare."),
 )
 RATINGS = {"Reviewer1": 5, "Reviewer2": 4}
+MAX_DELAY_S = 10.0
 
 
 def call(service: str, path: str, headers: dict[str, str], timeout: float) -> dict[str, Any]:
@@ -67,11 +73,20 @@ class Bookinfo(BaseHTTPRequestHandler):
 
     server: BookinfoServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, the second waits for the sidecar's
+    # delayed ACK (~40 ms) on every kept-alive connection after the first request.
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/health":
             return self.answer(200, {"status": "ok"})
+        if match := re.fullmatch(r"/status/(\d{3})", path):
+            return self.answer(int(match.group(1)), {"status": int(match.group(1))})
+        if match := re.fullmatch(r"/delay/(\d+(?:\.\d+)?)", path):
+            delay = min(float(match.group(1)), MAX_DELAY_S)
+            time.sleep(delay)
+            return self.answer(200, {"delay_s": delay})
         service = self.server.service
         handler = {
             "productpage": self.productpage, "details": self.details,
