@@ -8,6 +8,7 @@ with real requests for jason.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from ..spec import Exercise, LabSpec, Verdict
@@ -45,6 +46,7 @@ def apply_while_away(mesh: Mesh) -> None:
     mesh.stop_boss()
     mesh.apply(V1_ONLY)
     mesh.start_boss()
+    disconnected(mesh)
 
 
 def vs_routes(mesh: Mesh) -> list[dict]:
@@ -54,8 +56,18 @@ def vs_routes(mesh: Mesh) -> list[dict]:
         r.get("metadata", {}).get("filter_metadata", {}).get("istio", {}).get("config", ""))]
 
 
+def disconnected(mesh: Mesh, wait_s: float = 3.0) -> list[str]:
+    """Pods not connected to the boss, after giving a just-restarted boss `wait_s` to be found again."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        away = [r["pod"] for r in mesh.status_rows() if not r["connected"]]
+        if not away or time.monotonic() > deadline:
+            return away
+        time.sleep(0.1)
+
+
 def check_resync(mesh: Mesh) -> Verdict:
-    away = [r["pod"] for r in mesh.status_rows() if not r["connected"]]
+    away = disconnected(mesh)
     if away:
         return Verdict.not_yet(f"{len(away)} lieutenants are not connected: the boss is still away")
     if not vs_routes(mesh):

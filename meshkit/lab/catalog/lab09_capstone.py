@@ -1,9 +1,9 @@
 """Lab 09 — capstone: a broken mesh to diagnose and fix with the views alone.
 
 `setup` breaks three things at once (REGISTRY_ONLY stays on throughout):
-- reviews: a VirtualService sends everything to subset v2, whose labels (a typo) match no pod → 503 UH;
-- details: a VirtualService bounds calls with a 0.05 s timeout while a fault delay of 0.2 s
-  stands in for a slow legacy backend (keep it) → 504 UT;
+- ratings: a VirtualService sends everything to subset v1, whose labels (a typo) match no pod
+  → 503 UH; the same VirtualService's 0.2 s fault delay stands in for a slow backend (keep it);
+- reviews: productpage's route allows 0.05 s, but v2 and v3 wait 0.2 s for ratings → 504 UT;
 - an inventory service outside the registry, called by IP from productpage, is refused → 502.
 Each exercise is checked with real requests from productpage.
 """
@@ -20,23 +20,23 @@ if TYPE_CHECKING:
 
 POD = "productpage-v1"
 REVIEWS = "http://reviews:9080/reviews/0"
-DETAILS = "http://details:9080/details/0"
+RATINGS = "http://ratings:9080/ratings/0"
 
 
-def reviews_rule(version_label: str) -> str:
-    return istio("DestinationRule", "reviews", {"host": "reviews", "subsets": [
-        {"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": version_label}}]})
+def ratings_rule(version_label: str) -> str:
+    return istio("DestinationRule", "ratings", {"host": "ratings", "subsets": [
+        {"name": "v1", "labels": {"version": version_label}}]})
 
 
-REVIEWS_VS = istio("VirtualService", "reviews", {"hosts": ["reviews"], "http": [
-    {"route": [{"destination": {"host": "reviews", "subset": "v2"}}]}]})
+# ratings is slow (a 0.2 s fault delay stands in for its real backend) and served by subset v1
+RATINGS_VS = istio("VirtualService", "ratings", {"hosts": ["ratings"], "http": [{
+    "fault": {"delay": {"fixedDelay": "0.2s", "percentage": {"value": 100}}},
+    "route": [{"destination": {"host": "ratings", "subset": "v1"}}]}]})
 
 
-def details_vs(timeout: str) -> str:
-    return istio("VirtualService", "details", {"hosts": ["details"], "http": [{
-        "fault": {"delay": {"fixedDelay": "0.2s", "percentage": {"value": 100}}},
-        "timeout": timeout,
-        "route": [{"destination": {"host": "details"}}]}]})
+def reviews_vs(timeout: str) -> str:
+    return istio("VirtualService", "reviews", {"hosts": ["reviews"], "http": [{
+        "timeout": timeout, "route": [{"destination": {"host": "reviews"}}]}]})
 
 
 def inventory(mesh: Mesh) -> dict:
@@ -59,38 +59,40 @@ def inventory_entry(mesh: Mesh) -> str:
 
 def break_mesh(mesh: Mesh) -> None:
     mesh.set_outbound_traffic_policy("REGISTRY_ONLY")
-    mesh.apply(reviews_rule("2") + "---\n" + REVIEWS_VS + "---\n" + details_vs("0.05s"))
+    mesh.apply(ratings_rule("1") + "---\n" + RATINGS_VS + "---\n" + reviews_vs("0.05s"))
 
 
-def check_reviews(mesh: Mesh) -> Verdict:
-    rows = mesh.curl_rows(POD, REVIEWS, n=8)
+def check_ratings(mesh: Mesh) -> Verdict:
+    rows = mesh.curl_rows(POD, RATINGS, n=3)
     if all(r["status"] == 503 for r in rows):
-        return Verdict.not_yet("reviews still answers 503 to every request")
+        return Verdict.not_yet("ratings still answers 503 to every request")
+    if not ratings_delay_kept(mesh):
+        return Verdict.wrong("the ratings VirtualService lost its fault delay (the simulated slowness): keep it")
     if any(r["status"] != 200 for r in rows):
         bad = next(r for r in rows if r["status"] != 200)
         return Verdict.wrong(f"some requests still fail ({bad['status']} {bad['flags']}); read flags and cluster")
-    if any(r["version"] != "v2" for r in rows):
-        return Verdict.wrong("reviews answers, but not only from v2: the team's decision to serve v2 stands; "
-                             "fix what stops v2, don't route around it")
-    return Verdict.done("8 of 8 requests answered by reviews-v2")
+    if any(r["upstream_cluster"] != "outbound|9080|v1|ratings.default.svc.cluster.local" for r in rows):
+        return Verdict.wrong("ratings answers, but not through its v1 subset: the team routes ratings to v1 on "
+                             "purpose; fix what stops the subset, don't route around it")
+    return Verdict.done("3 of 3 requests answered through ratings' v1 subset")
 
 
-def details_delay_kept(mesh: Mesh) -> bool:
-    routes = (vhost(route_config(mesh, POD), "details.") or {}).get("routes", [])
+def ratings_delay_kept(mesh: Mesh) -> bool:
+    routes = (vhost(route_config(mesh, POD), "ratings.") or {}).get("routes", [])
     return any("envoy.filters.http.fault" in r.get("typed_per_filter_config", {}) for r in routes)
 
 
-def check_details(mesh: Mesh) -> Verdict:
-    rows = mesh.curl_rows(POD, DETAILS, n=3)
-    if all(r["status"] == 504 for r in rows):
-        return Verdict.not_yet("details still answers 504 to every request")
-    if not details_delay_kept(mesh):
-        return Verdict.wrong("details answers, but the simulated slowness (the fault delay) is gone: keep it, "
-                             "the real backend is that slow")
+def check_reviews(mesh: Mesh) -> Verdict:
+    rows = mesh.curl_rows(POD, REVIEWS, n=9)
+    if any(r["status"] == 504 for r in rows):
+        return Verdict.not_yet("some requests to reviews still end in 504")
+    if not ratings_delay_kept(mesh):
+        return Verdict.wrong("reviews answers, but ratings' fault delay is gone: its backend really is that slow, "
+                             "keep the delay and fix the caller")
     if any(r["status"] != 200 for r in rows):
         bad = next(r for r in rows if r["status"] != 200)
         return Verdict.wrong(f"some requests still fail ({bad['status']} {bad['flags']})")
-    return Verdict.done("details answers 200 despite its 0.2 s delay")
+    return Verdict.done("9 of 9 requests to reviews answered, the slow ones included")
 
 
 def check_inventory(mesh: Mesh) -> Verdict:
@@ -118,28 +120,28 @@ LAB = LabSpec(
     exercises=(
         Exercise(
             id="ex1",
-            title="reviews: 503 for everyone",
-            check=check_reviews,
+            title="ratings: 503 for everyone",
+            check=check_ratings,
             hints=(
                 "Flags UH: the cluster exists but has no healthy upstream. Which cluster? Which endpoints?",
-                "`mesh.pc.endpoints(POD)` has no row for the v2 subset cluster: compare the subset's labels in "
-                "mesh.get('DestinationRule') with the pods' labels in mesh.topology().",
-                "The v2 subset must select `version: v2`; apply the DestinationRule with that label.",
+                "`mesh.pc.endpoints(POD)` has no row for ratings' v1 subset cluster: compare the subset's labels "
+                "in mesh.get('DestinationRule') with the pods' labels in mesh.topology().",
+                "The v1 subset must select `version: v1`; apply the DestinationRule with that label.",
             ),
-            solution=reviews_rule("v2"),
-            apply=lambda mesh: mesh.apply(reviews_rule("v2")),
+            solution=ratings_rule("v1"),
+            apply=lambda mesh: mesh.apply(ratings_rule("v1")),
         ),
         Exercise(
             id="ex2",
-            title="details: 504 after 50 ms",
-            check=check_details,
+            title="reviews: 504 now and then",
+            check=check_reviews,
             hints=(
-                "Flags UT: the route gave up. Read the details route's timeout in mesh.pc.routes or the live dump.",
-                "The backend needs 0.2 s (the fault delay simulates it); the VirtualService allows 0.05 s.",
-                "Apply the details VirtualService with `timeout: 1s` (keep the fault block).",
+                "Flags UT: productpage's route to reviews gave up. Which versions fail? Which of them call ratings?",
+                "reviews v2 and v3 wait for ratings (0.2 s); productpage's reviews route allows 0.05 s.",
+                "Apply the reviews VirtualService with `timeout: 1s`; leave ratings' delay alone.",
             ),
-            solution=details_vs("1s"),
-            apply=lambda mesh: mesh.apply(details_vs("1s")),
+            solution=reviews_vs("1s"),
+            apply=lambda mesh: mesh.apply(reviews_vs("1s")),
         ),
         Exercise(
             id="ex3",
