@@ -4,7 +4,8 @@ ServiceEntry, and what a client sees.
 The "outside world" is two addresses no Service declares, named by `outside()` — the one place
 to change when meshkit grows a real outside server. Until then they are stand-ins inside the
 mesh, called by IP: the details pod on 9080 (HTTP, "legacy.example.com") and the tcp-echo pod on
-9000 (TCP, "echo.example.com"). Checks send real requests from productpage: ex1 closes the door
+9000 (TCP, "echo.example.com"; `setup` relaxes its sidecar's listener filters, lab 03's fix, so it
+answers short lines like a plain server). Checks send real requests from productpage: ex1 closes the door
 (REGISTRY_ONLY: the HTTP call gets 502, the TCP one is reset), ex2 and ex3 let each outsider in
 again with a ServiceEntry while the door stays closed for everything else.
 """
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..spec import Exercise, LabSpec, Verdict
 from ._common import catch_all, istio, listener, pod_ip, route_config
+from .lab03_lds import apply_echo
 
 if TYPE_CHECKING:
     from ...api import Mesh
@@ -29,6 +31,12 @@ def outside(mesh: Mesh) -> dict:
                  "path": "/details/0"},
         "tcp": {"host": "echo.example.com", "ip": pod_ip(mesh, "tcp-echo-v1"), "port": 9000},
     }
+
+
+def stand_in(mesh: Mesh) -> None:
+    """Make the TCP stand-in answer short lines like a plain server: tcp-echo's own sidecar would
+    otherwise hold them in its listener filters (lab 03, ex2). Drop this with a real outside server."""
+    apply_echo(mesh)
 
 
 def http_url(mesh: Mesh) -> str:
@@ -51,9 +59,8 @@ def tcp_entry(mesh: Mesh) -> str:
         "ports": [{"number": target["port"], "name": "tcp", "protocol": "TCP"}], "resolution": "NONE"})
 
 
-def knock(mesh: Mesh, ip: str, port: int, tries: int = 5) -> dict:
-    """One TCP line to ip:port; up to `tries` times, because a short line that closes at once can be
-    dropped while the far side's listener filters still wait for bytes (lab 03)."""
+def knock(mesh: Mesh, ip: str, port: int, tries: int = 3) -> dict:
+    """One TCP line to ip:port from productpage; tried up to `tries` times (a refusal fails every time)."""
     reply: dict = {}
     for _ in range(tries):
         reply = mesh.tcp(POD, ip, port, "knock knock\n")
@@ -122,6 +129,7 @@ LAB = LabSpec(
         "Predict exactly what a client sees: 200, 502, a reset, 404 NR",
         "Let one outsider in with a ServiceEntry, HTTP and TCP",
     ),
+    setup=stand_in,
     exercises=(
         Exercise(
             id="ex1",
