@@ -151,10 +151,13 @@ class Mesh:
         headers: Mapping[str, str] | None = None,
         n: int = 1,
         method: str = "GET",
+        timeout: float = 10.0,
     ) -> list[dict]:
-        timeout = 30.0 + n * 2.0
-        return self._call("curl", timeout=timeout, pod=pod, url=url, headers=dict(headers or {}),
-                          n=n, method=method)  # type: ignore[return-value]
+        """As `curl`, as dicts; `timeout` bounds each request (connect and reply) in seconds."""
+        wait = 30.0 + n * (2.0 + timeout)
+        args = {"pod": pod, "url": url, "headers": dict(headers or {}), "n": n, "method": method,
+                "timeout": timeout}  # the daemon's per-request timeout (not the control call's)
+        return control.call(self.home / "control.sock", "curl", args, timeout=wait)  # type: ignore[return-value]
 
     def tcp(self, pod: str, host: str, port: int, text: str = "hello\n") -> dict:
         """Send `text` over TCP from inside `pod` (captured by its sidecar) and return the reply."""

@@ -217,7 +217,9 @@ def nack_errors(mesh: api.Mesh) -> list[str]:
 
 
 def restore_default(mesh: api.Mesh) -> None:
-    """Drop raw overrides and Istio resources, and set the mesh back to ALLOW_ANY."""
+    """Bring the boss back if a lab stopped it, drop raw overrides and Istio resources, and set
+    the mesh back to ALLOW_ANY."""
+    mesh.start_boss()
     mesh.revert()
     for kind in ("VirtualService", "DestinationRule", "ServiceEntry"):
         items = mesh.get(kind)

@@ -75,10 +75,9 @@ def exchange(
     """Send one request on a connected socket and read the full reply (the socket is closed)."""
     request_id = str(uuid.uuid4())
     sent = {k.lower() for k in (headers or {})}
-    lines = [f"{method} {target.path} HTTP/1.1"]
-    if "host" not in sent:  # a Host header of the caller's own replaces the URL's (curl -H 'Host: x')
-        lines.append(f"Host: {target.host_header}")
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    host = next((v for k, v in (headers or {}).items() if k.lower() == "host"), target.host_header)
+    lines = [f"{method} {target.path} HTTP/1.1", f"Host: {host}"]  # a given Host replaces the URL's
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items() if k.lower() != "host"]
     if "x-request-id" not in sent:
         lines.append(f"x-request-id: {request_id}")
     else:

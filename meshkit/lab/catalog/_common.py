@@ -114,3 +114,39 @@ def dump_yaml(*resources: dict) -> str:
     import yaml
 
     return yaml.safe_dump_all(list(resources), sort_keys=False)
+
+
+def istio(kind: str, name: str, spec: dict) -> str:
+    """One Istio resource (networking.istio.io/v1) as YAML, ready for `mesh.apply`."""
+    return dump_yaml({"apiVersion": "networking.istio.io/v1", "kind": kind, "metadata": {"name": name},
+                      "spec": spec})
+
+
+def shares(rows: list[dict], key: str = "version") -> dict[str, float]:
+    """How often each value of `key` answered among 200s, as fractions of all rows."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row["status"] == 200:
+            counts[str(row.get(key))] = counts.get(str(row.get(key)), 0) + 1
+    return {k: v / max(1, len(rows)) for k, v in sorted(counts.items())}
+
+
+def catch_all(config: dict | None) -> str:
+    """The name of a route configuration's catch-all virtual host ("allow_any", "block_all") or ""."""
+    for host in (config or {}).get("virtual_hosts", []):
+        if host.get("domains") == ["*"]:
+            return str(host.get("name", ""))
+    return ""
+
+
+def endpoint_ips(mesh: Mesh, pod: str, cluster_name: str) -> list[str]:
+    """The endpoint IPs `pod`'s Envoy holds for `cluster_name` (from `/clusters`, as `pc endpoint`)."""
+    data = json.loads(mesh.admin(pod, "/clusters?format=json"))
+    for status in data.get("cluster_statuses", []):
+        if status.get("name") == cluster_name:
+            return sorted(h["address"]["socket_address"]["address"] for h in status.get("host_statuses", []))
+    return []
+
+
+def has_cluster(mesh: Mesh, pod: str, cluster_name: str) -> bool:
+    return cluster(mesh, pod, cluster_name) is not None

@@ -1,0 +1,153 @@
+"""Lab 08 — when orders go wrong: NACK and the last good config, the boss down, resync.
+
+ex1 fixes a cluster Envoy refused (checked in productpage's live CDS), ex2 makes a change while
+the boss is away and brings it back (checked on every sidecar's connection and sync state and on
+real requests), ex3 fixes a VirtualService the boss refused before any push (IST0101), checked
+with real requests for jason.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..spec import Exercise, LabSpec, Verdict
+from ._common import cluster, dump_yaml, istio, route_config, seconds, vhost
+
+if TYPE_CHECKING:
+    from ...api import Mesh
+
+POD = "productpage-v1"
+URL = "http://reviews:9080/reviews/0"
+CANARY = "outbound|9080|canary|reviews.default.svc.cluster.local"
+
+
+def canary(timeout: str) -> str:
+    return dump_yaml({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": CANARY,
+                      "type": "STATIC", "connect_timeout": timeout, "load_assignment": {"cluster_name": CANARY}})
+
+
+def check_canary(mesh: Mesh) -> Verdict:
+    held = cluster(mesh, POD, CANARY)
+    if held is None:
+        return Verdict.not_yet("productpage's lieutenant holds no canary cluster: it kept its last good config")
+    if seconds(held.get("connect_timeout")) != 0.25:
+        return Verdict.wrong("the canary cluster is there, but its connect timeout is not the quarter second asked")
+    return Verdict.done("the corrected order was ACKed; the lieutenant holds the canary cluster")
+
+
+V1_ONLY = (istio("DestinationRule", "reviews", {"host": "reviews", "subsets": [
+    {"name": v, "labels": {"version": v}} for v in ("v1", "v2")]}) + "---\n"
+    + istio("VirtualService", "reviews", {"hosts": ["reviews"], "http": [
+        {"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]}))
+
+
+def apply_while_away(mesh: Mesh) -> None:
+    mesh.stop_boss()
+    mesh.apply(V1_ONLY)
+    mesh.start_boss()
+    disconnected(mesh)
+
+
+def vs_routes(mesh: Mesh) -> list[dict]:
+    """productpage's live reviews routes that came from a VirtualService."""
+    routes = (vhost(route_config(mesh, POD), "reviews.") or {}).get("routes", [])
+    return [r for r in routes if "/virtual-service/" in str(
+        r.get("metadata", {}).get("filter_metadata", {}).get("istio", {}).get("config", ""))]
+
+
+def disconnected(mesh: Mesh, wait_s: float = 3.0) -> list[str]:
+    """Pods not connected to the boss, after giving a just-restarted boss `wait_s` to be found again."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        away = [r["pod"] for r in mesh.status_rows() if not r["connected"]]
+        if not away or time.monotonic() > deadline:
+            return away
+        time.sleep(0.1)
+
+
+def check_resync(mesh: Mesh) -> Verdict:
+    away = disconnected(mesh)
+    if away:
+        return Verdict.not_yet(f"{len(away)} lieutenants are not connected: the boss is still away")
+    if not vs_routes(mesh):
+        return Verdict.not_yet("the boss is here, but no VirtualService for reviews has reached productpage")
+    versions = {r["version"] for r in mesh.curl_rows(POD, URL, n=6) if r["status"] == 200}
+    if versions != {"v1"}:
+        return Verdict.wrong("reviews answers from " + ", ".join(sorted(versions) or ["nobody"])
+                             + ": the task's VirtualService sends everything to v1 (mesh.pc.routes(...))")
+    return Verdict.done("the change made while the boss was away arrived when it came back")
+
+
+JASON_V3 = (istio("DestinationRule", "reviews", {"host": "reviews", "subsets": [
+    {"name": v, "labels": {"version": v}} for v in ("v1", "v2", "v3")]}) + "---\n"
+    + istio("VirtualService", "reviews", {"hosts": ["reviews"], "http": [
+        {"match": [{"headers": {"end-user": {"exact": "jason"}}}],
+         "route": [{"destination": {"host": "reviews", "subset": "v3"}}]},
+        {"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]}))
+
+
+def check_jason_v3(mesh: Mesh) -> Verdict:
+    if not any(h.get("name") == "end-user" for r in vs_routes(mesh) for h in r.get("match", {}).get("headers", [])):
+        return Verdict.not_yet("no route for jason reached productpage: the boss refused the VirtualService")
+    jason = mesh.curl_rows(POD, URL, headers={"end-user": "jason"}, n=4)
+    if any(r["status"] == 503 and "NC" in str(r["flags"]) for r in jason):
+        return Verdict.wrong("503 NC: the route names a cluster the lieutenant does not have — define the subset")
+    if any(r["status"] != 200 or r["version"] != "v3" for r in jason):
+        return Verdict.wrong("not every request from jason reached v3; read status and flags")
+    return Verdict.done("subset defined, VirtualService accepted, jason reaches v3")
+
+
+LAB = LabSpec(
+    name="08-wrong-orders",
+    title="When orders go wrong: NACK, a missing boss, resync",
+    minutes=30,
+    objectives=(
+        "Read a NACK: Envoy's own error text, and the last good config it keeps serving",
+        "Stop the boss and see the lieutenants keep working on their last orders",
+        "Bring the boss back and watch every sidecar reconnect and resync",
+        "Tell a route to a missing cluster (503 NC) from a config the boss refuses before pushing (IST0101)",
+    ),
+    exercises=(
+        Exercise(
+            id="ex1",
+            title="Fix the refused canary cluster",
+            check=check_canary,
+            hints=(
+                "Read the NACK: Envoy names the field and why it refused it.",
+                "A duration must be positive: the canary cluster's connect_timeout is the problem.",
+                "Push the same cluster with `connect_timeout: 0.25s` to productpage-v1.",
+            ),
+            solution="mesh.apply(canary_yaml.replace('-0.25s', '0.25s'), pods=[POD])",
+            apply=lambda mesh: mesh.apply(canary("0.25s"), pods=[POD]),
+        ),
+        Exercise(
+            id="ex2",
+            title="Give an order while the boss is away, then bring it back",
+            check=check_resync,
+            hints=(
+                "The boss keeps accepting your resources while its ADS server is stopped; it just can't send.",
+                "Apply V1_ONLY now, look at the requests (unchanged), then `mesh.start_boss()`.",
+                "`mesh.apply(V1_ONLY)`, then `mesh.start_boss()`, then `mesh.status()`.",
+            ),
+            solution="mesh.apply(V1_ONLY)\nprint(summary(mesh.curl_rows(POD, URL, n=3)))\nmesh.start_boss()",
+            apply=apply_while_away,
+        ),
+        Exercise(
+            id="ex3",
+            title="Jason to v3, accepted this time",
+            check=check_jason_v3,
+            hints=(
+                "IST0101 says the VirtualService names a subset no DestinationRule defines.",
+                "Apply the DestinationRule with a v3 subset together with the VirtualService.",
+                "Add `{name: v3, labels: {version: v3}}` to the rule's subsets and apply rule + JASON_V3_VS together.",
+            ),
+            solution=JASON_V3,
+            apply=lambda mesh: mesh.apply(JASON_V3),
+        ),
+    ),
+    notes=(
+        "meshkit's boss serves SotW ADS; istiod uses delta xDS for most types. A NACK looks the same.",
+        "`stop_boss()` stops the ADS server only; there is no pilot-agent between Envoy and the boss.",
+    ),
+)
