@@ -154,11 +154,12 @@ def _read_app_identity(reply: Reply) -> None:
 
 
 def _address(sock: socket.socket) -> str:
+    """The client's ip:port (empty for a non-IP socket, e.g. a unix socketpair in tests)."""
     try:
-        host, port = sock.getsockname()[:2]
+        name = sock.getsockname()
     except OSError:
         return ""
-    return f"{host}:{port}"
+    return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else ""
 
 
 def _json(raw: bytes) -> dict:
