@@ -289,6 +289,24 @@ def test_proxy_graph_redraws_on_its_ack_and_records_latency() -> None:
     assert not graph._thread.is_alive()
 
 
+def test_proxy_graph_named_by_deployment_redraws_on_the_full_pod_names_ack() -> None:
+    """The boss's events name pods in full (`productpage-v1-cg8bj5pwlv-z7g5w`), as the live mesh does."""
+    mesh = FakeMesh()
+    real = mesh.topology()
+    for wl in real["workloads"]:
+        wl["deployment"], wl["name"] = wl["name"], f"{wl['name']}-cg8bj5pwlv-z7g5w"
+    mesh.topology = lambda: real
+    graph = ProxyGraph(mesh, "productpage-v1", listeners=["0.0.0.0_9080"])
+    try:
+        mesh.push_event("ACK", "reviews-v1-cg8bj5pwlv-z7g5w")
+        mesh.push_event("ACK", "productpage-v1-cg8bj5pwlv-z7g5w", "RDS")
+        assert wait_until(lambda: graph.redraws == 2)
+        time.sleep(0.3)
+        assert graph.redraws == 2
+    finally:
+        graph.close()
+
+
 def test_graph_thread_stops_when_the_view_is_collected() -> None:
     graph = ProxyGraph(FakeMesh(), "productpage-v1")
     thread = graph._thread
