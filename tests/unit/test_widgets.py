@@ -205,6 +205,19 @@ def test_live_xds_diff_against_a_real_dump() -> None:
     assert live_xds_diff(dump, json.dumps(same)) == ""  # what Envoy holds, handed back: no difference
 
 
+def test_live_xds_diff_of_a_new_listener_with_typed_configs() -> None:
+    """A resource with `typed_config` (a protobuf Any) the proxy does not hold yet: the whole of it, added."""
+    dump = json.loads((ENVOY / "config_dump.json").read_text())
+    raw = ('"@type": type.googleapis.com/envoy.config.listener.v3.Listener\nname: mine\n'
+           'address: {socket_address: {address: 0.0.0.0, port_value: 7777}}\n'
+           'filter_chains:\n- filters:\n  - name: envoy.filters.network.tcp_proxy\n    typed_config:\n'
+           '      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n'
+           '      stat_prefix: a\n      cluster: PassthroughCluster\n')
+    diff = live_xds_diff(dump, raw)
+    assert diff.startswith("--- live: (none)\n+++ after apply: LDS mine\n")
+    assert "+      stat_prefix: a\n+      cluster: PassthroughCluster\n" in diff
+
+
 def test_describe_outcome() -> None:
     nack = ControlError("rejected", "nack", {"id": 7, "errors": {"reviews-v1": "Unknown field: x"}})
     text, tone = describe_outcome(error=nack)
