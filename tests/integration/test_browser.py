@@ -114,7 +114,11 @@ class JupyterLab:
     def wait_for_connected_kernel(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(k.get("connections", 0) >= 1 and k.get("execution_state") == "idle" for k in self.kernels()):
+            try:
+                kernels = self.kernels()
+            except OSError:  # the server may answer 500 while a kernel is still starting: ask again
+                kernels = []
+            if any(k.get("connections", 0) >= 1 and k.get("execution_state") == "idle" for k in kernels):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"no kernel with a browser connection after {timeout:.0f}s: {self.kernels()}")
@@ -143,6 +147,7 @@ def test_jupyterlab_renders_the_live_proxy_graph_in_chromium(mesh, tmp_path: Pat
     shot = ARTIFACTS / "browser-proxy-graph.png"
     shot.unlink(missing_ok=True)
     browser = Chromium(tmp_path / "chromium-profile", size=(1600, 1000))
+    page = None
     try:
         lab.start()
         browser.start()
@@ -175,6 +180,10 @@ def test_jupyterlab_renders_the_live_proxy_graph_in_chromium(mesh, tmp_path: Pat
         assert "reviews.default.svc.cluster.local" in labels, labels
         assert shot.stat().st_size > 10_000
         assert len(lab.kernels()) == 1
+    except Exception:
+        print(f"\n--- jupyterlab.log (tail) ---\n{lab.log.read_text(errors='replace')[-4000:]}")
+        print(f"--- browser console ---\n{chr(10).join(page.console[-20:]) if page else ''}")
+        raise
     finally:
         browser.stop()
         lab.stop()
