@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SYSTEM_PACKAGES := graphviz iptables iproute2 util-linux
+# only for the real-browser test (tests/integration/test_browser.py, skipped without it); .ci/run installs it
+TEST_SYSTEM_PACKAGES := chromium
 LAB_PORT ?= 8888
 
-.PHONY: lab test setup system up down lint clean
+.PHONY: lab test setup system system-test up down lint clean
 
 lab: setup system
 	$(VENV)/bin/meshkit lab --port=$(LAB_PORT)
@@ -26,8 +28,10 @@ $(VENV)/.installed: pyproject.toml
 
 # Installs what the local mesh needs from Debian's packages when it can (root + apt-get),
 # otherwise prints the exact command to run.
-system:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+system: PACKAGES = $(SYSTEM_PACKAGES)
+system-test: PACKAGES = $(SYSTEM_PACKAGES) $(TEST_SYSTEM_PACKAGES)
+system system-test:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

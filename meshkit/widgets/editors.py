@@ -245,7 +245,8 @@ def _resource_name(resource: Mapping[str, Any]) -> str:
 
 
 def _normalised(message: Any) -> dict:
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    # plain dicts: MessageToDict gives OrderedDicts for Any fields (typed_config), which yaml.safe_dump refuses
+    return json.loads(json_format.MessageToJson(message, preserving_proto_field_name=True))
 
 
 def _yaml_lines(resource: Any) -> list[str]:

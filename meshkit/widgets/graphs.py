@@ -130,6 +130,7 @@ class ProxyGraph(_GraphView):
     def __init__(self, mesh: Any, pod: str, *, listeners: Iterable[str] | None = None, watch: bool = True) -> None:
         self.pod = pod
         self.listeners = list(listeners) if listeners is not None else None
+        self._names = _pod_names(mesh, pod)
         super().__init__(mesh, watch)
 
     def build(self) -> Graph:
@@ -138,7 +139,19 @@ class ProxyGraph(_GraphView):
         return proxy_graph(dump, clusters, listeners=self.listeners, title=f"{self.pod}: what its Envoy holds")
 
     def relevant(self, event: dict) -> bool:
-        return event.get("pod") == self.pod
+        # events name the pod in full (productpage-v1-cg8bj5pwlv-z7g5w); `pod` may be its Deployment
+        name = str(event.get("pod", ""))
+        return name in self._names or (not self._names and name.rsplit("-", 2)[0] == self.pod)
+
+
+def _pod_names(mesh: Any, pod: str) -> set[str]:
+    """The full pod names `pod` (a pod or Deployment name) stands for; {pod} when the mesh cannot say."""
+    try:
+        workloads = mesh.topology()["workloads"]
+    except Exception:  # the mesh is not up yet: fall back to Kubernetes' deployment-hash-hash naming
+        return set()
+    names = {wl["name"] for wl in workloads if pod in (wl["name"], wl.get("deployment"))}
+    return names or {pod}
 
 
 class MeshGraph(_GraphView):

@@ -205,6 +205,19 @@ def test_live_xds_diff_against_a_real_dump() -> None:
     assert live_xds_diff(dump, json.dumps(same)) == ""  # what Envoy holds, handed back: no difference
 
 
+def test_live_xds_diff_of_a_new_listener_with_typed_configs() -> None:
+    """A resource with `typed_config` (a protobuf Any) the proxy does not hold yet: the whole of it, added."""
+    dump = json.loads((ENVOY / "config_dump.json").read_text())
+    raw = ('"@type": type.googleapis.com/envoy.config.listener.v3.Listener\nname: mine\n'
+           'address: {socket_address: {address: 0.0.0.0, port_value: 7777}}\n'
+           'filter_chains:\n- filters:\n  - name: envoy.filters.network.tcp_proxy\n    typed_config:\n'
+           '      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n'
+           '      stat_prefix: a\n      cluster: PassthroughCluster\n')
+    diff = live_xds_diff(dump, raw)
+    assert diff.startswith("--- live: (none)\n+++ after apply: LDS mine\n")
+    assert "+      stat_prefix: a\n+      cluster: PassthroughCluster\n" in diff
+
+
 def test_describe_outcome() -> None:
     nack = ControlError("rejected", "nack", {"id": 7, "errors": {"reviews-v1": "Unknown field: x"}})
     text, tone = describe_outcome(error=nack)
@@ -287,6 +300,24 @@ def test_proxy_graph_redraws_on_its_ack_and_records_latency() -> None:
     finally:
         graph.close()
     assert not graph._thread.is_alive()
+
+
+def test_proxy_graph_named_by_deployment_redraws_on_the_full_pod_names_ack() -> None:
+    """The boss's events name pods in full (`productpage-v1-cg8bj5pwlv-z7g5w`), as the live mesh does."""
+    mesh = FakeMesh()
+    real = mesh.topology()
+    for wl in real["workloads"]:
+        wl["deployment"], wl["name"] = wl["name"], f"{wl['name']}-cg8bj5pwlv-z7g5w"
+    mesh.topology = lambda: real
+    graph = ProxyGraph(mesh, "productpage-v1", listeners=["0.0.0.0_9080"])
+    try:
+        mesh.push_event("ACK", "reviews-v1-cg8bj5pwlv-z7g5w")
+        mesh.push_event("ACK", "productpage-v1-cg8bj5pwlv-z7g5w", "RDS")
+        assert wait_until(lambda: graph.redraws == 2)
+        time.sleep(0.3)
+        assert graph.redraws == 2
+    finally:
+        graph.close()
 
 
 def test_graph_thread_stops_when_the_view_is_collected() -> None:
