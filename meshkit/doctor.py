@@ -58,7 +58,8 @@ class Report:
             lines.append(f"{c.name:<{width}}{status:<9}{c.detail}")
             if c.fix and c.status != OK:
                 lines.append(f"{'':<{width}}{'':<9}fix: {c.fix}")
-        verdict = "ready for the labs" if self.ok else "NOT ready: apply the fixes above, then run `meshkit doctor` again"
+        verdict = "ready for the labs" if self.ok else \
+            "NOT ready: apply the fixes above, then run `meshkit doctor` again"
         return "\n".join([*lines, "", verdict])
 
     def __str__(self) -> str:

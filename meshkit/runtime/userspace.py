@@ -307,7 +307,7 @@ class UserspaceRuntime:
         service = self.topology.service(host)
         if service is None:
             raise RuntimeProblem(f"{host!r} does not resolve inside the pod",
-                                 "use a Service name of the mesh (reviews, reviews.default.svc.cluster.local, ...) or an IP")
+                                 "use a Service name of the mesh (reviews, reviews.default.svc.cluster.local) or an IP")
         return service.vip
 
     def connect(self, pod: str, host: str, port: int, timeout: float = 5.0) -> socket.socket:
