@@ -22,6 +22,7 @@ connection on stdout (the runtime's `capture.log`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import signal
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 
 INBOUND_BIND = "127.0.0.6"  # Envoy's inbound clusters connect from here (Istio's exemption)
 CHUNK = 65536
+EOF_HOLD_S = 0.05  # well under any listener_filters_timeout a lab sets (0.2 s), well over Envoy's accept
 
 
 def proxy_v1(src: tuple[str, int], dst: tuple[str, int]) -> bytes:
@@ -131,7 +133,9 @@ class Capture:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if header:
             up_writer.write(header)
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        answered = asyncio.Event()
+        await asyncio.gather(_pipe(reader, up_writer, f"{kind} up", hold_eof=answered if header else None),
+                             _pipe(up_reader, writer, f"{kind} down", first_byte=answered))
         for w in (writer, up_writer):
             w.close()
 
@@ -144,12 +148,23 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     writer.close()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy until EOF, then pass the half-close on (a client's shutdown(SHUT_WR) must arrive)."""
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, label: str = "",
+                hold_eof: asyncio.Event | None = None, first_byte: asyncio.Event | None = None) -> None:
+    """Copy until EOF, then pass the half-close on (a client's shutdown(SHUT_WR) must arrive).
+
+    Towards a sidecar the half-close waits until the sidecar answered or EOF_HOLD_S passed: Envoy
+    closes a connection whose FIN arrives while a listener filter still reads, and proxy_protocol
+    is one. Through iptables the FIN reaches 15001 with the data, but no listener filter is there.
+    """
     try:
         while chunk := await reader.read(CHUNK):
+            if first_byte is not None:
+                first_byte.set()
             writer.write(chunk)
             await writer.drain()
+        if hold_eof is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hold_eof.wait(), EOF_HOLD_S)
         if writer.can_write_eof():
             writer.write_eof()
     except (ConnectionError, OSError):
