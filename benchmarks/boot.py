@@ -1,6 +1,7 @@
 """Boot time: `meshkit up` until every sidecar is SYNCED and productpage → reviews → ratings answers 200.
 
-    sudo .venv/bin/python benchmarks/boot.py [--runs 3]
+    sudo .venv/bin/python benchmarks/boot.py [--runs 3] [--capture iptables]
+    .venv/bin/python benchmarks/boot.py --capture userspace     (no root needed)
 
 Prints figures; asserts nothing (timings vary with the machine).
 """
@@ -16,10 +17,10 @@ import time
 import meshkit
 
 
-def boot_once() -> dict[str, float]:
+def boot_once(capture: str | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="meshkit-boot-") as home:
         start = time.perf_counter()
-        mesh = meshkit.up(home)
+        mesh = meshkit.up(home, capture=capture)
         synced = time.perf_counter() - start
         states = {s["state"] for row in mesh.status_rows() for s in row["types"].values()
                   if s["state"] != "NOT SENT"}
@@ -40,13 +41,16 @@ def boot_once() -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--capture", choices=["auto", "iptables", "userspace"], default=None,
+                        help="traffic capture (default: $MESHKIT_CAPTURE, else auto)")
     args = parser.parse_args()
-    results = [boot_once() for _ in range(args.runs)]
+    results = [boot_once(args.capture) for _ in range(args.runs)]
     for i, r in enumerate(results, 1):
         print(f"run {i}: all sidecars SYNCED {r['synced_s']:.2f}s, "
               f"productpage→reviews→ratings 200 at {r['answered_s']:.2f}s, down {r['down_s']:.2f}s")
     median = statistics.median(r["answered_s"] for r in results)
-    print(f"boot (up → SYNCED + 200 through the chain), median of {args.runs}: {median:.2f}s")
+    capture = args.capture or "auto"
+    print(f"boot [capture {capture}] (up → SYNCED + 200 through the chain), median of {args.runs}: {median:.2f}s")
 
 
 if __name__ == "__main__":

@@ -52,11 +52,14 @@ def report(label: str, boss: list[float], wall: list[float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--edits", type=int, default=30)
+    parser.add_argument("--capture", choices=["auto", "iptables", "userspace"], default=None,
+                        help="traffic capture (default: $MESHKIT_CAPTURE, else auto)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="meshkit-push-") as home:
-        mesh = meshkit.up(home)
+        mesh = meshkit.up(home, capture=args.capture)
         try:
             sidecars = len(mesh.status_rows())
+            print(f"capture {mesh.capture}")
             report("one proxy (productpage-v1)", *measure(mesh, ["productpage-v1"], args.edits))
             report(f"all {sidecars} proxies", *measure(mesh, None, args.edits))
         finally:

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "Mesh": "api", "connect": "api", "down": "api", "home_dir": "api", "up": "api",
-    "ControlError": "control", "NotRunning": "control",
+    "ControlError": "control", "NotRunning": "control", "doctor": "doctor",
 }
 _SUBPACKAGES = ("lab", "widgets")
 __all__ = sorted(_PUBLIC)

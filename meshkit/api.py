@@ -187,6 +187,17 @@ class Mesh:
         """
         return self._call("events", timeout=timeout + 10.0, after=after, wait=timeout)  # type: ignore[return-value]
 
+    @property
+    def capture(self) -> str:
+        """How traffic reaches the sidecars: "iptables" or "userspace" (see `capture_note`)."""
+        return self._call("ping", timeout=5.0)["capture"]  # type: ignore[index]
+
+    def capture_note(self) -> str:
+        """What differs from Istio's listeners in this mesh's capture mode ("" for iptables)."""
+        from .xds.capture import USERSPACE, USERSPACE_DIFFERENCE
+
+        return USERSPACE_DIFFERENCE if self.capture == USERSPACE else ""
+
     def topology(self) -> dict:
         return self._call("topology")  # type: ignore[return-value]
 
@@ -214,8 +225,12 @@ def connect(home: str | os.PathLike | None = None) -> Mesh:
     return mesh
 
 
-def up(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_S) -> Mesh:
-    """Start the mesh in the background (or attach to the one already running) and wait for it."""
+def up(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_S, capture: str | None = None) -> Mesh:
+    """Start the mesh in the background (or attach to the one already running) and wait for it.
+
+    `capture`: "iptables", "userspace" or "auto" (default: $MESHKIT_CAPTURE, else auto: iptables
+    when this process can, userspace otherwise). An already running mesh keeps its capture.
+    """
     path = home_dir(home)
     try:
         return connect(path)
@@ -227,7 +242,7 @@ def up(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_S) -> 
     (path / "daemon.json").unlink(missing_ok=True)
     with open(path / "daemon.log", "ab") as logfile:
         process = subprocess.Popen(
-            [sys.executable, "-m", "meshkit.daemon", "--home", str(path)],
+            [sys.executable, "-m", "meshkit.daemon", "--home", str(path), *(["--capture", capture] if capture else [])],
             stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
         )

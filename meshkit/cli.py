@@ -60,7 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmd = sub.add_parser("up", help="boot the mesh in the background (attach if it already runs)")
     cmd.add_argument("--timeout", type=float, default=api.UP_TIMEOUT_S)
+    cmd.add_argument("--capture", choices=["auto", "iptables", "userspace"],
+                     help="traffic capture (default: $MESHKIT_CAPTURE, else auto: iptables if root, else userspace)")
     cmd.set_defaults(func=cmd_up)
+
+    cmd = sub.add_parser("doctor", help="check this machine for everything the labs need, with the fix for each")
+    cmd.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    cmd.set_defaults(func=cmd_doctor)
 
     cmd = sub.add_parser("down", help="stop the mesh and remove every process, namespace and bridge")
     cmd.set_defaults(func=cmd_down)
@@ -185,7 +191,7 @@ def _mesh(args: argparse.Namespace) -> api.Mesh:
 
 def cmd_up(args: argparse.Namespace) -> int:
     start = time.monotonic()
-    mesh = api.up(args.home, timeout=args.timeout)
+    mesh = api.up(args.home, timeout=args.timeout, capture=args.capture)
     info = mesh._call("ping")
     pods = mesh.pods()
     print(f"mesh ready in {time.monotonic() - start:.1f}s at {mesh.home} "
@@ -195,6 +201,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     print("next: meshkit status | meshkit pc listener productpage-v1 | "
           "meshkit curl productpage-v1 http://reviews:9080/reviews/0 -n 6")
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor
+
+    report = doctor()
+    print(json.dumps(report.rows(), indent=2) if args.output == "json" else report.render())
+    return report.exit_code
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -226,6 +240,10 @@ def cmd_pc(args: argparse.Namespace) -> int:
             if index:
                 print()
             print(proxy_config.render(getattr(proxy_config, each)(data, **filters)))
+            if each == "listeners":  # userspace capture changes two listeners: say so (issue 6)
+                note = mesh.capture_note()
+                if note:
+                    print(f"\nnote: {note}")
         else:
             resources = proxy_config.resources(data, each, **filters)
             if args.output == "json":

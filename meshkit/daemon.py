@@ -25,12 +25,12 @@ from pathlib import Path
 from google.protobuf import json_format
 
 from . import control
-from .model import Topology, TopologyError, Workload, bookinfo
+from .model import Topology, TopologyError, Workload
 from .model.analyze import analyze
 from .model.istio import parse_istio_document
 from .model.raw import ResourceError, is_raw_document, load_documents, parse_document
 from .model.schema import SchemaError
-from .runtime import curl
+from .runtime import choose, curl
 from .runtime.errors import RuntimeProblem
 from .runtime.local import LocalRuntime
 from .xds import generate
@@ -56,8 +56,9 @@ STATUS_FILE = "daemon.json"
 class Daemon:
     """Wires the runtime, the control plane and the control socket together."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, capture: str | None = None) -> None:
         self.home = home
+        self.capture = capture  # auto | iptables | userspace (runtime/choose.py)
         self.runtime: LocalRuntime | None = None
         self.plane: ControlPlane | None = None
         self.server: AdsServer | None = None
@@ -85,9 +86,8 @@ class Daemon:
             await self.shutdown()
 
     async def start(self) -> None:
-        subnet = LocalRuntime.allocate_subnet(self.home)
-        topology = bookinfo(pod_subnet=subnet)
-        runtime = LocalRuntime(self.home, topology)
+        runtime = choose.create(self.home, self.capture)  # iptables or userspace capture (issue 6)
+        topology = runtime.topology
         self.runtime = runtime
         runtime.preflight()
         runtime.register_pid(os.getpid())
@@ -170,7 +170,7 @@ class Daemon:
 
     async def op_ping(self, args: dict) -> dict:
         return {"pid": os.getpid(), "home": str(self.home), "ready": self.ready_s is not None,
-                "ready_s": self.ready_s, "capture": "iptables"}
+                "ready_s": self.ready_s, "capture": getattr(self.runtime, "capture", "iptables")}
 
     async def op_topology(self, args: dict) -> dict:
         topology = self._plane().topology
@@ -397,6 +397,8 @@ class Daemon:
         what = str(args.get("what", "iptables"))
         if what not in POD_VIEWS:
             raise control.ControlError(f"unknown view {what!r}; choose one of {', '.join(POD_VIEWS)}", "invalid")
+        if hasattr(runtime, "pod_view"):  # userspace capture: no netns to look into (issue 6)
+            return await asyncio.to_thread(runtime.pod_view, pod.name, what)
         argv = ["ip", "netns", "exec", runtime.netns(pod.name), *POD_VIEWS[what]]
         result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=10)
         return result.stdout + result.stderr
@@ -438,10 +440,11 @@ def _type_row(sync: TypeSync) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="meshkit-daemon", description=__doc__)
     parser.add_argument("--home", required=True, type=Path)
+    parser.add_argument("--capture", choices=choose.CAPTURES, help="default: $MESHKIT_CAPTURE, else auto")
     args = parser.parse_args(argv)
     args.home.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    daemon = Daemon(args.home.resolve())
+    daemon = Daemon(args.home.resolve(), args.capture)
 
     async def run() -> None:
         loop = asyncio.get_running_loop()

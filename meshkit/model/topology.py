@@ -132,6 +132,9 @@ class Topology:
     workloads: tuple[Workload, ...]
     mesh: MeshConfig = field(default_factory=MeshConfig)
     istio: IstioConfig = field(default_factory=IstioConfig)
+    # How traffic reaches the sidecars: "iptables" (Istio's REDIRECT) or "userspace" (a capture
+    # process + PROXY protocol, no privileges); see meshkit/xds/capture.py. (issue 6)
+    capture: str = "iptables"
 
     def with_mesh(self, **changes: object) -> Topology:
         return replace(self, mesh=replace(self.mesh, **changes))

@@ -34,7 +34,7 @@ from google.protobuf import wrappers_pb2
 
 from meshkit.model import HTTP, TCP, MeshConfig, Topology, Workload
 
-from . import filters, names, routes, virtual_service
+from . import capture, filters, names, routes, virtual_service
 from .registry import RegistryService
 from .scope import InboundPort, http_ports, inbound_ports, lookup, outbound_ports
 from .values import duration, filter_metadata
@@ -259,8 +259,9 @@ def outbound_listeners(topology: Topology, proxy: Workload) -> list[Listener]:
 
 def build_listeners(topology: Topology, proxy: Workload) -> list[Listener]:
     """Every LDS listener for `proxy`, in istiod's order: outbound, virtualOutbound, virtualInbound."""
-    return [
+    listeners = [
         *outbound_listeners(topology, proxy),
         virtual_outbound_listener(topology.mesh),
         virtual_inbound_listener(topology, proxy),
     ]
+    return capture.adapt(listeners, topology, proxy)  # userspace capture: see xds/capture.py

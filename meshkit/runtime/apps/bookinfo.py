@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import re
+import socket
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -48,10 +50,39 @@ REVIEWS = (
 RATINGS = {"Reviewer1": 5, "Reviewer2": 4}
 MAX_DELAY_S = 10.0
 
+# Userspace capture (no network namespace per pod): the runtime tells the app where its pod is.
+# MESHKIT_POD_LISTEN: the address to serve on; MESHKIT_POD_SOURCE: the source of its calls (how
+# the capture process knows which pod called); MESHKIT_POD_HOSTS: the pod's hosts file. Unset
+# (iptables capture) the app behaves as in a Kubernetes pod: 0.0.0.0, the kernel's choice, /etc/hosts.
+LISTEN = os.environ.get("MESHKIT_POD_LISTEN", "0.0.0.0")
+SOURCE = os.environ.get("MESHKIT_POD_SOURCE")
+
+
+def _pod_hosts() -> dict[str, str]:
+    path = os.environ.get("MESHKIT_POD_HOSTS")
+    if not path:
+        return {}
+    table = {}
+    with open(path) as hosts:
+        for line in hosts:
+            address, *names = line.split("#", 1)[0].split() or [""]
+            table.update({name: address for name in names})
+    return table
+
+
+HOSTS = _pod_hosts()
+
+
+def _connect(address: tuple[str, int], timeout: float | None = None, source: object = None) -> socket.socket:
+    host, port = address
+    return socket.create_connection((HOSTS.get(host, host), port), timeout,
+                                    (SOURCE, 0) if SOURCE else None)
+
 
 def call(service: str, path: str, headers: dict[str, str], timeout: float) -> dict[str, Any]:
     """GET http://<service>:9080<path>; the outcome (status, body, answering pod) or the error."""
     conn = http.client.HTTPConnection(service, 9080, timeout=timeout)
+    conn._create_connection = _connect  # the Host header stays `service:9080`
     try:
         conn.request("GET", path, headers=headers)
         response = conn.getresponse()
@@ -164,7 +195,7 @@ class BookinfoServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, port: int, service: str, version: str, pod: str) -> None:
-        super().__init__(("0.0.0.0", port), Bookinfo)
+        super().__init__((LISTEN, port), Bookinfo)
         self.service, self.version, self.pod = service, version, pod
 
 

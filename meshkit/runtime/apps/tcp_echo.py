@@ -6,6 +6,7 @@ Runs as a plain script (stdlib only): `python tcp_echo.py --port 9000 --pod tcp-
 from __future__ import annotations
 
 import argparse
+import os
 import socketserver
 
 
@@ -27,7 +28,7 @@ class EchoServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
 
     def __init__(self, port: int, pod: str) -> None:
-        super().__init__(("0.0.0.0", port), Echo)
+        super().__init__((os.environ.get("MESHKIT_POD_LISTEN", "0.0.0.0"), port), Echo)
         self.pod = pod
 
 

@@ -1,0 +1,408 @@
+"""The `userspace` runtime: the local mesh without privileges (no root, no namespaces, no iptables).
+
+Same interface and lifecycle as `LocalRuntime` (`preflight`, `start_network`, `xds_address`,
+`start_pods`, `wait_apps`, `connect`, `admin_get`, `access_log`, `stop`, `cleanup`), same
+`state.json` (so `LocalRuntime.cleanup(home)` tears either down after a SIGKILL), and the same
+Istio names in Envoy. Everything runs as the invoking user.
+
+Addresses (Linux routes all of 127.0.0.0/8 to `lo`, and any user may bind there). Each mesh takes
+one block 127.N.0.0/16, N chosen from the home's hash and probed (a lock file + a bind test), so
+several meshes of several users run side by side on the standard ports:
+
+    127.N.244.1                 the "bridge": the control plane's ADS server (:15010)
+    127.N.244.10+ (pod IP)      Envoy admin/15001/15006/15090, and the capture process on the
+                                app's declared ports (what other pods and sidecars dial)
+    127.N.245.10+ (app address) where the app listens and what its calls come from: the pod's own
+                                loopback, so to speak
+    127.N.96.10+  (VIP mirror)  one per Service VIP 10.96.0.x: the capture process listens here
+    10.96.0.x     (Service VIP) stays the VIP *inside the mesh config*: listener `10.96.0.14_9000`,
+                                vhost domains and PROXY headers name it; nothing binds or dials it
+
+Apps learn their pod through environment variables (`MESHKIT_POD_LISTEN`, `MESHKIT_POD_SOURCE`,
+`MESHKIT_POD_HOSTS`: Service names → VIP mirrors). The capture process (`userspace_capture.py`)
+tells outbound from inbound by the connection's source address, which is why the apps bind it.
+
+macOS: only 127.0.0.1 exists on lo0 and adding aliases needs sudo once per boot
+(`sudo ifconfig lo0 alias 127.N.244.10 up`, ... and 127.0.0.6); `preflight` prints the exact
+commands. Without them, use the kind cluster path. (A one-address fallback with per-pod port
+offsets would change every port Envoy shows, which is the lesson, so meshkit does not do it.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any
+
+from ..model import Topology, bookinfo
+from .apps import HERE as APPS_DIR
+from .apps import app_command
+from .bootstrap import XdsAddress, envoy_bootstrap
+from .envoy import ENVOY_FLAGS, find_envoy
+from .errors import RuntimeProblem
+from .local import STATE_FILE, LocalRuntime, _kill_all, _start_time
+
+CAPTURE = "userspace"
+ADMIN_PORT, OUTBOUND_PORT, INBOUND_PORT, PROMETHEUS_PORT = 15000, 15001, 15006, 15090
+SIDECAR_PORTS = (ADMIN_PORT, OUTBOUND_PORT, INBOUND_PORT, PROMETHEUS_PORT)
+XDS_PORT = 15010
+INBOUND_BIND = "127.0.0.6"
+CAPTURE_SCRIPT = Path(__file__).resolve().parent / "userspace_capture.py"
+LOCK_DIR = Path(os.environ.get("MESHKIT_LOCK_DIR", tempfile.gettempdir()))
+POD_OCTET, APP_OCTET, VIP_OCTET = 244, 245, 96
+
+
+def _mesh_id(home: Path) -> str:
+    return hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest()[:6]
+
+
+def _loopback_fix(addresses: list[str]) -> str:
+    if sys.platform == "darwin":
+        aliases = "; ".join(f"sudo ifconfig lo0 alias {a} up" for a in addresses)
+        return f"macOS has only 127.0.0.1 on lo0: add the aliases once ({aliases}), or use `meshkit cluster up`"
+    return "this host does not route 127.0.0.0/8 to lo; use capture iptables (sudo) or `meshkit cluster up`"
+
+
+class UserspaceRuntime:
+    """Pods of `topology` as processes on 127.N.x.y addresses, with a capture process as iptables."""
+
+    capture = CAPTURE
+
+    def __init__(self, home: Path, topology: Topology, block: int) -> None:
+        self.home = Path(home).resolve()
+        self.topology = topology
+        self.block = block
+        self.mesh_id = _mesh_id(self.home)
+        self._lock = threading.Lock()
+        self._state: dict[str, Any] = LocalRuntime._load(self.home) or {
+            "mesh_id": self.mesh_id, "bridge": None, "netns": [], "etc_netns": [], "pids": []}
+        self._state.update(capture=CAPTURE, block=block)
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._block_lock: int | None = None
+        self._envoy: Path | None = None
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, home: Path) -> UserspaceRuntime:
+        """A runtime on a free 127.N.0.0/16 (held by a lock file for as long as this process lives)."""
+        home = Path(home).resolve()
+        block, lock_fd = cls.allocate_block(home)
+        runtime = cls(home, cls.topology_for(block), block)
+        runtime._block_lock = lock_fd
+        return runtime
+
+    @staticmethod
+    def topology_for(block: int) -> Topology:
+        from dataclasses import replace
+
+        return replace(bookinfo(pod_subnet=f"127.{block}.{POD_OCTET}.0/24"), capture=CAPTURE)
+
+    @staticmethod
+    def allocate_block(home: Path) -> tuple[int, int]:
+        """A block N in 1..254 whose lock is free and whose ADS address is bindable, from the home's hash."""
+        start = int(_mesh_id(home), 16) % 254
+        for i in range(254):
+            block = 1 + (start + i) % 254
+            path = LOCK_DIR / f"meshkit-userspace-127.{block}.lock"
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+            except PermissionError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            if _bindable(f"127.{block}.{POD_OCTET}.1", XDS_PORT):
+                return block, fd
+            os.close(fd)
+        raise RuntimeProblem("every 127.N.0.0/16 block is taken by another mesh",
+                             "stop other meshes (meshkit down), or remove stale /tmp/meshkit-userspace-*.lock")
+
+    # -- addresses -------------------------------------------------------------------------------
+    def app_ip(self, pod: str) -> str:
+        """Where `pod`'s app listens and what its calls come from: 127.N.245.<host>."""
+        return self._swap(self.topology.workload(pod).ip, APP_OCTET)
+
+    def mirror(self, vip: str) -> str:
+        """The loopback address standing in for Service VIP `vip`: 127.N.96.<host>."""
+        return f"127.{self.block}.{VIP_OCTET}.{vip.rsplit('.', 1)[1]}"
+
+    def _swap(self, ip: str, octet: int) -> str:
+        a, b, _, d = ip.split(".")
+        return f"{a}.{b}.{octet}.{d}"
+
+    def netns(self, pod: str) -> str:
+        return ""  # no namespaces in this mode
+
+    def pod_dir(self, pod: str) -> Path:
+        return self.home / "pods" / self.topology.workload(pod).name
+
+    def access_log(self, pod: str) -> Path:
+        return self.pod_dir(pod) / "access.log"
+
+    # -- state (the same file and format as LocalRuntime, so its cleanup works) -------------------
+    def _save(self) -> None:
+        with self._lock:
+            self.home.mkdir(parents=True, exist_ok=True)
+            tmp = self.home / f"{STATE_FILE}.tmp"
+            tmp.write_text(json.dumps(self._state, indent=1))
+            tmp.replace(self.home / STATE_FILE)
+
+    def _record_pid(self, pid: int, what: str) -> None:
+        self._state["pids"].append({"pid": pid, "start": _start_time(pid), "what": what})
+        self._save()
+
+    def register_pid(self, pid: int) -> None:
+        self._record_pid(pid, "registered")
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def preflight(self) -> None:
+        """Envoy runnable, every address bindable, every port free: each failure names its fix."""
+        self._envoy = find_envoy()
+        addresses = [w.ip for w in self.topology.workloads] + [self.app_ip(w.name) for w in self.topology.workloads]
+        addresses += [self.mirror(s.vip) for s in self.topology.services] + [INBOUND_BIND]
+        for address in addresses:
+            try:
+                with socket.socket() as probe:
+                    probe.bind((address, 0))
+            except OSError as error:
+                raise RuntimeProblem(f"cannot bind {address} ({error.strerror})", _loopback_fix(addresses)) from error
+        wanted = [(w.ip, p) for w in self.topology.sidecars() for p in SIDECAR_PORTS]
+        wanted += [(w.ip, p) for w in self.topology.workloads for p in w.ports]
+        wanted += [(self.app_ip(w.name), p) for w in self.topology.workloads for p in w.ports]
+        wanted += [(self.mirror(s.vip), p.port) for s in self.topology.services for p in s.ports]
+        taken = [f"{a}:{p}" for a, p in wanted if not _bindable(a, p)]
+        if taken:
+            raise RuntimeProblem(
+                f"ports in use: {', '.join(taken[:5])}{' ...' if len(taken) > 5 else ''}",
+                f"a process listens on 0.0.0.0 (all addresses) on one of these ports: find it with "
+                f"`ss -ltnp 'sport = :{taken[0].rsplit(':', 1)[1]}'` and stop it, or `meshkit down` a stale mesh",
+            )
+
+    def capture_config(self) -> dict[str, Any]:
+        topo = self.topology
+        return {
+            "outbound_port": OUTBOUND_PORT, "inbound_port": INBOUND_PORT,
+            "pods": [{"name": w.name, "ip": w.ip, "app_ip": self.app_ip(w.name), "sidecar": w.sidecar,
+                      "ports": list(w.ports)} for w in topo.workloads],
+            "services": [{"name": s.name, "vip": s.vip, "mirror": self.mirror(s.vip),
+                          "ports": {p.port: p.target_port for p in s.ports},
+                          "endpoints": [w.ip for w in topo.endpoints(s)]} for s in topo.services],
+        }
+
+    def start_network(self) -> None:
+        """The capture process (this mode's iptables), listening before any app can call."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        config = self.home / "capture.json"
+        config.write_text(json.dumps(self.capture_config(), indent=1))
+        for workload in self.topology.workloads:
+            self.pod_dir(workload.name).mkdir(parents=True, exist_ok=True)
+            (self.pod_dir(workload.name) / "hosts").write_text("\n".join(self.hosts_lines(workload.name)) + "\n")
+        log = open(self.home / "capture.log", "ab")  # noqa: SIM115 - handed to the child
+        with log:
+            process = subprocess.Popen([sys.executable, "-I", "-u", str(CAPTURE_SCRIPT), str(config)],
+                                       stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        self._started(process, "capture")
+        deadline = time.monotonic() + 10.0
+        while b"capture ready" not in (self.home / "capture.log").read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeProblem("the capture process did not start",
+                                     f"read {self.home}/capture.log, then `meshkit down` and retry")
+            time.sleep(0.02)
+
+    def hosts_lines(self, pod: str) -> list[str]:
+        """The pod's hosts file: Service names → VIP mirrors (what the app dials)."""
+        workload = self.topology.workload(pod)
+        lines = [f"{self.app_ip(pod)}\tlocalhost", f"{workload.ip}\t{workload.name}"]
+        for s in self.topology.services:
+            names = [f"{s.name}.{s.namespace}", f"{s.name}.{s.namespace}.svc", s.fqdn]
+            if s.namespace == workload.namespace:
+                names.insert(0, s.name)
+            lines.append(f"{self.mirror(s.vip)}\t{' '.join(names)}\t# Service VIP {s.vip}")
+        return lines
+
+    def xds_address(self) -> XdsAddress:
+        return XdsAddress(f"127.{self.block}.{POD_OCTET}.1", XDS_PORT)
+
+    def bootstrap(self, workload, xds: XdsAddress) -> dict[str, Any]:
+        """Istio's bootstrap with its bound addresses moved from 127.0.0.1/0.0.0.0 to the pod IP."""
+        boot = envoy_bootstrap(workload, xds, admin_port=ADMIN_PORT)
+        boot["admin"]["address"]["socket_address"]["address"] = workload.ip
+        boot["node"]["metadata"]["MESHKIT_CAPTURE"] = CAPTURE
+        for listener in boot["static_resources"]["listeners"]:
+            listener.setdefault("stat_prefix", listener["name"])
+            listener["address"]["socket_address"]["address"] = workload.ip
+        for cluster in boot["static_resources"]["clusters"]:
+            for group in cluster["load_assignment"]["endpoints"]:
+                for endpoint in group["lb_endpoints"]:
+                    address = endpoint["endpoint"]["address"]["socket_address"]
+                    if address["address"] == "127.0.0.1":
+                        address["address"] = workload.ip
+        return boot
+
+    def start_pods(self, xds: XdsAddress) -> None:
+        envoy = self._envoy or find_envoy()
+        for workload in self.topology.workloads:
+            pod_dir = self.pod_dir(workload.name)
+            pod_dir.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, "MESHKIT_POD_LISTEN": self.app_ip(workload.name),
+                   "MESHKIT_POD_SOURCE": self.app_ip(workload.name), "MESHKIT_POD_HOSTS": str(pod_dir / "hosts")}
+            with open(pod_dir / "app.log", "ab") as log:
+                app = subprocess.Popen(app_command(workload, APPS_DIR), env=env, stdin=subprocess.DEVNULL,
+                                       stdout=log, stderr=log, start_new_session=True)
+            self._started(app, f"app {workload.name}")
+            if workload.sidecar:
+                argv = [str(envoy), "--config-yaml", json.dumps(self.bootstrap(workload, xds)), *ENVOY_FLAGS]
+                with open(pod_dir / "access.log", "ab") as access, open(pod_dir / "envoy.log", "ab") as log:
+                    proxy = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=access, stderr=log,
+                                             start_new_session=True)
+                self._started(proxy, f"envoy {workload.name}")
+
+    def _started(self, process: subprocess.Popen, what: str) -> None:
+        self._procs[what] = process
+        self._record_pid(process.pid, what)
+
+    def wait_apps(self, timeout: float = 30.0) -> None:
+        self._wait_listening({w.name: (self.app_ip(w.name), w.ports[0]) for w in self.topology.workloads},
+                             "app.log", timeout)
+
+    def wait_sidecars(self, timeout: float = 30.0) -> None:
+        self._wait_listening({w.name: (w.ip, ADMIN_PORT) for w in self.topology.sidecars()}, "envoy.log", timeout)
+
+    def _wait_listening(self, targets: dict[str, tuple[str, int]], log: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        waiting = dict(targets)
+        while waiting:
+            for name, address in list(waiting.items()):
+                with contextlib.suppress(OSError):
+                    socket.create_connection(address, timeout=0.5).close()
+                    del waiting[name]
+            dead = [what for what, process in self._procs.items() if process.poll() is not None]
+            if dead or (waiting and time.monotonic() > deadline):
+                what = f"processes exited: {dead}" if dead else f"not listening after {timeout:.0f} s: {waiting}"
+                raise RuntimeProblem(f"pods did not come up ({what})",
+                                     f"read {self.home}/pods/<pod>/{log}, then `meshkit down` and retry")
+            if waiting:
+                time.sleep(0.05)
+
+    # -- from inside a pod ---------------------------------------------------------------------
+    def resolve(self, host: str) -> str:
+        with contextlib.suppress(ValueError):
+            return str(ip_address(host))
+        if host == "localhost":
+            return "127.0.0.1"
+        service = self.topology.service(host)
+        if service is None:
+            raise RuntimeProblem(f"{host!r} does not resolve inside the pod",
+                                 "use a Service name of the mesh (reviews, reviews.default.svc.cluster.local) or an IP")
+        return service.vip
+
+    def connect(self, pod: str, host: str, port: int, timeout: float = 5.0) -> socket.socket:
+        """A TCP connection as `pod`'s app would make it (captured by the sidecar, like iptables would).
+
+        The pod's 127.0.0.1 is its pod IP for the sidecar's ports and its app address otherwise.
+        A Service VIP or a pod IP goes through the capture process, exactly as the app's own calls.
+        Any other destination (a ServiceEntry address, a host outside) is handed to the sidecar's
+        15001 with a PROXY header here, which is what iptables would have done with it.
+        """
+        workload = self.topology.workload(pod)
+        address = self.resolve(host)
+        app_ip = self.app_ip(pod)
+        if ip_address(address).is_loopback and not address.startswith(f"127.{self.block}."):
+            local = workload.ip if port in SIDECAR_PORTS else app_ip
+            return socket.create_connection((local, port), timeout)
+        vip = next((s for s in self.topology.services if s.vip == address and s.port(port)), None)
+        pod_ips = {w.ip: w for w in self.topology.workloads}
+        if vip is not None:
+            return socket.create_connection((self.mirror(address), port), timeout, (app_ip, 0))
+        if address in pod_ips and port in pod_ips[address].ports:
+            return socket.create_connection((address, port), timeout, (app_ip, 0))
+        if not workload.sidecar:
+            return socket.create_connection((address, port), timeout, (app_ip, 0))
+        sock = socket.create_connection((workload.ip, OUTBOUND_PORT), timeout, (app_ip, 0))
+        header = f"PROXY TCP4 {workload.ip} {address} {sock.getsockname()[1]} {port}\r\n"
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(header.encode())
+        return sock
+
+    def admin_get(self, pod: str, path: str, timeout: float = 5.0) -> str:
+        workload = self.topology.workload(pod)
+        conn = http.client.HTTPConnection(workload.ip, ADMIN_PORT, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            return conn.getresponse().read().decode("utf-8", "replace")
+        finally:
+            conn.close()
+
+    def pod_view(self, pod: str, what: str) -> str:
+        """The read-only pod views of `mesh.pod_info`, as this mode has them."""
+        workload = self.topology.workload(pod)
+        if what == "iptables":
+            return self.capture_rules(pod)
+        if what == "hosts":
+            return "\n".join(self.hosts_lines(pod)) + "\n"
+        if what == "addresses":
+            return (f"capture userspace: no network namespace; this pod's addresses on the host's lo\n"
+                    f"lo  pod IP {workload.ip}/32 (sidecar ports, captured app ports)\n"
+                    f"lo  app    {self.app_ip(pod)}/32 (the app listens and calls from here)\n")
+        if what == "sockets":
+            mine = (workload.ip + ":", self.app_ip(pod) + ":")
+            out = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True, check=False).stdout.splitlines()
+            return "\n".join([out[0], *(line for line in out[1:] if any(m in line for m in mine))]) + "\n"
+        raise RuntimeProblem(f"unknown view {what!r}", "choose one of iptables, sockets, hosts, addresses")
+
+    def capture_rules(self, pod: str) -> str:
+        """What the capture process does for `pod`, in the shape of istio-init's nat table."""
+        workload = self.topology.workload(pod)
+        app = self.app_ip(pod)
+        lines = [f"# capture userspace: no iptables; the capture process ({self.home}/capture.log) does this for "
+                 f"{workload.name}", "# ISTIO_OUTPUT (calls from the app, source " + app + ")"]
+        for s in self.topology.services:
+            for p in s.ports:
+                target = f"{workload.ip}:{OUTBOUND_PORT} + PROXY dst {s.vip}:{p.port}" if workload.sidecar \
+                    else "an endpoint (kube-proxy)"
+                lines.append(f"-A ISTIO_OUTPUT -s {app} -d {self.mirror(s.vip)} --dport {p.port} -> {target}")
+        lines.append("# ISTIO_INBOUND (connections to the pod IP)")
+        for port in workload.ports:
+            lines.append(f"-A ISTIO_INBOUND -s {INBOUND_BIND} -d {workload.ip} --dport {port} -> RETURN "
+                         f"(the app at {app}:{port})")
+            if workload.sidecar:
+                lines.append(f"-A ISTIO_INBOUND -d {workload.ip} --dport {port} -> {workload.ip}:{INBOUND_PORT} "
+                             f"+ PROXY dst {workload.ip}:{port}")
+        lines.append("# not captured: other ports of the pod IP, and calls the app makes to addresses that are "
+                     "neither a Service VIP mirror nor a pod IP")
+        return "\n".join(lines) + "\n"
+
+    def stop(self) -> None:
+        _kill_all(p.pid for p in self._procs.values())
+        for process in self._procs.values():
+            process.wait()
+        self.cleanup(self.home)
+
+    @classmethod
+    def cleanup(cls, home: Path) -> None:
+        """Stop everything `<home>/state.json` records (works after SIGKILL); LocalRuntime's does the same."""
+        LocalRuntime.cleanup(home)
+
+
+def _bindable(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as listeners do: TIME_WAIT is no owner
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
