@@ -52,12 +52,13 @@ from .apps import app_command
 from .bootstrap import XdsAddress, envoy_bootstrap
 from .envoy import ENVOY_FLAGS, find_envoy
 from .errors import RuntimeProblem
-from .local import STATE_FILE, LocalRuntime, _kill_all, _start_time
+from .local import OUTSIDE_HOST, OUTSIDE_PORTS, STATE_FILE, LocalRuntime, _kill_all, _start_time
 
 CAPTURE = "userspace"
 ADMIN_PORT, OUTBOUND_PORT, INBOUND_PORT, PROMETHEUS_PORT = 15000, 15001, 15006, 15090
 SIDECAR_PORTS = (ADMIN_PORT, OUTBOUND_PORT, INBOUND_PORT, PROMETHEUS_PORT)
 XDS_PORT = 15010
+OUTSIDE_OCTET = 253  # 127.N.253.1: the outside world, on no pod's address
 INBOUND_BIND = "127.0.0.6"
 CAPTURE_SCRIPT = Path(__file__).resolve().parent / "userspace_capture.py"
 LOCK_DIR = Path(os.environ.get("MESHKIT_LOCK_DIR", tempfile.gettempdir()))
@@ -232,10 +233,15 @@ class UserspaceRuntime:
             if s.namespace == workload.namespace:
                 names.insert(0, s.name)
             lines.append(f"{self.mirror(s.vip)}\t{' '.join(names)}\t# Service VIP {s.vip}")
+        lines.append(f"{self.outside()['address']}\t{OUTSIDE_HOST}\t# outside the mesh")
         return lines
 
     def xds_address(self) -> XdsAddress:
         return XdsAddress(f"127.{self.block}.{POD_OCTET}.1", XDS_PORT)
+
+    def outside(self) -> dict[str, Any]:
+        """The outside world: a plain HTTP server on a loopback address of its own (no capture there)."""
+        return {"host": OUTSIDE_HOST, "address": f"127.{self.block}.{OUTSIDE_OCTET}.1", "ports": list(OUTSIDE_PORTS)}
 
     def bootstrap(self, workload, xds: XdsAddress) -> dict[str, Any]:
         """Istio's bootstrap with its bound addresses moved from 127.0.0.1/0.0.0.0 to the pod IP."""
@@ -255,6 +261,12 @@ class UserspaceRuntime:
 
     def start_pods(self, xds: XdsAddress) -> None:
         envoy = self._envoy or find_envoy()
+        outside = self.outside()
+        with open(self.home / "outside.log", "ab") as log:
+            argv = [sys.executable, "-I", str(APPS_DIR / "outside.py"), "--address", outside["address"],
+                    *(arg for port in OUTSIDE_PORTS for arg in ("--port", str(port))), "--mesh-home", str(self.home)]
+            self._started(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                           start_new_session=True), "outside")
         for workload in self.topology.workloads:
             pod_dir = self.pod_dir(workload.name)
             pod_dir.mkdir(parents=True, exist_ok=True)
@@ -276,8 +288,9 @@ class UserspaceRuntime:
         self._record_pid(process.pid, what)
 
     def wait_apps(self, timeout: float = 30.0) -> None:
-        self._wait_listening({w.name: (self.app_ip(w.name), w.ports[0]) for w in self.topology.workloads},
-                             "app.log", timeout)
+        targets = {w.name: (self.app_ip(w.name), w.ports[0]) for w in self.topology.workloads}
+        targets.update({f"outside:{port}": (self.outside()["address"], port) for port in OUTSIDE_PORTS})
+        self._wait_listening(targets, "app.log", timeout)
 
     def wait_sidecars(self, timeout: float = 30.0) -> None:
         self._wait_listening({w.name: (w.ip, ADMIN_PORT) for w in self.topology.sidecars()}, "envoy.log", timeout)
