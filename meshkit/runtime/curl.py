@@ -112,7 +112,7 @@ def log_size(log: Path) -> int:
         return 0
 
 
-def attach_access_log(replies: Iterable[Reply], log: Path, wait_s: float = 1.5, offset: int = 0) -> None:
+def attach_access_log(replies: Iterable[Reply], log: Path, wait_s: float = 3.0, offset: int = 0) -> None:
     """Fill flags/upstream from the client sidecar's access log, waiting briefly for the flush.
 
     An HTTP line is matched by its request id; a TCP line (tcp_proxy: the catch-all chains with

@@ -24,7 +24,7 @@ import pytest
 from .chromium import Chromium, find_chromium
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-LAB_START_S = 30.0
+LAB_START_S = 45.0
 GRAPH_S = 30.0
 
 FIRST_WIDGET_CELL = """\
