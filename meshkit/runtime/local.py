@@ -211,6 +211,8 @@ class LocalRuntime:
         for workload in self.topology.workloads:
             ns, pod_dir = self.netns(workload.name), self.pod_dir(workload.name)
             pod_dir.mkdir(parents=True, exist_ok=True)
+            if not workload.ports:  # identity: the outsider pod runs nothing, it only sends requests
+                continue
             with open(pod_dir / "app.log", "ab") as log:
                 app = subprocess.Popen(
                     netns.command_in(ns, app_command(workload, apps), uid=APP_UID),
@@ -227,7 +229,7 @@ class LocalRuntime:
 
     def wait_apps(self, timeout: float = 30.0) -> None:
         """Return once every app accepts on 127.0.0.1:<port> inside its pod."""
-        self._wait_listening({w.name: w.ports[0] for w in self.topology.workloads}, "app.log", timeout)
+        self._wait_listening({w.name: w.ports[0] for w in self.topology.workloads if w.ports}, "app.log", timeout)
 
     def wait_sidecars(self, timeout: float = 30.0) -> None:
         """Return once every sidecar's admin accepts on 127.0.0.1:15000 inside its pod."""
