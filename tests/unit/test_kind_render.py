@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import yaml
 
-from meshkit.model import bookinfo
 from meshkit.model.bookinfo import DEFAULT_SERVICE_SUBNET
 from meshkit.runtime import kind
 from meshkit.runtime.envoy import find_envoy
