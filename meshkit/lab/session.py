@@ -209,7 +209,7 @@ def nack_errors(mesh: api.Mesh) -> list[str]:
 def restore_default(mesh: api.Mesh) -> None:
     """Drop raw overrides and Istio resources, and set the mesh back to ALLOW_ANY."""
     mesh.revert()
-    for kind in ("VirtualService", "DestinationRule", "ServiceEntry"):
+    for kind in ("VirtualService", "DestinationRule", "ServiceEntry", "PeerAuthentication", "AuthorizationPolicy"):
         items = mesh.get(kind)
         if items:
             mesh.delete(yaml.safe_dump_all(items, sort_keys=False))
