@@ -218,7 +218,8 @@ class Mesh:
         return self._call("topology")  # type: ignore[return-value]
 
     def pods(self) -> list[str]:
-        return [w["name"] for w in self.topology()["workloads"]]
+        """The pods with a sidecar (those with an Envoy admin); the sidecar-less `outsider` is not listed."""
+        return [w["name"] for w in self.topology()["workloads"] if w.get("sidecar", True)]
 
     def down(self) -> None:
         down(self.home)
