@@ -26,6 +26,8 @@ import pandas as pd
 from . import control
 from .control import ControlError, NotRunning
 from .inspect import proxy_config
+from .inspect import secrets as inspect_secrets
+from .inspect import stats as inspect_stats
 from .inspect.sync_status import status_table
 from .runtime.local import LocalRuntime
 
@@ -60,6 +62,10 @@ class ProxyConfig:
 
     def endpoints(self, pod: str, **filters: object) -> pd.DataFrame:
         return proxy_config.endpoints(json.loads(self._mesh.admin(pod, "/clusters?format=json")), **filters)
+
+    def secrets(self, pod: str) -> pd.DataFrame:
+        """`istioctl pc secret`: the SDS certificates the pod's Envoy holds (serial, SPIFFE id, validity)."""
+        return inspect_secrets.secrets(self.config_dump(pod, include_eds=False))
 
 
 class Mesh:
@@ -175,6 +181,30 @@ class Mesh:
         """Start the ADS server again; sidecars reconnect and resync on their own."""
         return self._call("boss", action="start")["running"]  # type: ignore[index]
 
+    # -- identity ------------------------------------------------------------------------------------
+    def identity(self, ttl_s: float | None = None, rotate: bool = False,
+                 pods: Iterable[str] | None = None) -> dict:
+        """The certificates the boss issued; `ttl_s` changes their lifetime (and re-issues them all),
+        `rotate=True` re-issues them now (for `pods`, default all sidecars)."""
+        return self._call("identity", ttl_s=ttl_s, rotate=rotate,  # type: ignore[return-value]
+                          pods=list(pods) if pods is not None else None)
+
+    def stats(self, pod: str, pattern: str = "") -> dict[str, int]:
+        """The pod's Envoy counters whose names match `pattern` (a regex), from `/stats`."""
+        return inspect_stats.counters(self.admin(pod, "/stats"), pattern)
+
+    def requests(self, pods: Iterable[str] | None = None) -> pd.DataFrame:
+        """Requests by source sidecar, destination service and response code (Envoy's cluster counters)."""
+        names = list(pods) if pods is not None else [
+            w["name"] for w in self.topology()["workloads"] if w.get("sidecar", True)]
+        return inspect_stats.requests({self._deployment(p): self.admin(p, "/stats") for p in names})
+
+    def _deployment(self, pod: str) -> str:
+        for w in self.topology()["workloads"]:
+            if pod in (w["name"], w.get("deployment")):
+                return w.get("deployment") or w["name"]
+        return pod
+
     def admin(self, pod: str, path: str) -> str:
         """GET `path` from the Envoy admin API inside `pod` (127.0.0.1:15000 there)."""
         return self._call("admin", pod=pod, path=path)  # type: ignore[return-value]
@@ -210,7 +240,8 @@ class Mesh:
         return self.topology()["outside"]  # type: ignore[return-value]
 
     def pods(self) -> list[str]:
-        return [w["name"] for w in self.topology()["workloads"]]
+        """The pods with a sidecar (those with an Envoy admin); the sidecar-less `outsider` is not listed."""
+        return [w["name"] for w in self.topology()["workloads"] if w.get("sidecar", True)]
 
     def down(self) -> None:
         down(self.home)

@@ -23,7 +23,9 @@ import yaml
 
 from . import api
 from .control import ControlError
+from .inspect import dump as inspect_dump
 from .inspect import proxy_config
+from .inspect import secrets as inspect_secrets
 from .inspect.sync_status import status_table
 from .runtime.errors import RuntimeProblem
 
@@ -33,6 +35,7 @@ PC_KINDS = {
     "cluster": "clusters", "clusters": "clusters", "c": "clusters",
     "endpoint": "endpoints", "endpoints": "endpoints", "ep": "endpoints",
     "all": "all", "a": "all",
+    "secret": "secrets", "secrets": "secrets", "s": "secrets",
 }
 
 
@@ -76,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.set_defaults(func=cmd_status)
 
     cmd = sub.add_parser("proxy-config", aliases=["pc"], help="what one sidecar's Envoy holds")
-    cmd.add_argument("kind", choices=sorted(PC_KINDS), help="listener | route | cluster | endpoint | all")
+    cmd.add_argument("kind", choices=sorted(PC_KINDS), help="listener | route | cluster | endpoint | secret | all")
     cmd.add_argument("pod", help="pod name or Deployment name, e.g. productpage-v1")
     cmd.add_argument("--port", type=int)
     cmd.add_argument("--address")
@@ -229,6 +232,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_pc(args: argparse.Namespace) -> int:
     mesh = _mesh(args)
     kind = PC_KINDS[args.kind]
+    if kind == "secrets":  # identity: istioctl pc secret
+        return _pc_secret(mesh, args)
     kinds = ("clusters", "listeners", "routes", "endpoints") if kind == "all" else (kind,)
     for index, each in enumerate(kinds):
         filters = _pc_filters(each, args)
@@ -250,6 +255,18 @@ def cmd_pc(args: argparse.Namespace) -> int:
                 print(json.dumps(resources, indent=4))
             else:
                 print(yaml.safe_dump(resources, sort_keys=False), end="")
+    return 0
+
+
+def _pc_secret(mesh: api.Mesh, args: argparse.Namespace) -> int:
+    """`meshkit pc secret POD`: the SDS secrets the pod's Envoy holds (private keys are redacted by Envoy)."""
+    dump = mesh.pc.config_dump(args.pod, include_eds=False)
+    if args.output == "table":
+        print(proxy_config.render(inspect_secrets.secrets(dump)))
+        return 0
+    part = inspect_dump.section(dump, "SecretsConfigDump")
+    data = inspect_dump.to_camel(part)
+    print(json.dumps(data, indent=4) if args.output == "json" else yaml.safe_dump(data, sort_keys=False), end="")
     return 0
 
 

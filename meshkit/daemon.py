@@ -109,6 +109,8 @@ class Daemon:
         self.ready_s = time.time() - self.started
 
     async def shutdown(self) -> None:
+        if self.plane is not None:
+            self.plane.close()  # identity: certificate renewal timers
         if self.server is not None:
             await self.server.stop(0.2)
         await asyncio.to_thread(LocalRuntime.cleanup, self.home)
@@ -151,6 +153,7 @@ class Daemon:
             "tcp": self.op_tcp,
             "pod_info": self.op_pod_info,
             "boss": self.op_boss,
+            "identity": self.op_identity,
             "down": self.op_down,
         }
 
@@ -312,6 +315,8 @@ class Daemon:
         except ValueError as exc:
             raise control.ControlError(str(exc), "invalid") from exc
         address = self._resolve(plane.topology, host, runtime.outside())
+        if not pod.sidecar:  # identity: no sidecar, no VIP magic: dial a pod behind the Service
+            address, port = self._direct(plane.topology, host, address, port)
         host_header = host if port == 80 else f"{host}:{port}"
         target = curl.Target(address, port, host_header, path)
         headers = dict(args.get("headers") or {})
@@ -347,6 +352,36 @@ class Daemon:
             f"unknown host {host!r}: not a Service of this mesh and not an IP address "
             f"(Services: {', '.join(s.name for s in topology.services)}"
             f"{'; outside the mesh: ' + outside['host'] if outside else ''})", "invalid")
+
+    # -- identity (SDS certificates; the outsider) -------------------------------------------------
+    _direct_turn = 0
+
+    def _direct(self, topology: Topology, host: str, address: str, port: int) -> tuple[str, int]:
+        """A sidecar-less pod has no Envoy to turn a Service VIP into a pod: pick one in turn (as
+        kube-proxy would) and its target port."""
+        service = topology.service(host)
+        if service is None:
+            return address, port
+        pods = topology.endpoints(service)
+        service_port = service.port(port)
+        if not pods or service_port is None:
+            return address, port
+        Daemon._direct_turn += 1
+        return pods[Daemon._direct_turn % len(pods)].ip, service_port.target_port
+
+    async def op_identity(self, args: dict) -> dict:
+        """Certificates the boss issued; `ttl_s` sets their lifetime, `rotate` re-issues them now."""
+        plane = self._plane()
+        push = None
+        if args.get("ttl_s"):
+            push = await plane.set_certificate_ttl(float(args["ttl_s"]))
+        elif args.get("rotate"):
+            push = await plane.rotate(args.get("pods") or None, "certificate rotation (requested)")
+        certs = {pod: {"identity": c.identity, "serial": f"{c.serial:x}", "not_before": c.not_before,
+                       "not_after": c.not_after, "rotate_at": c.rotate_at()}
+                 for pod, c in plane.certificates().items()}
+        return {"ttl_s": plane.ca.ttl_s, "rotations": plane.rotations, "certificates": certs,
+                "push": self._push_result(push) if push is not None else None}
 
     async def op_admin(self, args: dict) -> str:
         runtime = self.runtime

@@ -221,7 +221,7 @@ def restore_default(mesh: api.Mesh) -> None:
     the mesh back to ALLOW_ANY."""
     mesh.start_boss()
     mesh.revert()
-    for kind in ("VirtualService", "DestinationRule", "ServiceEntry"):
+    for kind in ("VirtualService", "DestinationRule", "ServiceEntry", "PeerAuthentication", "AuthorizationPolicy"):
         items = mesh.get(kind)
         if items:
             mesh.delete(yaml.safe_dump_all(items, sort_keys=False))

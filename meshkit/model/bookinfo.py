@@ -1,7 +1,9 @@
 """The demo mesh: Istio's Bookinfo in namespace `default`, plus a TCP echo service.
 
 productpage-v1 calls details-v1 and reviews (v1, v2, v3); reviews-v2 and -v3 call ratings-v1.
-tcp-echo-v1 answers raw TCP on port 9000, for tcp_proxy lessons.
+tcp-echo-v1 answers raw TCP on port 9000, for tcp_proxy lessons. `outsider` is a pod in `default`
+without a sidecar (no capture, no Envoy, no app, no Service): a stranger at the door, whose
+plaintext requests STRICT mTLS refuses and AuthorizationPolicies judge without an identity.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from .topology import HTTP, TCP, MeshConfig, Service, ServicePort, Topology, Wor
 
 NAMESPACE = "default"
 HTTP_PORT = 9080
+OUTSIDER = "outsider"
 TCP_ECHO_PORT = 9000
 
 DEFAULT_POD_SUBNET = "10.244.0.0/24"
@@ -43,6 +46,7 @@ def bookinfo(
     pod_subnet: str = DEFAULT_POD_SUBNET,
     service_subnet: str = DEFAULT_SERVICE_SUBNET,
     mesh: MeshConfig | None = None,
+    outsider: bool = True,
 ) -> Topology:
     """The Bookinfo topology with pod IPs from `pod_subnet` (.10 up) and VIPs from `service_subnet`."""
     pod_ips = IPv4Network(pod_subnet).hosts()
@@ -66,4 +70,8 @@ def bookinfo(
                     ports=tuple(p.target_port for p in ports),
                 )
             )
+    if outsider:
+        workloads.append(Workload(name=OUTSIDER, namespace=NAMESPACE, ip=str(next(pod_ips)),
+                                  labels=labels({"app": OUTSIDER}), service_account="default", ports=(),
+                                  sidecar=False))
     return Topology(tuple(services), tuple(workloads), mesh or MeshConfig())

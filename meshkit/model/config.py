@@ -15,7 +15,7 @@ from .istio import IstioResource
 
 @dataclass(frozen=True)
 class IstioConfig:
-    """VirtualServices, DestinationRules and ServiceEntries keyed by (kind, namespace, name)."""
+    """VirtualServices, DestinationRules, ServiceEntries and security policies keyed by (kind, namespace, name)."""
 
     resources: tuple[IstioResource, ...] = field(default_factory=tuple)
 
@@ -43,6 +43,14 @@ class IstioConfig:
     @property
     def service_entries(self) -> list[IstioResource]:
         return self.of_kind("ServiceEntry")
+
+    @property
+    def peer_authentications(self) -> list[IstioResource]:
+        return self.of_kind("PeerAuthentication")
+
+    @property
+    def authorization_policies(self) -> list[IstioResource]:
+        return self.of_kind("AuthorizationPolicy")
 
     def destination_rule_for(self, fqdn: str) -> IstioResource | None:
         """The DestinationRule whose host is `fqdn` (istiod picks the oldest; meshkit the first by name)."""

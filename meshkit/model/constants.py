@@ -8,3 +8,6 @@ OUTBOUND_TRAFFIC_POLICIES = (ALLOW_ANY, REGISTRY_ONLY)
 
 HTTP = "HTTP"
 TCP = "TCP"
+
+ROOT_NAMESPACE = "istio-system"  # meshConfig rootNamespace: policies here apply mesh-wide
+TRUST_DOMAIN = "cluster.local"

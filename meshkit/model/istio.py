@@ -1,7 +1,9 @@
-"""The boss's orders in Istio's own language: VirtualService, DestinationRule, ServiceEntry, MeshConfig.
+"""The boss's orders in Istio's own language: VirtualService, DestinationRule, ServiceEntry, MeshConfig,
+PeerAuthentication and AuthorizationPolicy.
 
 Documents are read exactly as `kubectl apply` would hand them to Istio (apiVersion
-`networking.istio.io/v1`, `v1beta1` or `v1alpha3`), checked strictly against the fields Istio's
+`networking.istio.io/v1`, `v1beta1` or `v1alpha3`; `security.istio.io/v1` or `v1beta1` for the
+security kinds), checked strictly against the fields Istio's
 CRDs define, and kept as plain dicts for the translators. Deprecated fields Istio still accepts
 (`percent` in a fault, `mirrorPercent`, `consecutiveErrors`) are accepted too.
 
@@ -30,6 +32,7 @@ from .raw import load_documents
 from .schema import ANY, Duration, Enum, Map, Obj, SchemaError, check, nearest
 
 NETWORKING_VERSIONS = ("networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3")
+SECURITY_VERSIONS = ("security.istio.io/v1", "security.istio.io/v1beta1")
 DEFAULT_NAMESPACE = "default"
 
 # -- schemas (Istio API, networking/v1) --------------------------------------------------------
@@ -146,11 +149,40 @@ MESH_CONFIG = Obj({"outboundTrafficPolicy": Obj({"mode": Enum(OUTBOUND_TRAFFIC_P
                    "connectTimeout": Duration, "protocolDetectionTimeout": Duration,
                    "accessLogFile": str, "accessLogEncoding": str, "defaultConfig": ANY}, )
 
+# -- schemas (Istio API, security/v1) ----------------------------------------------------------
+MTLS_MODES = ("UNSET", "DISABLE", "PERMISSIVE", "STRICT")
+WORKLOAD_SELECTOR = Obj({"matchLabels": Map(str)})
+PEER_AUTHENTICATION = Obj({
+    "selector": WORKLOAD_SELECTOR,
+    "mtls": Obj({"mode": Enum(MTLS_MODES)}),
+    "portLevelMtls": Map(Obj({"mode": Enum(MTLS_MODES)})),
+})
+AUTHZ_SOURCE = Obj({key: [str] for key in (
+    "principals", "notPrincipals", "requestPrincipals", "notRequestPrincipals", "namespaces",
+    "notNamespaces", "ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks", "serviceAccounts",
+    "notServiceAccounts")})
+AUTHZ_OPERATION = Obj({key: [str] for key in (
+    "hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths")})
+AUTHORIZATION_POLICY = Obj({
+    "selector": WORKLOAD_SELECTOR,
+    "targetRef": ANY,
+    "targetRefs": ANY,
+    "action": Enum(("ALLOW", "DENY", "AUDIT", "CUSTOM")),
+    "provider": ANY,
+    "rules": [Obj({
+        "from": [Obj({"source": AUTHZ_SOURCE})],
+        "to": [Obj({"operation": AUTHZ_OPERATION})],
+        "when": [Obj({"key": str, "values": [str], "notValues": [str]}, required=("key",))],
+    })],
+})
+
 METADATA = Obj({"name": str, "namespace": str, "labels": Map(str), "annotations": Map(str),
                 "resourceVersion": ANY, "uid": ANY, "generation": ANY, "creationTimestamp": ANY,
                 "managedFields": ANY}, required=("name",))
 
-SPECS = {"VirtualService": VIRTUAL_SERVICE, "DestinationRule": DESTINATION_RULE, "ServiceEntry": SERVICE_ENTRY}
+SPECS = {"VirtualService": VIRTUAL_SERVICE, "DestinationRule": DESTINATION_RULE, "ServiceEntry": SERVICE_ENTRY,
+         "PeerAuthentication": PEER_AUTHENTICATION, "AuthorizationPolicy": AUTHORIZATION_POLICY}
+SECURITY_KINDS = ("PeerAuthentication", "AuthorizationPolicy")
 KINDS = (*SPECS, "MeshConfig")
 
 
@@ -173,9 +205,10 @@ class IstioResource:
     def config_path(self) -> str:
         """What istiod writes into `metadata.filter_metadata.istio.config` of generated xDS."""
         plural = {"VirtualService": "virtual-service", "DestinationRule": "destination-rule",
-                  "ServiceEntry": "service-entry"}.get(self.kind, self.kind.lower())
-        version = self.api_version.rsplit("/", 1)[-1]
-        return f"/apis/networking.istio.io/{version}/namespaces/{self.namespace}/{plural}/{self.name}"
+                  "ServiceEntry": "service-entry", "PeerAuthentication": "peer-authentication",
+                  "AuthorizationPolicy": "authorization-policy"}.get(self.kind, self.kind.lower())
+        group, version = self.api_version.rsplit("/", 1) if "/" in self.api_version else ("", self.api_version)
+        return f"/apis/{group or 'networking.istio.io'}/{version}/namespaces/{self.namespace}/{plural}/{self.name}"
 
 
 def is_istio_document(doc: dict) -> bool:
@@ -207,8 +240,9 @@ def parse_istio_document(doc: dict, index: int = 0) -> IstioResource:
         hint = nearest(str(kind), KINDS)
         raise SchemaError(f"{where}: kind {kind!r} is not one meshkit knows ({', '.join(KINDS)})"
                           + (f"; did you mean {hint!r}?" if hint else ""))
-    if api_version not in NETWORKING_VERSIONS:
-        raise SchemaError(f"{where}: apiVersion {api_version!r} is not one of {', '.join(NETWORKING_VERSIONS)}")
+    versions = SECURITY_VERSIONS if kind in SECURITY_KINDS else NETWORKING_VERSIONS
+    if api_version not in versions:
+        raise SchemaError(f"{where}: apiVersion {api_version!r} is not one of {', '.join(versions)}")
     problems = check(doc.get("metadata"), METADATA, "metadata")
     problems += check(doc.get("spec"), SPECS[kind], "spec")
     extra = sorted(set(doc) - {"apiVersion", "kind", "metadata", "spec", "status"})

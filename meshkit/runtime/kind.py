@@ -329,7 +329,7 @@ def manifests(topology: Topology, config: KindConfig, vip_cidr: str = DEFAULT_SE
 
 def kind_topology() -> Topology:
     """The mesh the in-cluster server serves (`--topology bookinfo`): pod IPs are learned live."""
-    return bookinfo()
+    return bookinfo(outsider=False)  # the sidecar-less outsider pod is local-runtime only for now
 
 
 class _Dumper(yaml.SafeDumper):

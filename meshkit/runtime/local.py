@@ -229,6 +229,8 @@ class LocalRuntime:
         for workload in self.topology.workloads:
             ns, pod_dir = self.netns(workload.name), self.pod_dir(workload.name)
             pod_dir.mkdir(parents=True, exist_ok=True)
+            if not workload.ports:  # identity: the outsider pod runs nothing, it only sends requests
+                continue
             with open(pod_dir / "app.log", "ab") as log:
                 app = subprocess.Popen(
                     netns.command_in(ns, app_command(workload, apps), uid=APP_UID),
@@ -245,7 +247,7 @@ class LocalRuntime:
 
     def wait_apps(self, timeout: float = 30.0) -> None:
         """Return once every app accepts on 127.0.0.1:<port> inside its pod, and the outside world on the host."""
-        self._wait_listening({w.name: w.ports[0] for w in self.topology.workloads}, "app.log", timeout)
+        self._wait_listening({w.name: w.ports[0] for w in self.topology.workloads if w.ports}, "app.log", timeout)
         deadline = time.monotonic() + timeout
         for port in OUTSIDE_PORTS:
             while True:

@@ -15,7 +15,11 @@
 Bootstrap clusters (`xds-grpc`, `prometheus_stats`, `agent`, `sds-grpc`) are not here: they live
 in the bootstrap. Istio's cluster filter `istio.metadata_exchange` is left out (not in upstream
 Envoy). DestinationRule policies are callables applied in order (`destination_rule`), like
-istiod's `applyTrafficPolicy`; mTLS will add `transport_socket_matches` the same way.
+istiod's `applyTrafficPolicy`, ending with the upstream TLS (`cluster_tls.go`): a DestinationRule
+`tls.mode: ISTIO_MUTUAL` puts Istio mTLS on the cluster, `DISABLE` leaves it plaintext, and no
+`tls` means auto-mTLS: `transport_socket_matches` `tlsMode-istio` (endpoints whose metadata says
+`tlsMode: istio`, i.e. pods with a sidecar) → mTLS, `tlsMode-disabled` → raw buffer. Istio mTLS
+verifies the server's certificate against the SPIFFE ids of the service's workloads.
 """
 
 from __future__ import annotations
@@ -28,15 +32,16 @@ from envoy.extensions.network.dns_resolver.cares.v3 import cares_dns_resolver_pb
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 
 from meshkit.model import MeshConfig, Service, ServicePort, Topology, Workload
+from meshkit.model.constants import TRUST_DOMAIN
 from meshkit.model.istio import IstioResource
 
 from . import destination_rule as dr
-from . import names
+from . import names, secrets
 from .destination_rule import HTTP_PROTOCOL_OPTIONS, ClusterPolicy
 from .endpoints import load_assignment
 from .registry import DNS, DNS_ROUND_ROBIN, NONE, RegistryService
 from .scope import inbound_ports, outbound_ports
-from .values import ads_config_source, duration, filter_metadata, pack
+from .values import ads_config_source, duration, filter_metadata, pack, struct
 
 Cluster = cluster_pb2.Cluster
 
@@ -117,15 +122,58 @@ def outbound_cluster(
     return cluster
 
 
+def spiffe_id(namespace: str, service_account: str) -> str:
+    return f"spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{service_account}"
+
+
+TLS_MODE_ISTIO = "tlsMode-istio"
+TLS_MODE_DISABLED = "tlsMode-disabled"
+
+
+def service_sans(service: RegistryService, selector: Mapping[str, str] | None = None) -> list[str]:
+    """The SPIFFE ids a client accepts from the service's (subset's) sidecar workloads."""
+    return sorted({
+        spiffe_id(m.namespace, m.service_account)
+        for m in service.members
+        if m.istio_mtls and m.service_account and m.selected_by(selector or {})
+    })
+
+
+def upstream_tls(
+    service: RegistryService, port: ServicePort, tls: dict | None, subset: str = "",
+    selector: Mapping[str, str] | None = None,
+) -> ClusterPolicy:
+    """istiod's `buildUpstreamTLSSettings`: DR `tls.mode`, or auto-mTLS when the DR says nothing."""
+    mode = (tls or {}).get("mode")
+
+    def apply(cluster: Cluster) -> None:
+        if mode in ("DISABLE", "SIMPLE", "MUTUAL") or (mode is None and service.mesh_external):
+            return  # plaintext (SIMPLE / MUTUAL with user certificates are not supported by meshkit)
+        sans = list((tls or {}).get("subjectAltNames") or []) or service_sans(service, selector)
+        socket = secrets.upstream_tls(sans, (tls or {}).get("sni") or secrets.sni(port.port, service.hostname, subset))
+        if mode == "ISTIO_MUTUAL":
+            cluster.transport_socket.CopyFrom(socket)
+            return
+        cluster.transport_socket_matches.add(name=TLS_MODE_ISTIO, match=struct({"tlsMode": "istio"}),
+                                             transport_socket=socket)
+        cluster.transport_socket_matches.add(name=TLS_MODE_DISABLED, match=struct({}),
+                                             transport_socket=secrets.raw_buffer())
+
+    return apply
+
+
 def service_clusters(
     service: RegistryService, port: ServicePort, mesh: MeshConfig, rule: IstioResource | None
 ) -> list[Cluster]:
     """The default cluster of a service port, then one per DestinationRule subset (`applyDestinationRule`)."""
 
     def policies(subset: dict | None) -> list[ClusterPolicy]:
-        changes = dr.traffic_policy(dr.effective_policy(rule, port.port, subset))
+        effective = dr.effective_policy(rule, port.port, subset)
+        changes = dr.traffic_policy(effective)
         if rule is not None:
             changes.append(dr.config_metadata(rule, subset["name"] if subset else ""))
+        name, selector = (subset["name"], subset.get("labels", {})) if subset else ("", None)
+        changes.append(upstream_tls(service, port, effective.get("tls"), name, selector))
         return changes
 
     clusters = [outbound_cluster(service, port, mesh, policies=policies(None))]

@@ -4,10 +4,17 @@
 topology, with the learner's raw overrides laid on top. A push rebuilds the snapshots of the
 proxies it touches, hands them to the ADS server, and waits for each proxy's ACK or NACK of the
 new versions. Every push is recorded with what changed and what each proxy answered.
+
+The boss is also the mesh's certificate authority (`ca`): every sidecar's snapshot carries SDS
+`default` (its own SPIFFE certificate) and `ROOTCA`, pushed last on the same ADS stream. Each
+certificate is renewed once half its lifetime is gone, by an asyncio timer per proxy (no poll
+loop) that pushes that proxy a new `default` secret; connections already open keep their old
+certificate, new ones use the new one, so rotation drops no request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,9 +24,10 @@ from google.protobuf.message import Message
 
 from ..model.raw import RawResource
 from ..model.topology import Topology, Workload
-from . import generate
+from . import generate, secrets
+from .ca import CertificateAuthority, IssuedCert
 from .cache import SnapshotCache
-from .resources import PUSH_ORDER, SHORT_NAMES, resource_name
+from .resources import PUSH_ORDER, SECRET, SHORT_NAMES, resource_name
 from .snapshot import Snapshot
 from .status import OutcomeKind, SyncTracker
 
@@ -73,10 +81,15 @@ class Push:
 class ControlPlane:
     """Desired state + ADS cache + sync tracker: the part of istiod meshkit re-implements."""
 
-    def __init__(self, topology: Topology, cache: SnapshotCache, tracker: SyncTracker) -> None:
+    def __init__(self, topology: Topology, cache: SnapshotCache, tracker: SyncTracker,
+                 ca: CertificateAuthority | None = None) -> None:
         self.topology = topology
         self.cache = cache
         self.tracker = tracker
+        self.ca = ca or CertificateAuthority()
+        self._certs: dict[str, IssuedCert] = {}  # pod name -> its current workload certificate
+        self._renewals: dict[str, asyncio.TimerHandle] = {}
+        self.rotations = 0
         # pod name -> (type_url, resource name) -> the learner's raw resource
         self._overrides: dict[str, dict[tuple[str, str], RawResource]] = {}
         self._history: list[Push] = []
@@ -84,7 +97,8 @@ class ControlPlane:
     # -- desired state -------------------------------------------------------------------
     def desired(self, proxy: Workload) -> dict[str, list[Message]]:
         """The generated resources for `proxy`, with its raw overrides replacing or adding."""
-        resources = generate.generate(self.topology, proxy)
+        resources: dict[str, list[Message]] = dict(generate.generate(self.topology, proxy))
+        resources[SECRET] = secrets.build_secrets(self.certificate(proxy), self.ca.root_pem)
         overrides = self._overrides.get(proxy.name, {})
         merged: dict[str, list[Message]] = {}
         for type_url in set(resources) | {key[0] for key in overrides}:
@@ -94,6 +108,48 @@ class ControlPlane:
                     by_name[name] = raw.message
             merged[type_url] = list(by_name.values())
         return merged
+
+    # -- identity ---------------------------------------------------------------------------------
+    def certificate(self, proxy: Workload) -> IssuedCert:
+        """The proxy's current certificate, issued on first use or once due for renewal."""
+        cert = self._certs.get(proxy.name)
+        if cert is None or self.ca.clock() >= cert.rotate_at():
+            cert = self.ca.issue(proxy.namespace, proxy.service_account)
+            self._certs[proxy.name] = cert
+        return cert
+
+    def certificates(self) -> dict[str, IssuedCert]:
+        return dict(self._certs)
+
+    def _schedule_renewal(self, pod: str) -> None:
+        """One timer per proxy, at its certificate's renewal time (replacing the previous timer)."""
+        cert = self._certs.get(pod)
+        if cert is None:
+            return
+        if (old := self._renewals.pop(pod, None)) is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, cert.rotate_at() - self.ca.clock())
+        self._renewals[pod] = loop.call_later(delay, lambda: loop.create_task(self.rotate([pod])))
+
+    async def rotate(self, pods: Iterable[str] | None = None, reason: str = "certificate renewal") -> Push:
+        """Issue new certificates for `pods` (all sidecars by default) and push their SDS `default`."""
+        workloads = [self.topology.workload(p) for p in pods] if pods is not None else self.topology.sidecars()
+        for workload in workloads:
+            self._certs.pop(workload.name, None)
+        self.rotations += len(workloads)
+        return await self.push(workloads, reason)
+
+    async def set_certificate_ttl(self, ttl_s: float) -> Push:
+        """Change the lifetime of new certificates, and re-issue every sidecar's under it now."""
+        self.ca.ttl_s = ttl_s
+        return await self.rotate(reason=f"certificate lifetime {ttl_s:g} s")
+
+    def close(self) -> None:
+        """Cancel the renewal timers."""
+        for handle in self._renewals.values():
+            handle.cancel()
+        self._renewals.clear()
 
     def overrides(self) -> list[tuple[str, RawResource]]:
         return [(pod, raw) for pod, items in self._overrides.items() for raw in items.values()]
@@ -143,6 +199,7 @@ class ControlPlane:
 
     async def push(self, pods: Iterable[Workload], reason: str, timeout: float = ACK_TIMEOUT_S) -> Push:
         """Rebuild the snapshots of `pods`, publish them together, and wait for the proxies."""
+        pods = list(pods)
         record = Push(id=len(self._history) + 1, started=time.time(), reason=reason)
         self._history.append(record)
         snapshots: dict[str, Snapshot] = {}
@@ -157,6 +214,8 @@ class ControlPlane:
             if changed and self.tracker.connected(pod.node_id):  # others get it when they connect
                 expected[pod.node_id] = changed
         self.cache.set_many(snapshots)
+        for pod in pods:
+            self._schedule_renewal(pod.name)
         outcomes = await self.tracker.wait_for(expected, timeout) if expected else {}
         by_node = {p.node_id: p.name for p in self.topology.workloads}
         for node_id, per_type in outcomes.items():

@@ -21,7 +21,8 @@ goes onto the cluster as `applyTrafficPolicy` does (`cluster_traffic_policy.go`)
   ORIGINAL_DST, unset → LEAST_REQUEST; `warmupDurationSecs` → slow start; `consistentHash` →
   RING_HASH (minimum ring 1024 unless set) or MAGLEV, plus a route `hash_policy` built here.
 
-Where meshkit does not follow istiod: `tls` (mTLS is a later step), `localityLbSetting`,
+Where meshkit does not follow istiod: `tls` SIMPLE / MUTUAL (only ISTIO_MUTUAL and DISABLE are
+built, in `clusters.upstream_tls`), `localityLbSetting`,
 `tunnel`, `proxyProtocol`, `exportTo` and `workloadSelector` are accepted and ignored; the DR for
 a host is the first by (namespace, name), where istiod takes the oldest.
 """

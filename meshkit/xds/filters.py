@@ -1,8 +1,14 @@
 """Network, HTTP and listener filters as istiod builds them for sidecars (Istio ≈1.24–1.26).
 
-Upstream Envoy has no Istio extensions, so `istio.metadata_exchange`, `istio.stats`,
-`istio.alpn` (and `envoy.filters.http.grpc_stats`, which only feeds `istio.stats`) are left
-out; everything else keeps istiod's names, order and defaults. Access logging is what istiod
+Upstream Envoy has no Istio extensions, so `istio.metadata_exchange`, `istio.stats` (and
+`envoy.filters.http.grpc_stats`, which only feeds `istio.stats`) are left out; everything else
+keeps istiod's names, order and defaults. Istio's `istio.alpn` HTTP filter (outbound: tell the
+upstream TLS handshake `istio-http/1.1`, so the server's mTLS HTTP chain matches) becomes
+upstream Envoy's `set_filter_state` filter writing the well-known filter-state object
+`envoy.network.application_protocols`, shared with the upstream connection: the TLS transport
+socket then offers those ALPNs instead of the cluster's `istio-peer-exchange, istio`. Unlike
+istio.alpn it cannot pick per upstream protocol (istio-h2 for HTTP/2 upstreams), so it always
+says `istio-http/1.1`; the server's HCM detects the codec itself, so h2 still works. Access logging is what istiod
 emits for `meshConfig.accessLogFile: /dev/stdout` with `accessLogEncoding: JSON`: a file logger
 with Istio's default JSON keys on every HCM and tcp_proxy, plus a listener-level logger that
 only records connections no filter chain matched (response flag `NR`).
@@ -17,9 +23,11 @@ from envoy.config.core.v3 import substitution_format_string_pb2
 from envoy.config.listener.v3 import listener_components_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.access_loggers.file.v3 import file_pb2
+from envoy.extensions.filters.common.set_filter_state.v3 import value_pb2 as filter_state_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.http.set_filter_state.v3 import set_filter_state_pb2
 from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
@@ -68,12 +76,18 @@ TCP_PROXY = "envoy.filters.network.tcp_proxy"
 FAULT = "envoy.filters.http.fault"
 CORS = "envoy.filters.http.cors"
 ROUTER = "envoy.filters.http.router"
+SET_FILTER_STATE = "envoy.filters.http.set_filter_state"
+APPLICATION_PROTOCOLS_KEY = "envoy.network.application_protocols"
+ISTIO_HTTP_ALPN = "istio-http/1.1"
 ORIGINAL_DST = "envoy.filters.listener.original_dst"
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 HTTP_INSPECTOR = "envoy.filters.listener.http_inspector"
 
 # istiod's ALPN lists and transport protocols (pilot/pkg/networking/core/listener.go, xds/filters).
 PLAINTEXT_HTTP_ALPNS = ("http/1.1", "h2c")
+MTLS_HTTP_ALPNS = ("istio-http/1.0", "istio-http/1.1", "istio-h2")
+MTLS_TCP_ALPNS = ("istio-peer-exchange", "istio")
+ALL_ISTIO_MTLS_ALPNS = ("istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2")
 RAW_BUFFER = "raw_buffer"
 TLS = "tls"
 
@@ -115,13 +129,29 @@ def tcp_proxy(cluster: str | Sequence[tuple[str, int]], stat_prefix: str = "") -
     return network_filter(TCP_PROXY, proxy)
 
 
-def http_filters() -> list[hcm_pb2.HttpFilter]:
-    """fault → cors → router: the upstream-Envoy part of istiod's sidecar HTTP filter chain.
+def istio_alpn() -> hcm_pb2.HttpFilter:
+    """What `istio.alpn` does, in upstream Envoy: offer `istio-http/1.1` on the upstream TLS handshake."""
+    value = filter_state_pb2.FilterStateValue(
+        object_key=APPLICATION_PROTOCOLS_KEY,
+        format_string=substitution_format_string_pb2.SubstitutionFormatString(
+            text_format_source={"inline_string": ISTIO_HTTP_ALPN}
+        ),
+        shared_with_upstream=filter_state_pb2.FilterStateValue.ONCE,
+    )
+    return hcm_pb2.HttpFilter(
+        name=SET_FILTER_STATE, typed_config=pack(set_filter_state_pb2.Config(on_request_headers=[value]))
+    )
+
+
+def http_filters(before: Sequence[hcm_pb2.HttpFilter] = ()) -> list[hcm_pb2.HttpFilter]:
+    """[before…] → fault → cors → router: the upstream-Envoy part of istiod's sidecar HTTP filter chain.
 
     fault and cors carry empty configs so routes can set `typed_per_filter_config` for them
-    (VirtualService `fault` and `corsPolicy`).
+    (VirtualService `fault` and `corsPolicy`). `before` holds the ALPN filter (outbound) or the
+    RBAC filters (inbound), where istiod puts them.
     """
     return [
+        *before,
         hcm_pb2.HttpFilter(name=FAULT, typed_config=pack(fault_pb2.HTTPFault())),
         hcm_pb2.HttpFilter(name=CORS, typed_config=pack(cors_pb2.Cors())),
         hcm_pb2.HttpFilter(name=ROUTER, typed_config=pack(router_pb2.Router())),
@@ -129,14 +159,22 @@ def http_filters() -> list[hcm_pb2.HttpFilter]:
 
 
 def http_connection_manager(
-    stat_prefix: str, routes: str | route_pb2.RouteConfiguration
+    stat_prefix: str,
+    routes: str | route_pb2.RouteConfiguration,
+    before: Sequence[hcm_pb2.HttpFilter] = (),
+    *,
+    inbound: bool = False,
 ) -> listener_components_pb2.Filter:
-    """An HCM with istiod's defaults; `routes` is an RDS name (outbound) or an inline config (inbound)."""
+    """An HCM with istiod's defaults; `routes` is an RDS name (outbound) or an inline config (inbound).
+
+    Inbound HCMs forward the caller's identity to the app as istiod's do (`buildSidecarInboundHTTPOpts`):
+    `x-forwarded-client-cert` APPEND_FORWARD with the peer certificate's subject, URI and DNS SANs.
+    """
     hcm = hcm_pb2.HttpConnectionManager(
         stat_prefix=names.stat_prefix(stat_prefix),
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
         use_remote_address=wrappers_pb2.BoolValue(value=False),
-        http_filters=http_filters(),
+        http_filters=http_filters(before),
         upgrade_configs=[hcm_pb2.HttpConnectionManager.UpgradeConfig(upgrade_type="websocket")],
         stream_idle_timeout=duration(0),
         normalize_path=wrappers_pb2.BoolValue(value=True),
@@ -148,6 +186,10 @@ def http_connection_manager(
         ),
         access_log=[file_access_log()],
     )
+    if inbound:
+        hcm.forward_client_cert_details = hcm_pb2.HttpConnectionManager.APPEND_FORWARD
+        details = hcm.set_current_client_cert_details
+        details.subject.value, details.uri, details.dns = True, True, True
     if isinstance(routes, str):
         hcm.rds.route_config_name = routes
         hcm.rds.config_source.CopyFrom(ads_config_source())

@@ -13,10 +13,11 @@
 - `virtualInbound` (0.0.0.0:15006): loop guard, the passthrough chains, then one chain group
   per served port `0.0.0.0_<targetPort>` with inline route config `inbound|<port>||`.
 
-Inbound chains follow istiod's PERMISSIVE match table (`filterchain_options.go`) without the
-options that terminate Istio mTLS: those need SDS certificates and slot into
-`INBOUND_MATCH_OPTIONS` with a downstream TLS transport socket. What remains matches plaintext
-HTTP/TCP and, for TCP, the client's own TLS (so `tls_inspector` is there, as in a default mesh).
+Inbound chains follow istiod's match tables (`filterchain_options.go`) for the port's mTLS mode,
+which PeerAuthentication decides (`peer_authentication`; PERMISSIVE by default): chains marked
+`mtls` terminate Istio mutual TLS with SDS `default`/`ROOTCA` (`secrets.downstream_tls`), the
+others take plaintext (`raw_buffer`) or the client's own TLS passed through. AuthorizationPolicy
+puts RBAC filters in front of every inbound HCM and tcp_proxy (`authorization`).
 Listener inspectors are derived from the chains as istiod's `populateListenerFilters` does.
 Istio's own network filters (`istio.metadata_exchange`, `istio.stats`) are not in upstream
 Envoy and are left out (see `filters`).
@@ -30,11 +31,13 @@ from typing import NamedTuple
 from envoy.config.core.v3 import address_pb2, base_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
 from google.protobuf import wrappers_pb2
 
 from meshkit.model import HTTP, TCP, MeshConfig, Topology, Workload
 
-from . import capture, filters, names, routes, virtual_service
+from . import authorization, capture, filters, names, routes, secrets, virtual_service
+from .peer_authentication import DISABLE, PERMISSIVE, STRICT, port_mode, workload_mode
 from .registry import RegistryService
 from .scope import InboundPort, http_ports, inbound_ports, lookup, outbound_ports
 from .values import duration, filter_metadata
@@ -43,23 +46,44 @@ Listener = listener_pb2.Listener
 
 
 class ChainMatch(NamedTuple):
-    """One row of istiod's inbound match table: transport, ALPNs, and the protocol it serves."""
+    """One row of istiod's inbound match table: transport, ALPNs, the protocol it serves, and
+    whether the chain terminates Istio mTLS (a TLS transport socket with the SDS certificates)."""
 
     transport: str
     protocol: str
     alpns: tuple[str, ...] = ()
+    mtls: bool = False
 
 
-# istiod's PERMISSIVE options per port protocol, minus the mTLS-terminating rows (added with SDS).
-# "auto" is the passthrough (undeclared ports), where HTTP is told apart by http_inspector's ALPN.
-INBOUND_MATCH_OPTIONS: dict[str, tuple[ChainMatch, ...]] = {
-    "auto": (
-        ChainMatch(filters.RAW_BUFFER, HTTP, filters.PLAINTEXT_HTTP_ALPNS),
-        ChainMatch(filters.RAW_BUFFER, TCP),
-        ChainMatch(filters.TLS, TCP),
-    ),
-    HTTP: (ChainMatch(filters.RAW_BUFFER, HTTP),),
-    TCP: (ChainMatch(filters.TLS, TCP), ChainMatch(filters.RAW_BUFFER, TCP)),
+_T, _R = filters.TLS, filters.RAW_BUFFER
+# istiod's `getFilterChainMatchOptions` per mTLS mode and port protocol. "auto" is the
+# passthrough (undeclared ports), where HTTP is told apart by ALPN (http_inspector or istio-http/*).
+INBOUND_MATCH_OPTIONS: dict[str, dict[str, tuple[ChainMatch, ...]]] = {
+    PERMISSIVE: {
+        "auto": (
+            ChainMatch(_T, HTTP, filters.MTLS_HTTP_ALPNS, mtls=True),
+            ChainMatch(_R, HTTP, filters.PLAINTEXT_HTTP_ALPNS),
+            ChainMatch(_T, TCP, filters.MTLS_TCP_ALPNS, mtls=True),
+            ChainMatch(_R, TCP),
+            ChainMatch(_T, TCP),
+        ),
+        HTTP: (ChainMatch(_T, HTTP, filters.ALL_ISTIO_MTLS_ALPNS, mtls=True), ChainMatch(_R, HTTP)),
+        TCP: (
+            ChainMatch(_T, TCP, filters.ALL_ISTIO_MTLS_ALPNS, mtls=True),
+            ChainMatch(_T, TCP),
+            ChainMatch(_R, TCP),
+        ),
+    },
+    STRICT: {
+        "auto": (ChainMatch(_T, HTTP, filters.MTLS_HTTP_ALPNS, mtls=True), ChainMatch(_T, TCP, mtls=True)),
+        HTTP: (ChainMatch(_T, HTTP, mtls=True),),
+        TCP: (ChainMatch(_T, TCP, mtls=True),),
+    },
+    DISABLE: {
+        "auto": (ChainMatch(_R, HTTP, filters.PLAINTEXT_HTTP_ALPNS), ChainMatch(_R, TCP)),
+        HTTP: (ChainMatch(_R, HTTP),),
+        TCP: (ChainMatch(_R, TCP),),
+    },
 }
 
 
@@ -120,7 +144,9 @@ def outbound_http_listener(port: int, mesh: MeshConfig) -> Listener:
     http_chain = filter_chain(
         [
             filters.http_connection_manager(
-                f"outbound_{names.listener_name(names.WILDCARD, port)}", names.route_config_name(port)
+                f"outbound_{names.listener_name(names.WILDCARD, port)}",
+                names.route_config_name(port),
+                [filters.istio_alpn()],
             )
         ],
         match=lc.FilterChainMatch(
@@ -160,44 +186,59 @@ def virtual_outbound_listener(mesh: MeshConfig) -> Listener:
 
 
 def inbound_chains(
-    options: Sequence[ChainMatch], by_protocol: Mapping[str, tuple[str, lc.Filter]], port: int | None = None
+    options: Sequence[ChainMatch], by_protocol: Mapping[str, tuple[str, Sequence[lc.Filter]]], port: int | None = None
 ) -> list[lc.FilterChain]:
-    """One chain per match option, named and filtered by its protocol (`{HTTP: (name, hcm), ...}`)."""
+    """One chain per match option, named and filtered by its protocol (`{HTTP: (name, [hcm]), ...}`)."""
     chains = []
     for option in options:
         match = lc.FilterChainMatch(transport_protocol=option.transport, application_protocols=option.alpns)
         if port is not None:
             match.destination_port.value = port
-        name, network_filter = by_protocol[option.protocol]
-        chains.append(filter_chain([network_filter], name=name, match=match))
+        name, network_filters = by_protocol[option.protocol]
+        chain = filter_chain(network_filters, name=name, match=match)
+        if option.mtls:
+            chain.transport_socket.CopyFrom(secrets.downstream_tls(tcp=option.protocol == TCP))
+        chains.append(chain)
     return chains
 
 
-def inbound_passthrough_chains() -> list[lc.FilterChain]:
+def _inbound_filters(topology: Topology, proxy: Workload, protocol: str, stat_prefix: str,
+                     target: str | route_pb2.RouteConfiguration) -> list[lc.Filter]:
+    """RBAC (if any policy applies) then HCM, or RBAC then tcp_proxy."""
+    if protocol == HTTP:
+        return [filters.http_connection_manager(
+            stat_prefix, target, authorization.http_filters(topology, proxy), inbound=True
+        )]
+    return [*authorization.network_filters(topology, proxy), filters.tcp_proxy(str(target))]
+
+
+def inbound_passthrough_chains(topology: Topology, proxy: Workload) -> list[lc.FilterChain]:
     """Traffic to ports no service declares: `virtualInbound-catchall-http` and `virtualInbound`."""
     cluster = names.INBOUND_PASSTHROUGH_CLUSTER
     by_protocol = {
         HTTP: (
             names.VIRTUAL_INBOUND_CATCHALL_HTTP_CHAIN,
-            filters.http_connection_manager(cluster, routes.inbound_passthrough_route_config()),
+            _inbound_filters(topology, proxy, HTTP, cluster, routes.inbound_passthrough_route_config()),
         ),
-        TCP: (names.VIRTUAL_INBOUND_CATCHALL_TCP_CHAIN, filters.tcp_proxy(cluster)),
+        TCP: (names.VIRTUAL_INBOUND_CATCHALL_TCP_CHAIN, _inbound_filters(topology, proxy, TCP, cluster, cluster)),
     }
-    return inbound_chains(INBOUND_MATCH_OPTIONS["auto"], by_protocol)
+    return inbound_chains(INBOUND_MATCH_OPTIONS[workload_mode(topology, proxy)]["auto"], by_protocol)
 
 
-def inbound_port_chains(inbound: InboundPort) -> list[lc.FilterChain]:
+def inbound_port_chains(topology: Topology, proxy: Workload, inbound: InboundPort) -> list[lc.FilterChain]:
     """Chains `0.0.0.0_<targetPort>` for one served port → cluster `inbound|<targetPort>||`."""
     target = inbound.port.target_port
     name = names.listener_name(names.WILDCARD, target)
-    if inbound.port.protocol == HTTP:
-        route_config = routes.inbound_route_config(inbound.service, inbound.port.port, target)
-        network_filter = filters.http_connection_manager(f"inbound_{name}", route_config)
+    protocol = inbound.port.protocol
+    if protocol == HTTP:
+        destination: str | route_pb2.RouteConfiguration = routes.inbound_route_config(
+            inbound.service, inbound.port.port, target
+        )
     else:
-        network_filter = filters.tcp_proxy(names.inbound_cluster(target))
-    return inbound_chains(
-        INBOUND_MATCH_OPTIONS[inbound.port.protocol], {inbound.port.protocol: (name, network_filter)}, target
-    )
+        destination = names.inbound_cluster(target)
+    network_filters = _inbound_filters(topology, proxy, protocol, f"inbound_{name}", destination)
+    options = INBOUND_MATCH_OPTIONS[port_mode(topology, proxy, target)][protocol]
+    return inbound_chains(options, {protocol: (name, network_filters)}, target)
 
 
 def inspector_filters(chains: Sequence[lc.FilterChain]) -> list[lc.ListenerFilter]:
@@ -223,8 +264,8 @@ def virtual_inbound_listener(topology: Topology, proxy: Workload) -> Listener:
     """`virtualInbound` on 15006: where iptables sends every inbound connection."""
     chains = [
         blackhole_chain(names.VIRTUAL_INBOUND_BLACKHOLE_CHAIN, names.INBOUND_CAPTURE_PORT),
-        *inbound_passthrough_chains(),
-        *(c for inbound in inbound_ports(topology, proxy) for c in inbound_port_chains(inbound)),
+        *inbound_passthrough_chains(topology, proxy),
+        *(c for inbound in inbound_ports(topology, proxy) for c in inbound_port_chains(topology, proxy, inbound)),
     ]
     listener = _listener(
         names.VIRTUAL_INBOUND, socket_address(names.WILDCARD, names.INBOUND_CAPTURE_PORT), base_pb2.INBOUND, chains

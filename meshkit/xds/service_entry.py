@@ -47,6 +47,7 @@ def endpoint_member(entry: IstioResource, index: int, endpoint: dict) -> Member:
         istio_mtls=mtls,
         port_map=tuple(sorted(endpoint.get("ports", {}).items())),
         weight=endpoint.get("weight") or 1,
+        service_account=endpoint.get("serviceAccount", ""),
     )
 
 

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import yaml
 
-from meshkit.model import bookinfo
 from meshkit.model.bookinfo import DEFAULT_SERVICE_SUBNET
 from meshkit.runtime import kind
 from meshkit.runtime.envoy import find_envoy
@@ -71,7 +70,7 @@ def test_kind_config_is_checked_like_kinds_strict_decoder() -> None:
 
 
 def test_services_keep_the_topology_vips_clear_of_kubeadm_addresses(rendered: Path) -> None:
-    topology, config = bookinfo(), kind.KindConfig.load()
+    topology, config = kind.kind_topology(), kind.KindConfig.load()
     services = {s["metadata"]["name"]: s["spec"]["clusterIP"] for s in objects(rendered, "Service")}
     assert services == {s.name: s.vip for s in topology.services} | {kind.XDS_NAME: config.xds_ip}
     (cidr,) = objects(rendered, "ServiceCIDR")
@@ -85,11 +84,11 @@ def test_a_service_subnet_that_gives_kube_dns_a_vip_is_refused() -> None:
     raw = kind.KindConfig.load().raw
     clash = kind.KindConfig({**raw, "networking": {**raw["networking"], "serviceSubnet": "10.96.0.0/16"}})
     with pytest.raises(RuntimeProblem, match=r"10\.96\.0\.10 is taken by kube-dns"):
-        kind.manifests(bookinfo(), clash)
+        kind.manifests(kind.kind_topology(), clash)
 
 
 def test_each_workload_pod_is_shaped_like_an_injected_istio_pod(rendered: Path) -> None:
-    topology = bookinfo()
+    topology = kind.kind_topology()
     deployments = {d["metadata"]["name"]: d for d in objects(rendered, "Deployment")}
     assert set(deployments) == {kind.XDS_NAME} | {w.deployment for w in topology.workloads}
     for w in topology.workloads:
@@ -119,7 +118,7 @@ def test_images_are_the_ones_meshkit_builds_and_never_pulled(rendered: Path) -> 
 def test_the_app_command_is_the_local_runtimes_with_the_real_pod_name() -> None:
     from meshkit.runtime import apps
 
-    for w in bookinfo().workloads:
+    for w in kind.kind_topology().workloads:
         local = apps.app_command(w)
         ours = kind.app_command(w)
         assert ours[:2] == ["python", "-I"]

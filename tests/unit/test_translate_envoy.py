@@ -5,9 +5,12 @@ Envoy would, but only from the bootstrap. So each proxy's translation is checked
 
 - *as pushed*: every listener and cluster unchanged as static resources, next to an ADS config
   (a never-contacted pipe) so the RDS and EDS subscriptions they name are checked too;
-- *inlined*: each RDS name replaced by the generated RouteConfiguration of that name, and each EDS
-  cluster made STATIC with its generated ClusterLoadAssignment, so every route config and every
-  load assignment goes through Envoy's validation as well.
+- *inlined*: each RDS name replaced by the generated RouteConfiguration of that name, each EDS
+  cluster made STATIC with its generated ClusterLoadAssignment, and each SDS reference
+  (`default`, `ROOTCA`) answered by the generated Secret as a static secret, so every route
+  config, load assignment and secret goes through Envoy's validation as well (with the SDS
+  references left on ADS, Envoy 1.40's validate mode crashes on STATIC clusters whose endpoints
+  pick a TLS transport socket).
 """
 
 from __future__ import annotations
@@ -24,14 +27,16 @@ from google.protobuf.message import Message
 from meshkit.model import ALLOW_ANY, REGISTRY_ONLY, bookinfo
 from meshkit.runtime.envoy import find_envoy
 from meshkit.runtime.errors import RuntimeProblem
-from meshkit.xds import filters
+from meshkit.xds import filters, secrets
+from meshkit.xds.ca import CertificateAuthority
 from meshkit.xds.generate import generate
-from meshkit.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from meshkit.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET
 
 from .test_translate_istio import CASES, case_resources
 from .xds_views import HCM
 
 ADS_CLUSTER = "xds-grpc"
+CA = CertificateAuthority()
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +51,21 @@ def as_dict(message: Message) -> dict:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
-def bootstrap(listeners: list[Message], clusters: list[Message]) -> dict:
+def static_sds(value: object) -> object:
+    """The JSON with every SDS reference's `sds_config` dropped: a bare name is a static secret."""
+    if isinstance(value, dict):
+        return {k: static_sds(v) for k, v in value.items()
+                if not (k == "sds_config" and value.get("name") in (secrets.DEFAULT_SECRET, secrets.ROOT_SECRET))}
+    if isinstance(value, list):
+        return [static_sds(v) for v in value]
+    return value
+
+
+def workload_secrets() -> list[Message]:
+    return secrets.build_secrets(CA.issue("default", "bookinfo-productpage"), CA.root_pem)
+
+
+def bootstrap(listeners: list[Message], clusters: list[Message], secrets_: list[Message] | None = None) -> dict:
     """A bootstrap holding the resources statically, with an ADS source that is never contacted."""
     ads = {
         "name": ADS_CLUSTER,
@@ -62,7 +81,7 @@ def bootstrap(listeners: list[Message], clusters: list[Message]) -> dict:
             }
         },
     }
-    return {
+    config = {
         "node": {"id": "sidecar~10.244.0.10~validate.default~default.svc.cluster.local", "cluster": "validate"},
         "dynamic_resources": {
             "ads_config": {
@@ -76,6 +95,10 @@ def bootstrap(listeners: list[Message], clusters: list[Message]) -> dict:
             "clusters": [*(as_dict(m) for m in clusters), ads],
         },
     }
+    if secrets_ is not None:
+        config = static_sds(config)
+        config["static_resources"]["secrets"] = [as_dict(m) for m in secrets_]
+    return config
 
 
 def inline_routes(listeners: list[Message], routes: list[Message]) -> list[Message]:
@@ -132,6 +155,7 @@ def assert_envoy_accepts(envoy: Path, resources: dict, tmp_path: Path) -> None:
     inlined = bootstrap(
         inline_routes(resources[LISTENER], resources[ROUTE]),
         static_endpoints(resources[CLUSTER], resources[ENDPOINT]),
+        resources.get(SECRET) or workload_secrets(),
     )
     for name, config in (("as pushed", as_pushed), ("inlined", inlined)):
         result = validate(envoy, config, tmp_path)

@@ -37,6 +37,8 @@ FILES = {LISTENER: "listeners", ROUTE: "routes", CLUSTER: "clusters", ENDPOINT: 
 REVIEWS = "reviews.default.svc.cluster.local:9080"
 RATINGS = "ratings.default.svc.cluster.local:9080"
 
+# focused cases pinned on another sidecar than productpage's
+PINNED = {"tcp-weights": "tcp-echo-v1", "peer-authentication": "reviews-v1", "authorization": "reviews-v1"}
 # case → (input files, the sidecar whose xDS is pinned)
 CASES: dict[str, tuple[tuple[Path, ...], str]] = {
     "destination-rule-all": ((SAMPLES / "destination-rule-all.yaml",), "productpage-v1"),
@@ -53,7 +55,7 @@ CASES: dict[str, tuple[tuple[Path, ...], str]] = {
         "reviews-v2",
     ),
     **{
-        path.stem: ((path,), "tcp-echo-v1" if path.stem == "tcp-weights" else "productpage-v1")
+        path.stem: ((path,), PINNED.get(path.stem, "productpage-v1"))
         for path in sorted(FOCUSED.glob("*.yaml"))
     },
 }

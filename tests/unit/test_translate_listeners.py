@@ -70,7 +70,7 @@ def test_hcm_defaults_follow_istiod():
     assert [u.upgrade_type for u in hcm.upgrade_configs] == ["websocket"]
     assert hcm.HasField("stream_idle_timeout") and hcm.stream_idle_timeout.ToSeconds() == 0
     assert hcm.request_id_extension.typed_config.type_url.endswith("UuidRequestIdConfig")
-    assert [f.name for f in hcm.http_filters] == [filters.FAULT, filters.CORS, filters.ROUTER]
+    assert [f.name for f in hcm.http_filters] == [filters.SET_FILTER_STATE, filters.FAULT, filters.CORS, filters.ROUTER]
 
 
 def test_tcp_service_gets_a_vip_listener():
@@ -106,8 +106,11 @@ def test_virtual_inbound_chains_for_an_http_workload():
     assert [c.name for c in vi.filter_chains] == [
         "virtualInbound-blackhole",
         "virtualInbound-catchall-http",
+        "virtualInbound-catchall-http",
         "virtualInbound",
         "virtualInbound",
+        "virtualInbound",
+        "0.0.0.0_9080",
         "0.0.0.0_9080",
     ]
     assert vi.filter_chains[0].filter_chain_match.destination_port.value == 15006
@@ -116,22 +119,32 @@ def test_virtual_inbound_chains_for_an_http_workload():
 
 def test_inbound_passthrough_chains():
     vi = by_name(listeners_of("productpage-v1"), "virtualInbound")
-    (http,) = chains(vi, "virtualInbound-catchall-http")
+    mtls, http = chains(vi, "virtualInbound-catchall-http")
+    assert mtls.filter_chain_match.transport_protocol == "tls"
+    assert list(mtls.filter_chain_match.application_protocols) == ["istio-http/1.0", "istio-http/1.1", "istio-h2"]
+    assert mtls.transport_socket.name == "envoy.transport_sockets.tls"
     assert http.filter_chain_match.transport_protocol == "raw_buffer"
     assert list(http.filter_chain_match.application_protocols) == ["http/1.1", "h2c"]
+    assert not http.HasField("transport_socket")
     route_config = only_filter(http, HCM).route_config
     assert route_config.name == "InboundPassthroughCluster"
     (vhost,) = route_config.virtual_hosts
     assert vhost.name == "inbound|http|0"
     assert vhost.routes[0].route.cluster == "InboundPassthroughCluster"
     tcp = chains(vi, "virtualInbound")
-    assert [c.filter_chain_match.transport_protocol for c in tcp] == ["raw_buffer", "tls"]
+    assert [c.filter_chain_match.transport_protocol for c in tcp] == ["tls", "raw_buffer", "tls"]
+    assert list(tcp[0].filter_chain_match.application_protocols) == ["istio-peer-exchange", "istio"]
+    assert [c.HasField("transport_socket") for c in tcp] == [True, False, False]
     assert {only_filter(c, TcpProxy).cluster for c in tcp} == {"InboundPassthroughCluster"}
 
 
 def test_inbound_http_port_chain_inlines_its_route():
     vi = by_name(listeners_of("reviews-v2"), "virtualInbound")
-    (chain,) = chains(vi, "0.0.0.0_9080")
+    mtls, chain = chains(vi, "0.0.0.0_9080")
+    assert mtls.filter_chain_match.transport_protocol == "tls"
+    assert list(mtls.filter_chain_match.application_protocols) == [
+        "istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"]
+    assert only_filter(mtls, HCM) == only_filter(chain, HCM)
     assert chain.filter_chain_match.destination_port.value == 9080
     assert chain.filter_chain_match.transport_protocol == "raw_buffer"
     hcm = only_filter(chain, HCM)
@@ -153,14 +166,14 @@ def test_inbound_http_port_chain_inlines_its_route():
 def test_inbound_tcp_port_chains_proxy_to_the_inbound_cluster():
     vi = by_name(listeners_of("tcp-echo-v1"), "virtualInbound")
     port_chains = chains(vi, "0.0.0.0_9000")
-    assert [c.filter_chain_match.transport_protocol for c in port_chains] == ["tls", "raw_buffer"]
+    assert [c.filter_chain_match.transport_protocol for c in port_chains] == ["tls", "tls", "raw_buffer"]
     assert {c.filter_chain_match.destination_port.value for c in port_chains} == {9000}
     assert {only_filter(c, TcpProxy).cluster for c in port_chains} == {"inbound|9000||"}
 
 
 @pytest.mark.parametrize(
     ("deployment", "tls_off", "http_off"),
-    [("productpage-v1", [9080, 15006], [9080, 15006]), ("tcp-echo-v1", [15006], [9000, 15006])],
+    [("productpage-v1", [15006], [9080, 15006]), ("tcp-echo-v1", [15006], [9000, 15006])],
 )
 def test_inspectors_skip_ports_that_do_not_need_them(deployment, tls_off, http_off):
     vi = by_name(listeners_of(deployment), "virtualInbound")

@@ -112,6 +112,21 @@ def check_echo(mesh: Mesh) -> Verdict:
                          "port 9000? A timeout alone does not help when the client closes first.")
 
 
+PLAINTEXT_ECHO = """apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tcp-echo-plaintext}
+spec:
+  host: tcp-echo
+  trafficPolicy:
+    tls: {mode: DISABLE}
+"""
+
+
+def plaintext_echo(mesh: Mesh) -> None:
+    """Lab setup (identity): clients of tcp-echo send plaintext, not auto-mTLS."""
+    mesh.apply(PLAINTEXT_ECHO)
+
+
 # -- ex3: a new door ----------------------------------------------------------------------------
 def new_listener() -> dict:
     return {
@@ -223,13 +238,13 @@ LAB = LabSpec(
             apply=apply_listener,
         ),
     ),
+    setup=plaintext_echo,
     notes=(
         "Istio puts istio.metadata_exchange and istio.stats network filters before tcp_proxy on the inbound "
         "chains and istio.stats before tcp_proxy on outbound TCP chains; upstream Envoy has neither, so "
         "meshkit's chains start straight with tcp_proxy or http_connection_manager.",
-        "No mTLS in meshkit: the TLS chains on virtualInbound exist (as in PERMISSIVE mode) but sidecars "
-        "send plaintext to each other, so the tls_inspector sees plaintext on TCP ports.",
-        "Istio's inbound has chains for istio-http/* ALPNs (set by istio.alpn on the client side); without "
-        "mTLS meshkit's inbound only sees raw_buffer.",
+        "Sidecars speak mutual TLS to each other (auto-mTLS, lab 10). This lab starts with a DestinationRule "
+        "`tls: DISABLE` for tcp-echo so its clients send plaintext, as a sidecar-less client would: that is "
+        "the traffic the tls_inspector has to wait on.",
     ),
 )

@@ -3,7 +3,8 @@
 Same call graph and failure semantics as the real sample: productpage calls details and reviews
 and answers 200 even when a call fails (showing the error); reviews-v1 never calls ratings,
 v2 ("black" stars) and v3 ("red" stars) do, and show an error instead of stars when ratings fails.
-Every answer names `service`, `version` and `pod`; every outbound call forwards the end-user,
+Every answer names `service`, `version` and `pod` (and, behind mTLS, the caller's SPIFFE id as
+`peer`, from `x-forwarded-client-cert`); every outbound call forwards the end-user,
 user-agent, request-id and tracing headers so Envoy's routing and tracing see one request.
 
 Not in the real sample: every service also answers httpbin's `/status/<code>` (that status) and
@@ -128,8 +129,18 @@ class Bookinfo(BaseHTTPRequestHandler):
     def identity(self) -> dict[str, str]:
         return {"service": self.server.service, "version": self.server.version, "pod": self.server.pod}
 
+    def caller(self) -> dict[str, str]:
+        """Who called, as the sidecar vouches: `x-forwarded-client-cert` (set from the peer's mTLS
+        certificate) and its `URI=` (the caller's SPIFFE id). Absent for plaintext callers."""
+        xfcc = self.headers.get("x-forwarded-client-cert")
+        if not xfcc:
+            return {}
+        last = xfcc.split(",")[-1]  # APPEND_FORWARD: the nearest hop is the last element
+        uri = next((p[4:].strip('"') for p in last.split(";") if p.startswith("URI=")), "")
+        return {"peer": uri, "xfcc": xfcc}
+
     def answer(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps({**self.identity(), **body}).encode()
+        data = json.dumps({**self.identity(), **self.caller(), **body}).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
