@@ -272,10 +272,11 @@ class UserspaceRuntime:
             pod_dir.mkdir(parents=True, exist_ok=True)
             env = {**os.environ, "MESHKIT_POD_LISTEN": self.app_ip(workload.name),
                    "MESHKIT_POD_SOURCE": self.app_ip(workload.name), "MESHKIT_POD_HOSTS": str(pod_dir / "hosts")}
-            with open(pod_dir / "app.log", "ab") as log:
-                app = subprocess.Popen(app_command(workload, APPS_DIR), env=env, stdin=subprocess.DEVNULL,
-                                       stdout=log, stderr=log, start_new_session=True)
-            self._started(app, f"app {workload.name}")
+            if workload.ports:  # the outsider serves nothing: it is only a place to call from
+                with open(pod_dir / "app.log", "ab") as log:
+                    app = subprocess.Popen(app_command(workload, APPS_DIR), env=env, stdin=subprocess.DEVNULL,
+                                           stdout=log, stderr=log, start_new_session=True)
+                self._started(app, f"app {workload.name}")
             if workload.sidecar:
                 argv = [str(envoy), "--config-yaml", json.dumps(self.bootstrap(workload, xds)), *ENVOY_FLAGS]
                 with open(pod_dir / "access.log", "ab") as access, open(pod_dir / "envoy.log", "ab") as log:
@@ -288,7 +289,7 @@ class UserspaceRuntime:
         self._record_pid(process.pid, what)
 
     def wait_apps(self, timeout: float = 30.0) -> None:
-        targets = {w.name: (self.app_ip(w.name), w.ports[0]) for w in self.topology.workloads}
+        targets = {w.name: (self.app_ip(w.name), w.ports[0]) for w in self.topology.workloads if w.ports}
         targets.update({f"outside:{port}": (self.outside()["address"], port) for port in OUTSIDE_PORTS})
         self._wait_listening(targets, "app.log", timeout)
 
