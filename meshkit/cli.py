@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--topology", choices=["bookinfo"], default="bookinfo")
     cmd.add_argument("--learn-pod-ips", action="store_true",
                      help="take pod names and IPs from the connecting sidecars' node ids")
+    cmd.add_argument("--control", metavar="HOST:PORT",  # kind (issue 5)
+                     help="also answer meshkit's control protocol here (status, apply, ...); keep it on 127.0.0.1")
     cmd.set_defaults(func=cmd_serve_xds)
 
     cmd = sub.add_parser("history", help="every push: what changed and who ACKed or NACKed")
@@ -431,7 +433,7 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
 def cmd_serve_xds(args: argparse.Namespace) -> int:
     from .standalone import serve
 
-    return serve(args.listen, learn_pod_ips=args.learn_pod_ips)
+    return serve(args.listen, learn_pod_ips=args.learn_pod_ips, control_listen=args.control)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
