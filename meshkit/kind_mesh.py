@@ -57,11 +57,6 @@ def cluster_name(name: str | None = None) -> str:
     return name or os.environ.get("MESHKIT_KIND_CLUSTER") or DEFAULT_CLUSTER
 
 
-def runtime_of(mesh: object) -> str:
-    """"kind" for a KindMesh, "local" otherwise (labs ask this of the mesh they hold)."""
-    return str(getattr(mesh, "runtime", "local"))
-
-
 class KindMesh(Mesh):
     """A mesh in a kind cluster, reached through the port-forwards and `kubectl`."""
 
@@ -218,6 +213,17 @@ def connect(home: str | os.PathLike | None = None, name: str | None = None, kube
     return mesh
 
 
+def lab_env(home: str | os.PathLike | None = None, name: str | None = None) -> dict[str, str]:
+    """What `meshkit lab --runtime kind` gives the notebook kernels: checked to answer first.
+
+    MESHKIT_HOME is made absolute (the kernels run in the notebooks' folder, `cluster up` wrote
+    relative to where it ran), so `meshkit.connect()` and `meshkit.lab()` find the same cluster.
+    """
+    mesh = connect(home, name)
+    return {"MESHKIT_RUNTIME": "kind", "MESHKIT_KIND_CLUSTER": mesh.info.name,
+            "MESHKIT_HOME": str(mesh.info.dir.parent.parent)}
+
+
 def _json_output(out: str, what: str):
     try:
         return json.loads(out.strip().splitlines()[-1])
@@ -230,4 +236,4 @@ def _last(text: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
-__all__ = ["KindMesh", "connect", "runtime_name", "runtime_of"]
+__all__ = ["KindMesh", "connect", "lab_env", "runtime_name"]

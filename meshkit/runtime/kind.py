@@ -279,12 +279,16 @@ def control_plane_objects(config: KindConfig) -> list[dict[str, Any]]:
             "securityContext": _non_root(10001),
         }],
     }
+    xds_service = _service(XDS_NAME, SYSTEM_NAMESPACE, config.xds_ip, labels,
+                           [{"name": "grpc-xds", "port": XDS_PORT, "targetPort": XDS_PORT, "protocol": "TCP"}])
+    # `mesh.stop_boss()` stops the ADS server in the pod, so the readiness probe fails: keep the pod
+    # behind the Service anyway, so sidecars reconnect on `start_boss()` as they do locally.
+    xds_service["spec"]["publishNotReadyAddresses"] = True
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(SYSTEM_NAMESPACE)},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(XDS_NAME, SYSTEM_NAMESPACE)},
         _deployment(XDS_NAME, SYSTEM_NAMESPACE, labels, pod),
-        _service(XDS_NAME, SYSTEM_NAMESPACE, config.xds_ip, labels,
-                 [{"name": "grpc-xds", "port": XDS_PORT, "targetPort": XDS_PORT, "protocol": "TCP"}]),
+        xds_service,
     ]
 
 

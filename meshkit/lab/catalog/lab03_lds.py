@@ -232,4 +232,9 @@ LAB = LabSpec(
         "Istio's inbound has chains for istio-http/* ALPNs (set by istio.alpn on the client side); without "
         "mTLS meshkit's inbound only sees raw_buffer.",
     ),
+    runtime_notes=(
+        ("kind", "`pod_info(pod, 'iptables')` is what the istio-init container printed when it installed "
+                 "the rules (`kubectl logs <pod> -c istio-init`, as with Istio): no container that stays "
+                 "in the pod may change them"),
+    ),
 )
