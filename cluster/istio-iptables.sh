@@ -87,5 +87,7 @@ case "$ACTION" in
         # Re-running replaces the rules instead of failing on "chain already exists".
         if iptables -t nat -S ISTIO_OUTPUT >/dev/null 2>&1; then cleanup; fi
         rules | iptables-restore --noflush
+        # Like istio-init: print the nat table as installed (on kind, `kubectl logs POD -c istio-init`).
+        iptables-save -t nat
         ;;
 esac

@@ -247,8 +247,19 @@ class Mesh:
         down(self.home)
 
 
-def connect(home: str | os.PathLike | None = None) -> Mesh:
-    """Attach to the mesh running at `home`; raises NotRunning if none answers."""
+def connect(home: str | os.PathLike | None = None, runtime: str | None = None, name: str | None = None) -> Mesh:
+    """Attach to the mesh running at `home`; raises NotRunning if none answers.
+
+    `runtime`: "local" or "kind" (default: $MESHKIT_RUNTIME, else local). On kind, the cluster
+    `meshkit cluster up --name NAME` made (`name`, default $MESHKIT_KIND_CLUSTER, else meshkit).
+    """
+    # --- kind (issue 5): same API, other transport; see kind_mesh.py
+    if runtime or os.environ.get("MESHKIT_RUNTIME"):
+        from . import kind_mesh
+
+        if kind_mesh.runtime_name(runtime) == "kind":
+            return kind_mesh.connect(home, name)
+    # --- end kind
     mesh = Mesh(home_dir(home))
     info = mesh._call("ping", timeout=5.0)
     if not info["ready"]:  # type: ignore[index]
@@ -261,7 +272,15 @@ def up(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_S, cap
 
     `capture`: "iptables", "userspace" or "auto" (default: $MESHKIT_CAPTURE, else auto: iptables
     when this process can, userspace otherwise). An already running mesh keeps its capture.
+    With $MESHKIT_RUNTIME=kind this attaches to the cluster `meshkit cluster up` made.
     """
+    # --- kind (issue 5): the cluster is booted by `meshkit cluster up`, not here
+    if os.environ.get("MESHKIT_RUNTIME"):
+        from . import kind_mesh
+
+        if kind_mesh.runtime_name() == "kind":
+            return kind_mesh.connect(home)
+    # --- end kind
     path = home_dir(home)
     try:
         return connect(path)

@@ -138,8 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd = sub.add_parser("lab", help="boot the mesh and open the labs in JupyterLab")
     cmd.add_argument("--mode", choices=["self-study", "workshop", "instructor"], default=None,
                      help="instructor opens the solved notebooks with notes, autopilot and fault buttons")
-    cmd.add_argument("--runtime", choices=["local"], default="local",
-                     help="where the mesh runs (the kind path's notebook API is not built yet)")
+    cmd.add_argument("--runtime", choices=["local", "kind"], default="local",
+                     help="where the mesh runs: local (booted here) or kind (`meshkit cluster up` first)")
+    cmd.add_argument("--name", default=None, help="kind: the cluster's name (default: meshkit)")
     cmd.add_argument("--port", type=int, default=8888)
     cmd.add_argument("--no-browser", action="store_true")
     cmd.set_defaults(func=cmd_lab)
@@ -169,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--topology", choices=["bookinfo"], default="bookinfo")
     cmd.add_argument("--learn-pod-ips", action="store_true",
                      help="take pod names and IPs from the connecting sidecars' node ids")
+    cmd.add_argument("--control", metavar="HOST:PORT",  # kind (issue 5)
+                     help="also answer meshkit's control protocol here (status, apply, ...); keep it on 127.0.0.1")
     cmd.set_defaults(func=cmd_serve_xds)
 
     cmd = sub.add_parser("history", help="every push: what changed and who ACKed or NACKed")
@@ -393,9 +396,14 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from .lab import build, modes
 
     mode = modes.resolve(args.mode)
-    api.up(args.home)
     folder = build.SOLUTIONS if mode == modes.INSTRUCTOR else build.LABS
-    env = {**os.environ, "MESHKIT_MODE": mode, "MESHKIT_HOME": str(api.home_dir(args.home))}
+    if args.runtime == "kind":  # --- kind (issue 5): attach to the cluster, tell the kernels where it is
+        from .kind_mesh import lab_env
+
+        env = {**os.environ, "MESHKIT_MODE": mode, **lab_env(args.home, args.name)}
+    else:  # --- end kind
+        api.up(args.home)
+        env = {**os.environ, "MESHKIT_MODE": mode, "MESHKIT_HOME": str(api.home_dir(args.home))}
     argv = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}", "--ServerApp.ip=127.0.0.1",
             f"--port={args.port}"] + (["--no-browser"] if args.no_browser else [])
     print(f"mode: {mode}; notebooks: {folder}; the mesh keeps running after JupyterLab stops (`meshkit down`)")
@@ -448,7 +456,7 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
 def cmd_serve_xds(args: argparse.Namespace) -> int:
     from .standalone import serve
 
-    return serve(args.listen, learn_pod_ips=args.learn_pod_ips)
+    return serve(args.listen, learn_pod_ips=args.learn_pod_ips, control_listen=args.control)
 
 
 def cmd_history(args: argparse.Namespace) -> int:

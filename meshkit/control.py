@@ -2,7 +2,11 @@
 
 One JSON request per connection over a unix socket in the mesh's home folder (mode 0600):
 `{"op": "status", "args": {...}}` → `{"ok": true, "result": ...}` or
-`{"ok": false, "error": "...", "problem": "..."}`. Nothing listens on a network port.
+`{"ok": false, "error": "...", "problem": "..."}`. The local mesh listens on no network port.
+
+The kind path speaks the same protocol over TCP (`serve_tcp`, and `call` with a "host:port"
+address): the in-cluster boss listens on 127.0.0.1 inside its pod, so only a `kubectl
+port-forward` (which needs the cluster's credentials) reaches it, on 127.0.0.1 of the host.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ class NotRunning(ControlError):
     """No mesh answers at this home."""
 
 
-async def serve(path: Path, handlers: dict[str, Handler]) -> asyncio.AbstractServer:
-    """Answer requests on `path` with the handler named by each request's `op`."""
+Address = Path | str  # a unix socket path, or "host:port" for TCP
 
+
+def _answerer(handlers: dict[str, Handler]) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                                        Awaitable[None]]:
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = json.loads(await reader.readline())
@@ -52,6 +58,12 @@ async def serve(path: Path, handlers: dict[str, Handler]) -> asyncio.AbstractSer
         finally:
             writer.close()
 
+    return on_connection
+
+
+async def serve(path: Path, handlers: dict[str, Handler]) -> asyncio.AbstractServer:
+    """Answer requests on `path` with the handler named by each request's `op`."""
+    on_connection = _answerer(handlers)
     if path.exists():
         path.unlink()
     old_umask = os.umask(0o177)
@@ -62,17 +74,40 @@ async def serve(path: Path, handlers: dict[str, Handler]) -> asyncio.AbstractSer
     return server
 
 
-def call(socket_path: Path, op: str, args: dict | None = None, timeout: float = 60.0) -> object:
-    """Send one request to the boss listening on `socket_path`; its result, or ControlError."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(str(socket_path))
-    except (FileNotFoundError, ConnectionRefusedError) as exc:
-        sock.close()
-        raise NotRunning(
-            f"no mesh is running at {socket_path.parent} (start one with `meshkit up`)", "not-running"
-        ) from exc
+async def serve_tcp(listen: str, handlers: dict[str, Handler]) -> asyncio.AbstractServer:
+    """Answer requests on TCP `listen` ("127.0.0.1:15011"); keep it on a loopback address."""
+    host, port = split_address(listen)
+    return await asyncio.start_server(_answerer(handlers), host=host, port=port, limit=MAX_MESSAGE)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"want host:port, not {address!r}")
+    return host, int(port)
+
+
+def call(address: Address, op: str, args: dict | None = None, timeout: float = 60.0) -> object:
+    """Send one request to the boss at `address` (unix socket path or "host:port"); its result,
+    or ControlError."""
+    if isinstance(address, str):
+        host, port = split_address(address)
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except (ConnectionRefusedError, TimeoutError) as exc:
+            raise NotRunning(
+                f"no mesh answers on {address} (kind: is the port-forward up? `meshkit cluster status`; "
+                "`meshkit cluster up` starts it again)", "not-running") from exc
+    else:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(address))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            sock.close()
+            raise NotRunning(
+                f"no mesh is running at {address.parent} (start one with `meshkit up`)", "not-running"
+            ) from exc
     with sock, sock.makefile("rwb") as stream:
         stream.write(json.dumps({"op": op, "args": args or {}}).encode() + b"\n")
         stream.flush()

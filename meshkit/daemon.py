@@ -51,6 +51,12 @@ POD_VIEWS = {
     "addresses": ["ip", "-brief", "address"],
 }
 STATUS_FILE = "daemon.json"
+# --- kind (issue 5): the ops that need only the control plane, no local pods. `meshkit serve-xds
+# --control` answers exactly these with this class's handlers (standalone.py); the others (curl,
+# tcp, admin, pod_info) run client-side on kind (kind_mesh.py). Add an op here if it needs no pod.
+PLANE_OPS = ("ping", "topology", "status", "apply", "delete", "get", "xds", "revert", "history", "events",
+             "boss")
+# --- end kind
 
 
 class Daemon:

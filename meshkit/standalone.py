@@ -5,6 +5,11 @@ In a cluster the pods are Kubernetes' business; the boss only needs to know who 
 `sidecar~10.244.0.15~reviews-v2-5b7f9c6d4f-x2k4p.default~default.svc.cluster.local` names the pod
 and its IP, so the boss puts that pod in its book (replacing the placeholder of the same
 Deployment) and pushes: the new endpoints reach every sidecar.
+
+With `control`, it also answers meshkit's control protocol on TCP (`control.serve_tcp`) with the
+local daemon's own handlers for the ops that need no local pod (`daemon.PLANE_OPS`: status,
+apply, revert, history, get, delete, xds, events, topology, boss). In the cluster that address is
+127.0.0.1 inside the boss's pod; `meshkit cluster up` port-forwards it to the host's 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
 
+from . import control
 from .model import Topology, Workload, bookinfo
 from .xds.cache import SnapshotCache
 from .xds.control_plane import ControlPlane
 from .xds.server import AdsServer
-from .xds.status import EventKind, SyncEvent, SyncTracker
+from .xds.status import EventKind, SyncEvent
 
 log = logging.getLogger("meshkit.standalone")
 
@@ -40,10 +49,33 @@ def learn(topology: Topology, node_id: str) -> Topology | None:
     return None
 
 
-async def run(listen: str, learn_pod_ips: bool, stop: asyncio.Event) -> None:
-    tracker = SyncTracker()
+class InCluster:
+    """The little the daemon's control-plane handlers ask of a runtime, for a boss without pods."""
+
+    capture = "iptables"  # kind pods are captured by istio-init's iptables rules
+
+    def __init__(self, listen: str) -> None:
+        self.listen = listen
+
+    def outside(self) -> None:
+        return None  # no outside-world server runs in the cluster
+
+    def xds_address(self) -> SimpleNamespace:
+        """Where `boss start` listens again: `listen` split so that f"{host}:{port}" rebuilds it
+        (also "unix:/path")."""
+        host, _, port = self.listen.rpartition(":")
+        return SimpleNamespace(host=host, port=port)
+
+
+async def run(listen: str, learn_pod_ips: bool, stop: asyncio.Event, control_listen: str | None = None) -> None:
+    from .daemon import PLANE_OPS, Daemon  # the local daemon's handlers, not a copy of them
+
+    boss = Daemon(Path.cwd())
+    boss.runtime = InCluster(listen)  # type: ignore[assignment]
+    tracker = boss.tracker
     server = AdsServer(SnapshotCache(), tracker)
     plane = ControlPlane(bookinfo(), server.cache, tracker)
+    boss.server, boss.plane = server, plane
     pending: asyncio.Queue[str] = asyncio.Queue()
 
     def on_event(event: SyncEvent) -> None:
@@ -54,6 +86,12 @@ async def run(listen: str, learn_pod_ips: bool, stop: asyncio.Event) -> None:
     port = await server.start(listen)
     log.info("ADS server listening on %s (port %s)", listen, port)
     await plane.push_all("initial state")
+    boss.ready_s = time.time() - boss.started
+    control_server = None
+    if control_listen:
+        handlers = {op: handler for op, handler in boss.handlers().items() if op in PLANE_OPS}
+        control_server = await control.serve_tcp(control_listen, handlers)
+        log.info("control protocol on %s (%s)", control_listen, ", ".join(sorted(handlers)))
 
     async def learner() -> None:
         while True:
@@ -68,11 +106,15 @@ async def run(listen: str, learn_pod_ips: bool, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         task.cancel()
-        await server.stop(1.0)
+        if control_server is not None:
+            control_server.close()
+        if server.running:
+            await server.stop(1.0)
 
 
-def serve(listen: str, learn_pod_ips: bool = False) -> int:
-    """Run the control plane on `listen` until SIGTERM/SIGINT."""
+def serve(listen: str, learn_pod_ips: bool = False, control_listen: str | None = None) -> int:
+    """Run the control plane on `listen` (and the control protocol on `control_listen`) until
+    SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     async def main() -> None:
@@ -80,7 +122,7 @@ def serve(listen: str, learn_pod_ips: bool = False) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run(listen, learn_pod_ips, stop)
+        await run(listen, learn_pod_ips, stop, control_listen)
 
     asyncio.run(main())
     return 0

@@ -28,11 +28,11 @@ SYNC_DEADLINE_S = 10.0
 
 _ICONS = {
     Outcome.DONE: "✅", Outcome.NOT_YET: "⏳", Outcome.WRONG: "❌",
-    Outcome.REJECTED: "⛔", Outcome.ENVIRONMENT: "⚠️",
+    Outcome.REJECTED: "⛔", Outcome.ENVIRONMENT: "⚠️", Outcome.ELSEWHERE: "↪️",
 }
 _COLOURS = {
     Outcome.DONE: "#1a7f37", Outcome.NOT_YET: "#6e7781", Outcome.WRONG: "#cf222e",
-    Outcome.REJECTED: "#8250df", Outcome.ENVIRONMENT: "#9a6700",
+    Outcome.REJECTED: "#8250df", Outcome.ENVIRONMENT: "#9a6700", Outcome.ELSEWHERE: "#6e7781",
 }
 
 
@@ -101,13 +101,22 @@ class Lab:
             self._mesh = api.up(self.home)
         return self._mesh
 
+    @property
+    def runtime(self) -> str:
+        """Where the mesh runs: "local" or "kind" (labs say what differs there)."""
+        return runtime_of(self.mesh)
+
+    def _runs_here(self, exercise: Exercise) -> bool:
+        return self.runtime in exercise.runtimes
+
     # -- state -------------------------------------------------------------------------------
     def start(self) -> Reveal:
         """Boot or attach to the mesh and restore this lab's starting state (idempotent)."""
         self.reset()
         lines = [f"{self.spec.title} — about {self.spec.minutes} minutes, mode: {self.mode}"]
         lines += [f"  • {objective}" for objective in self.spec.objectives]
-        lines.append(f"mesh: {len(self.mesh.pods())} pods, all sidecars SYNCED")
+        lines.append(f"mesh: {len(self.mesh.pods())} pods, all sidecars SYNCED ({self.runtime} runtime)")
+        lines += [f"  on {self.runtime}: {note}" for note in self.spec.notes_for(self.runtime)]
         if self.mode == modes.INSTRUCTOR:
             modes.enable_projection()
         return Reveal(f"Lab {self.spec.name} is ready", "\n".join(lines))
@@ -126,8 +135,9 @@ class Lab:
         self.reset()
         applied = []
         for earlier in self.spec.exercises[:index]:
-            earlier.apply(self.mesh)
-            applied.append(earlier.id)
+            if self._runs_here(earlier):
+                earlier.apply(self.mesh)
+                applied.append(earlier.id)
         wait_synced(self.mesh)
         return applied
 
@@ -135,7 +145,11 @@ class Lab:
     def check(self, exercise_id: str) -> CheckResult:
         """Judge an exercise from live state, waiting for the mesh to converge first."""
         exercise = self.spec.exercise(exercise_id)
-        verdict = run_check(self.mesh_or_none(), exercise)
+        mesh = self.mesh_or_none()
+        if mesh is not None and runtime_of(mesh) not in exercise.runtimes:
+            return CheckResult(self.spec.name, exercise.id, Outcome.ELSEWHERE,
+                               f"runs on {' or '.join(exercise.runtimes)} only: {exercise.elsewhere}")
+        verdict = run_check(mesh, exercise)
         progress.record(self.home, self.spec.name, exercise.id, verdict.outcome.value)
         return CheckResult(self.spec.name, exercise.id, verdict.outcome, verdict.message)
 
@@ -161,10 +175,13 @@ class Lab:
         """Show the reference solution; with apply=True also put it into the mesh."""
         exercise = self.spec.exercise(exercise_id)
         progress.record(self.home, self.spec.name, exercise.id, "solution shown")
-        if apply:
+        applied = apply and self._runs_here(exercise)
+        if applied:
             exercise.apply(self.mesh)
             wait_synced(self.mesh)
-        title = f"Solution for {exercise_id}: {exercise.title}" + (" (applied)" if apply else "")
+        title = f"Solution for {exercise_id}: {exercise.title}" + (" (applied)" if applied else "")
+        if apply and not applied:
+            title += f" (not applied: runs on {' or '.join(exercise.runtimes)} only)"
         return Reveal(title, exercise.solution)
 
     # -- instructor mode ---------------------------------------------------------------------
@@ -178,6 +195,11 @@ class Lab:
 
     def _index(self, exercise_id: str) -> int:
         return [e.id for e in self.spec.exercises].index(self.spec.exercise(exercise_id).id)
+
+
+def runtime_of(mesh: api.Mesh | None) -> str:
+    """"kind" for the mesh `connect(runtime="kind")` returns, "local" otherwise."""
+    return str(getattr(mesh, "runtime", "local"))
 
 
 def lab(name: str, home: str | None = None, mode: str | None = None) -> Lab:

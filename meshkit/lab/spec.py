@@ -21,6 +21,10 @@ class Outcome(enum.Enum):
     WRONG = "wrong"
     REJECTED = "rejected"
     ENVIRONMENT = "environment problem"
+    ELSEWHERE = "not on this runtime"  # the exercise needs the other runtime (local or kind)
+
+
+RUNTIMES = ("local", "kind")
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class Exercise:
     solution: str  # what `lab.solution(id)` shows: YAML or Python, as the learner would write it
     apply: Action  # does what the solution does, for skip_to() and solution(apply=True)
     deadline_s: float = 10.0  # how long the check waits for the mesh to converge
+    runtimes: tuple[str, ...] = RUNTIMES  # where it can run: ("local",) marks it local-only
+    elsewhere: str = ""  # why it cannot run on the other runtimes (shown instead of a check)
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,15 @@ class LabSpec:
     setup: Action | None = None  # extra starting state on top of the default mesh
     minutes: int = 30
     notes: tuple[str, ...] = field(default_factory=tuple)  # where meshkit differs from Istio
+    # (runtime, note): what differs on that runtime, e.g. ("kind", "pod_info('iptables') is istio-init's log")
+    runtime_notes: tuple[tuple[str, str], ...] = ()
+
+    def notes_for(self, runtime: str) -> list[str]:
+        """What a learner on `runtime` should know: its notes, then the exercises it cannot run."""
+        notes = [note for where, note in self.runtime_notes if where == runtime]
+        notes += [f"{e.id} runs on {' or '.join(e.runtimes)} only: {e.elsewhere or 'skip it here'}"
+                  for e in self.exercises if runtime not in e.runtimes]
+        return notes
 
     def exercise(self, exercise_id: str) -> Exercise:
         for exercise in self.exercises:

@@ -119,9 +119,7 @@ def attach_access_log(replies: Iterable[Reply], log: Path, wait_s: float = 3.0, 
     PassthroughCluster or BlackHoleCluster) has none and is matched by the client's ip:port
     (`downstream_remote_address`), which also covers a connection Envoy reset without answering.
     """
-    replies = list(replies)
-    pending = {r.request_id: r for r in replies if r.request_id}
-    pending.update({r.client_address: r for r in replies if r.client_address})
+    pending = pending_replies(replies)
     deadline = time.monotonic() + wait_s
     while pending and time.monotonic() < deadline:
         if log.exists():
@@ -130,20 +128,38 @@ def attach_access_log(replies: Iterable[Reply], log: Path, wait_s: float = 3.0, 
                 chunk = handle.read()
             complete = chunk[: chunk.rfind(b"\n") + 1]
             offset += len(complete)
-            for line in complete.splitlines():
-                entry = _json(line)
-                # a line with a request id is an HTTP request, maybe the app's own on a reused port
-                key = (entry.get("request_id") or entry.get("downstream_remote_address")) if entry else None
-                reply = pending.get(str(key)) if key else None
-                if reply is not None:
-                    pending.pop(reply.request_id, None)
-                    pending.pop(reply.client_address, None)
-                    reply.flags = str(entry.get("response_flags") or "-")
-                    reply.upstream_cluster = str(entry.get("upstream_cluster") or "")
-                    reply.upstream_host = str(entry.get("upstream_host") or "")
-                    reply.route_name = str(entry.get("route_name") or "")
+            _fill(pending, complete.splitlines())
         if pending:
             time.sleep(0.02)  # Envoy flushes its access log every 50 ms
+
+
+def pending_replies(replies: Iterable[Reply]) -> dict[str, Reply]:
+    """Replies still waiting for their access-log line, by request id and by client ip:port."""
+    replies = list(replies)
+    pending = {r.request_id: r for r in replies if r.request_id}
+    pending.update({r.client_address: r for r in replies if r.client_address})
+    return pending
+
+
+def attach_lines(pending: dict[str, Reply], lines: Iterable[bytes]) -> None:
+    """Fill the `pending` replies from access-log lines got some other way (kind: `kubectl logs`
+    of the istio-proxy container); non-JSON lines (Envoy's own log) are skipped."""
+    _fill(pending, lines)
+
+
+def _fill(pending: dict[str, Reply], lines: Iterable[bytes]) -> None:
+    for line in lines:
+        entry = _json(line)
+        # a line with a request id is an HTTP request, maybe the app's own on a reused port
+        key = (entry.get("request_id") or entry.get("downstream_remote_address")) if entry else None
+        reply = pending.get(str(key)) if key else None
+        if reply is not None:
+            pending.pop(reply.request_id, None)
+            pending.pop(reply.client_address, None)
+            reply.flags = str(entry.get("response_flags") or "-")
+            reply.upstream_cluster = str(entry.get("upstream_cluster") or "")
+            reply.upstream_host = str(entry.get("upstream_host") or "")
+            reply.route_name = str(entry.get("route_name") or "")
 
 
 def _read_app_identity(reply: Reply) -> None:

@@ -59,8 +59,12 @@ SYSTEM_NAMESPACE = "meshkit-system"
 XDS_NAME = "meshkit-xds"
 XDS_PORT = 15010
 XDS_HOST_OFFSET = 15  # meshkit-xds gets .15 of the cluster's service subnet (.1 API server, .10 kube-dns)
+# meshkit's control protocol (status, apply, ...) on the pod's own loopback: no other pod reaches it,
+# only `kubectl port-forward` (which dials localhost inside the pod) with the cluster's credentials.
+CONTROL_PORT = 15011
+CONTROL_NAME = "meshkit-control"
 XDS_COMMAND = ("meshkit", "serve-xds", "--listen", f"0.0.0.0:{XDS_PORT}", "--topology", "bookinfo",
-               "--learn-pod-ips")
+               "--learn-pod-ips", "--control", f"127.0.0.1:{CONTROL_PORT}")
 VIP_CIDR_NAME = "meshkit-vips"
 ADMIN_PORT = 15000
 PROMETHEUS_PORT = 15090
@@ -275,12 +279,16 @@ def control_plane_objects(config: KindConfig) -> list[dict[str, Any]]:
             "securityContext": _non_root(10001),
         }],
     }
+    xds_service = _service(XDS_NAME, SYSTEM_NAMESPACE, config.xds_ip, labels,
+                           [{"name": "grpc-xds", "port": XDS_PORT, "targetPort": XDS_PORT, "protocol": "TCP"}])
+    # `mesh.stop_boss()` stops the ADS server in the pod, so the readiness probe fails: keep the pod
+    # behind the Service anyway, so sidecars reconnect on `start_boss()` as they do locally.
+    xds_service["spec"]["publishNotReadyAddresses"] = True
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(SYSTEM_NAMESPACE)},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(XDS_NAME, SYSTEM_NAMESPACE)},
         _deployment(XDS_NAME, SYSTEM_NAMESPACE, labels, pod),
-        _service(XDS_NAME, SYSTEM_NAMESPACE, config.xds_ip, labels,
-                 [{"name": "grpc-xds", "port": XDS_PORT, "targetPort": XDS_PORT, "protocol": "TCP"}]),
+        xds_service,
     ]
 
 
@@ -462,11 +470,15 @@ class Forward:
 
 
 def forwards(topology: Topology, port_base: int = PORT_BASE) -> list[Forward]:
-    """The xDS server on `port_base`, then each sidecar's admin port on the next ones."""
+    """The xDS server on `port_base`, then each sidecar's admin port on the next ones, then the
+    boss's control port (what `meshkit.connect(runtime="kind")` talks to)."""
+    sidecars = topology.sidecars()
     return [
         Forward(XDS_NAME, SYSTEM_NAMESPACE, f"svc/{XDS_NAME}", XDS_PORT, port_base),
         *(Forward(w.deployment, w.namespace, f"deployment/{w.deployment}", ADMIN_PORT, port_base + 1 + i)
-          for i, w in enumerate(topology.sidecars())),
+          for i, w in enumerate(sidecars)),
+        Forward(CONTROL_NAME, SYSTEM_NAMESPACE, f"deployment/{XDS_NAME}", CONTROL_PORT,
+                port_base + 1 + len(sidecars)),
     ]
 
 
@@ -739,6 +751,24 @@ class ClusterInfo:
         entry = next(f for f in self.forwards if f["name"] == deployment)
         return f"127.0.0.1:{entry['local_port']}"
 
+    @property
+    def control_address(self) -> str:
+        """The boss's control protocol, port-forwarded (`meshkit.connect(runtime="kind")`)."""
+        return self.admin_address(CONTROL_NAME)
+
+    def sidecar_forwards(self) -> list[dict[str, Any]]:
+        return [f for f in self.forwards if f["name"] not in (XDS_NAME, CONTROL_NAME)]
+
+    @classmethod
+    def load(cls, name: str, directory: Path | None = None) -> ClusterInfo:
+        """What `cluster up` left in `directory` (default: `state_dir(name)`), or RuntimeProblem."""
+        directory = directory or state_dir(name)
+        record = directory / "forwards.json"
+        if not record.exists():
+            raise RuntimeProblem(f"no kind mesh {name!r} is up here: {record} does not exist",
+                                 f"run `meshkit cluster up --name {name}` (with the same MESHKIT_HOME)")
+        return cls(name, directory, directory / "kubeconfig", tuple(json.loads(record.read_text())))
+
 
 def cluster_up(name: str = "meshkit", *, dry_run: bool = False, out: TextIO | None = None,
                progress: bool = True, port_base: int = PORT_BASE,
@@ -769,8 +799,8 @@ def cluster_up(name: str = "meshkit", *, dry_run: bool = False, out: TextIO | No
     records = tuple({**vars(f), "pid": pid} for f, pid in zip(fw, pids, strict=True))
     (plan.dir / "forwards.json").write_text(json.dumps(records, indent=2))
     info = ClusterInfo(name, plan.dir, plan.kubeconfig, records)
-    runner.say(f"ready: xDS server on {info.xds_address}; sidecar admin ports "
-               + ", ".join(f"{f['name']} {f['local_port']}" for f in records[1:]))
+    runner.say(f"ready: xDS server on {info.xds_address}; control on {info.control_address}; sidecar admin ports "
+               + ", ".join(f"{f['name']} {f['local_port']}" for f in info.sidecar_forwards()))
     return info
 
 

@@ -18,7 +18,7 @@ FAKES = Path(__file__).resolve().parents[1] / "fakes" / "bin"
 TOOLS = ("docker", "kind", "kubectl")
 
 
-def free_port_base(count: int = 8) -> int:
+def free_port_base(count: int = 9) -> int:
     """A run of `count` free ports on 127.0.0.1."""
     for base in range(31000, 60000, 97):
         try:
@@ -106,11 +106,13 @@ def test_status_and_down(fakes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         status = kind.cluster_status("meshkit")
         assert status["exists"] is True
         assert status["deployments"] == {"default/reviews-v2": "1/1"}
-        assert [f["alive"] for f in status["forwards"]] == [True] * 8
+        assert [f["alive"] for f in status["forwards"]] == [True] * 9  # xDS, 7 sidecar admins, control
+        assert status["forwards"][-1]["name"] == kind.CONTROL_NAME
+        assert info.control_address == f"127.0.0.1:{base + 8}"
         kind.cluster_down("meshkit", out=out)
     finally:
         kind._stop_forwards(info.dir)
-    assert "stopped 8 port-forward(s)" in out.getvalue()
+    assert "stopped 9 port-forward(s)" in out.getvalue()
     assert calls(fakes)[-1] == ["kind", "delete", "cluster", "--name", "meshkit"]
     assert not info.dir.exists()
 

@@ -176,7 +176,14 @@ def test_the_control_plane_runs_serve_xds_on_its_fixed_service(rendered: Path) -
     (deployment,) = [d for d in objects(rendered, "Deployment") if d["metadata"]["name"] == kind.XDS_NAME]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["meshkit", "serve-xds", "--listen", "0.0.0.0:15010", "--topology",
-                                    "bookinfo", "--learn-pod-ips"]
+                                    "bookinfo", "--learn-pod-ips", "--control", "127.0.0.1:15011"]
+    # the control protocol stays on the pod's loopback: no Service port, only `cluster up`'s port-forward
+    (service,) = [s for s in objects(rendered, "Service") if s["metadata"]["name"] == kind.XDS_NAME]
+    assert [p["port"] for p in service["spec"]["ports"]] == [kind.XDS_PORT]
+    assert service["spec"]["publishNotReadyAddresses"] is True  # stop_boss/start_boss: see control_plane_objects
+    forward = kind.forwards(kind.kind_topology(), 25000)[-1]
+    assert (forward.name, forward.target, forward.remote_port, forward.local_port) == (
+        kind.CONTROL_NAME, f"deployment/{kind.XDS_NAME}", kind.CONTROL_PORT, 25008)
     assert "initContainers" not in deployment["spec"]["template"]["spec"]  # the boss is never captured
     for config_map in objects(rendered, "ConfigMap"):
         xds = json.loads(config_map["data"][kind.BOOTSTRAP_FILE])["static_resources"]["clusters"][1]

@@ -141,4 +141,12 @@ LAB = LabSpec(
         "No istiod, no Kubernetes: a Python control plane reads a Bookinfo topology and plays istiod.",
         "Pods are Linux network namespaces on one host, with Istio's own iptables rules.",
     ),
+    runtime_notes=(
+        ("kind", "pods are real Kubernetes pods; `mesh.home` is where `meshkit cluster up` keeps its files, and "
+                 "the boss is reached through a port-forward on 127.0.0.1, not through control.sock"),
+        ("kind", "`pod_info(pod, 'hosts')`: Kubernetes names Services by DNS, not /etc/hosts; the view "
+                 "adds what the cluster DNS answers for each Service"),
+        ("kind", "`pod_info(pod, 'sockets')` has no process column (the app container may not see "
+                 "Envoy's processes); the ports are the same"),
+    ),
 )

@@ -247,4 +247,9 @@ LAB = LabSpec(
         "`tls: DISABLE` for tcp-echo so its clients send plaintext, as a sidecar-less client would: that is "
         "the traffic the tls_inspector has to wait on.",
     ),
+    runtime_notes=(
+        ("kind", "`pod_info(pod, 'iptables')` is what the istio-init container printed when it installed "
+                 "the rules (`kubectl logs <pod> -c istio-init`, as with Istio): no container that stays "
+                 "in the pod may change them"),
+    ),
 )

@@ -150,4 +150,9 @@ LAB = LabSpec(
         "meshkit's boss serves SotW ADS; istiod uses delta xDS for most types. A NACK looks the same.",
         "`stop_boss()` stops the ADS server only; there is no pilot-agent between Envoy and the boss.",
     ),
+    runtime_notes=(
+        ("kind", "`stop_boss()` stops the ADS server inside the meshkit-xds pod; the pod, its Service and "
+                 "the control port stay up (the Service publishes the pod even while it is not ready, so "
+                 "the sidecars find the boss again as soon as `start_boss()` runs)"),
+    ),
 )
