@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -323,21 +322,14 @@ class Daemon:
         address = self._resolve(plane.topology, host, runtime.outside())
         if not pod.sidecar:  # identity: no sidecar, no VIP magic: dial a pod behind the Service
             address, port = self._direct(plane.topology, host, address, port)
-        host_header = host if port == 80 else f"{host}:{port}"
-        target = curl.Target(address, port, host_header, path)
-        headers = dict(args.get("headers") or {})
-        count = max(1, int(args.get("n", 1)))
+        target = curl.target_of(address, host, port, path)
         timeout = float(args.get("timeout", 10.0))
 
         def run() -> list[curl.Reply]:
-            replies, offset = [], curl.log_size(runtime.access_log(pod.name))
-            for _ in range(count):
-                try:
-                    sock = runtime.connect(pod.name, address, port, timeout)
-                except OSError as exc:
-                    replies.append(curl.Reply("", None, 0.0, error=f"connect failed: {exc}"))
-                    continue
-                replies.append(curl.exchange(sock, target, headers, str(args.get("method", "GET")), timeout))
+            offset = curl.log_size(runtime.access_log(pod.name))
+            replies = curl.requests(lambda: runtime.connect(pod.name, address, port, timeout), target,
+                                    int(args.get("n", 1)), dict(args.get("headers") or {}),
+                                    str(args.get("method", "GET")), timeout)
             curl.attach_access_log(replies, runtime.access_log(pod.name), offset=offset)
             return replies
 
@@ -415,19 +407,8 @@ class Daemon:
         payload = str(args.get("text", "hello\n")).encode()
 
         def run() -> dict:
-            start = time.perf_counter()
-            try:
-                with runtime.connect(pod.name, address, port, 5.0) as sock:
-                    sock.settimeout(float(args.get("timeout", 3.0)))
-                    sock.sendall(payload)
-                    sock.shutdown(socket.SHUT_WR)
-                    chunks = []
-                    while chunk := sock.recv(65536):
-                        chunks.append(chunk)
-                reply, error = b"".join(chunks).decode(errors="replace"), ""
-            except OSError as exc:
-                reply, error = "", str(exc) or type(exc).__name__
-            return {"reply": reply, "error": error, "elapsed_ms": round((time.perf_counter() - start) * 1000, 2)}
+            return curl.tcp_exchange(lambda: runtime.connect(pod.name, address, port, 5.0), payload,
+                                     float(args.get("timeout", 3.0)))
 
         return await asyncio.to_thread(run)
 

@@ -11,7 +11,7 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.client import HTTPResponse
 from pathlib import Path
@@ -102,6 +102,51 @@ def exchange(
         return Reply(request_id, None, _ms(start), error=f"{type(exc).__name__}: {exc}", client_address=client)
     _read_app_identity(reply)
     return reply
+
+
+def requests(
+    connect: Callable[[], socket.socket],
+    target: Target,
+    count: int,
+    headers: Mapping[str, str] | None = None,
+    method: str = "GET",
+    timeout: float = 10.0,
+) -> list[Reply]:
+    """`count` requests, each on a fresh connection from `connect` (like `curl` run `count` times)."""
+    replies = []
+    for _ in range(max(1, count)):
+        try:
+            sock = connect()
+        except OSError as exc:
+            replies.append(Reply("", None, 0.0, error=f"connect failed: {exc}"))
+            continue
+        replies.append(exchange(sock, target, headers, method, timeout))
+    return replies
+
+
+def target_of(address: str, host: str, port: int, path: str) -> Target:
+    """The Target for a URL's host, port and path once `host` resolved to `address`."""
+    return Target(address, port, host if port == 80 else f"{host}:{port}", path)
+
+
+def tcp_exchange(connect: Callable[[], socket.socket], payload: bytes, timeout: float = 3.0) -> dict:
+    """Send `payload` on a fresh connection, half-close it, and read until the peer closes.
+
+    `connect` opens the connection where the caller lives (inside a pod, so it is captured).
+    """
+    start = time.perf_counter()
+    try:
+        with connect() as sock:
+            sock.settimeout(timeout)
+            sock.sendall(payload)
+            sock.shutdown(socket.SHUT_WR)
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        reply, error = b"".join(chunks).decode(errors="replace"), ""
+    except OSError as exc:
+        reply, error = "", str(exc) or type(exc).__name__
+    return {"reply": reply, "error": error, "elapsed_ms": _ms(start)}
 
 
 def log_size(log: Path) -> int:

@@ -19,7 +19,6 @@ import os
 import socket
 import struct
 import sys
-import time
 
 # `python -I` leaves the script's folder off sys.path. curl.py is beside this file in the app image
 # and one folder up in a meshkit checkout (meshkit/runtime/); stdlib names keep precedence.
@@ -45,34 +44,16 @@ def do_curl(args: dict) -> list[dict]:
         address = resolve(host)
     except OSError as exc:
         return [{"error": f"unknown host {host!r}: {exc}", "invalid": True}]
-    target = curl.Target(address, port, host if port == 80 else f"{host}:{port}", path)
-    replies = []
-    for _ in range(max(1, int(args.get("n", 1)))):
-        try:
-            sock = socket.create_connection((address, port), timeout=timeout)
-        except OSError as exc:
-            replies.append(curl.Reply("", None, 0.0, error=f"connect failed: {exc}").as_dict())
-            continue
-        replies.append(curl.exchange(sock, target, args.get("headers") or {}, str(args.get("method", "GET")),
-                                     timeout).as_dict())
-    return replies
+    target = curl.target_of(address, host, port, path)
+    replies = curl.requests(lambda: socket.create_connection((address, port), timeout=timeout), target,
+                            int(args.get("n", 1)), args.get("headers") or {}, str(args.get("method", "GET")), timeout)
+    return [reply.as_dict() for reply in replies]
 
 
 def do_tcp(args: dict) -> dict:
-    start = time.perf_counter()
-    try:
-        address = resolve(str(args["host"]))
-        with socket.create_connection((address, int(args["port"])), timeout=5.0) as sock:
-            sock.settimeout(float(args.get("timeout", 3.0)))
-            sock.sendall(str(args.get("text", "hello\n")).encode())
-            sock.shutdown(socket.SHUT_WR)
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        reply, error = b"".join(chunks).decode(errors="replace"), ""
-    except OSError as exc:
-        reply, error = "", str(exc) or type(exc).__name__
-    return {"reply": reply, "error": error, "elapsed_ms": round((time.perf_counter() - start) * 1000, 2)}
+    address, port = resolve(str(args["host"])), int(args["port"])
+    return curl.tcp_exchange(lambda: socket.create_connection((address, port), timeout=5.0),
+                             str(args.get("text", "hello\n")).encode(), float(args.get("timeout", 3.0)))
 
 
 def view_hosts(names: list[str]) -> str:
