@@ -8,18 +8,12 @@ fresh process can tear down a mesh whose owner was killed with SIGKILL.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import http.client
-import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Iterable
 from ipaddress import IPv4Network, ip_network
 from pathlib import Path
 from typing import Any
@@ -31,6 +25,7 @@ from .apps import app_command, app_python
 from .bootstrap import XdsAddress, envoy_bootstrap
 from .envoy import find_envoy, start_envoy
 from .errors import RuntimeProblem
+from .processes import PodProcesses, mesh_id
 from .shared import world_usable
 
 APP_UID = 1000  # any uid but the proxy's: the apps' outbound calls must be captured
@@ -40,7 +35,6 @@ OUTSIDE_HOST = "httpbin.example.com"  # .example.com is reserved (RFC 2606): not
 OUTSIDE_PORTS = (9080, 8080)  # 9080: a port the sidecars have an HTTP listener for; 8080: none
 POD_PREFIX = 24
 POD_SUPERNET = IPv4Network("10.244.0.0/16")
-STATE_FILE = "state.json"
 TOOLS = ("ip", "iptables", "iptables-restore", "setpriv")
 NOT_ROOT_FIX = (
     "iptables capture needs root or an unprivileged user namespace; run with sudo, "
@@ -48,42 +42,11 @@ NOT_ROOT_FIX = (
 )
 
 
-def _mesh_id(home: Path) -> str:
-    return hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest()[:6]
-
-
-def _start_time(pid: int) -> int | None:
-    """A process's start time in clock ticks (None if gone): with the pid, a unique identity."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return None if fields[0] == "Z" else int(fields[19])
-
-
-def _kill_all(pids: Iterable[int], grace_s: float = 1.0) -> None:
-    """SIGTERM, then SIGKILL what is still alive after `grace_s`; returns once all are gone."""
-    alive = {pid for pid in pids if pid != os.getpid() and _start_time(pid) is not None}
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        for pid in alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + wait_s
-        while alive and time.monotonic() < deadline:
-            time.sleep(0.02)
-            alive = {pid for pid in alive if _start_time(pid) is not None}
-        if not alive:
-            return
-
-
-class LocalRuntime:
+class LocalRuntime(PodProcesses):
     """Pods of `topology` as network namespaces on this machine, under `home`."""
 
     def __init__(self, home: Path, topology: Topology) -> None:
-        self.home = Path(home).resolve()
-        self.topology = topology
-        self.mesh_id = _mesh_id(self.home)
+        super().__init__(home, topology)
         first = topology.workloads[0].ip
         self.subnet = ip_network(f"{first}/{POD_PREFIX}", strict=False)
         self.gateway = str(self.subnet.network_address + 1)
@@ -93,10 +56,6 @@ class LocalRuntime:
                 f"pods must share one /{POD_PREFIX} whose .1 is free for the bridge (check {strays or 'the .1'})",
                 "build the topology on LocalRuntime.allocate_subnet(home)",
             )
-        self._lock = threading.Lock()
-        self._state = self._load(self.home) or {"mesh_id": self.mesh_id, "bridge": None, "netns": [],
-                                                 "etc_netns": [], "pids": []}
-        self._procs: dict[str, subprocess.Popen] = {}
         self._envoy: Path | None = None  # staged by preflight() where uid 1337 can run it
         self._apps: Path | None = None
 
@@ -104,24 +63,16 @@ class LocalRuntime:
     @staticmethod
     def bridge_name(home: Path) -> str:
         """The mesh's bridge on the host: `mkbr<id>` (10 characters, within IFNAMSIZ)."""
-        return f"mkbr{_mesh_id(home)}"
+        return f"mkbr{mesh_id(home)}"
 
     @staticmethod
     def netns_prefix(home: Path) -> str:
         """What every pod netns name of the mesh starts with: `mk<id>-`."""
-        return f"mk{_mesh_id(home)}-"
+        return f"mk{mesh_id(home)}-"
 
     def netns(self, pod: str) -> str:
         """The netns of a pod, by pod or Deployment name: `mk<id>-reviews-v2`."""
         return self.netns_prefix(self.home) + self.topology.workload(pod).deployment
-
-    def pod_dir(self, pod: str) -> Path:
-        """Where a pod's logs go: `<home>/pods/<pod name>/`."""
-        return self.home / "pods" / self.topology.workload(pod).name
-
-    def access_log(self, pod: str) -> Path:
-        """The pod's sidecar access log (Envoy's stdout)."""
-        return self.pod_dir(pod) / "access.log"
 
     @staticmethod
     def allocate_subnet(home: Path) -> str:
@@ -134,7 +85,7 @@ class LocalRuntime:
             if dst[0].isdigit():
                 used.append(ip_network(dst, strict=False))
         candidates = list(POD_SUPERNET.subnets(new_prefix=POD_PREFIX))
-        start = int(_mesh_id(home), 16) % len(candidates)
+        start = int(mesh_id(home), 16) % len(candidates)
         for i in range(len(candidates)):
             subnet = candidates[(start + i) % len(candidates)]
             if not any(subnet.overlaps(u) for u in used if u.prefixlen > 0):
@@ -143,32 +94,6 @@ class LocalRuntime:
                              "stop other meshes (meshkit down) or remove stale 10.244.x.x addresses")
 
     # -- state -----------------------------------------------------------------------------------
-    @staticmethod
-    def _load(home: Path) -> dict[str, Any] | None:
-        try:
-            return json.loads((home / STATE_FILE).read_text())
-        except FileNotFoundError:
-            return None
-
-    def _record(self, key: str, value: Any) -> None:
-        """Remember something before creating it (atomic write, so a kill never leaves half a file)."""
-        with self._lock:
-            if key == "bridge":
-                self._state[key] = value
-            elif value not in self._state[key]:
-                self._state[key].append(value)
-            self.home.mkdir(parents=True, exist_ok=True)
-            tmp = self.home / f"{STATE_FILE}.tmp"
-            tmp.write_text(json.dumps(self._state, indent=1))
-            tmp.replace(self.home / STATE_FILE)
-
-    def _record_pid(self, pid: int, what: str) -> None:
-        self._record("pids", {"pid": pid, "start": _start_time(pid), "what": what})
-
-    def register_pid(self, pid: int) -> None:
-        """Record another process (the daemon) for `cleanup` to stop; a pid reused since is spared."""
-        self._record_pid(pid, "registered")
-
     # -- lifecycle -------------------------------------------------------------------------------
     def preflight(self) -> None:
         """Check everything a start needs, each failure a RuntimeProblem naming its fix."""
@@ -241,10 +166,6 @@ class LocalRuntime:
                 bootstrap = envoy_bootstrap(workload, xds, admin_port=ADMIN_PORT)
                 self._started(start_envoy(ns, bootstrap, pod_dir, envoy), f"envoy {workload.name}")
 
-    def _started(self, process: subprocess.Popen, what: str) -> None:
-        self._procs[what] = process
-        self._record_pid(process.pid, what)
-
     def wait_apps(self, timeout: float = 30.0) -> None:
         """Return once every app accepts on 127.0.0.1:<port> inside its pod, and the outside world on the host."""
         self._wait_listening({w.name: w.ports[0] for w in self.topology.workloads if w.ports}, "app.log", timeout)
@@ -300,34 +221,3 @@ class LocalRuntime:
             return conn.getresponse().read().decode("utf-8", "replace")
         finally:
             conn.close()
-
-    def stop(self) -> None:
-        """Stop this runtime's processes and remove everything it created."""
-        _kill_all(p.pid for p in self._procs.values())
-        for process in self._procs.values():
-            process.wait()
-        self.cleanup(self.home)
-
-    @classmethod
-    def cleanup(cls, home: Path) -> None:
-        """Remove everything `<home>/state.json` records: processes, netns, bridge, /etc/netns, the file.
-
-        Works from any process (the owner may have been SIGKILLed) and is idempotent.
-        """
-        home = Path(home).resolve()
-        state = cls._load(home)
-        if state is None:
-            return
-        recorded = [p["pid"] for p in state["pids"] if _start_time(p["pid"]) == p["start"]]
-        in_pods = [pid for ns in state["netns"] for pid in netns.netns_pids(ns)]
-        _kill_all([*recorded, *in_pods])
-        for ns in state["netns"]:
-            netns.delete_netns(ns)
-        if state["bridge"]:
-            netns.delete_link(state["bridge"])
-        for directory in map(Path, state["etc_netns"]):
-            if directory.parent == netns.NETNS_ETC:
-                shutil.rmtree(directory, ignore_errors=True)
-        with contextlib.suppress(OSError):  # /etc/netns itself, once no mesh uses it
-            netns.NETNS_ETC.rmdir()
-        (home / STATE_FILE).unlink(missing_ok=True)

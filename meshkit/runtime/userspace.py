@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import http.client
 import json
 import os
@@ -40,7 +39,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from ipaddress import ip_address
 from pathlib import Path
@@ -52,7 +50,8 @@ from .apps import app_command
 from .bootstrap import XdsAddress, envoy_bootstrap
 from .envoy import ENVOY_FLAGS, find_envoy
 from .errors import RuntimeProblem
-from .local import OUTSIDE_HOST, OUTSIDE_PORTS, STATE_FILE, LocalRuntime, _kill_all, _start_time
+from .local import OUTSIDE_HOST, OUTSIDE_PORTS
+from .processes import PodProcesses, mesh_id
 
 CAPTURE = "userspace"
 ADMIN_PORT, OUTBOUND_PORT, INBOUND_PORT, PROMETHEUS_PORT = 15000, 15001, 15006, 15090
@@ -65,9 +64,6 @@ LOCK_DIR = Path(os.environ.get("MESHKIT_LOCK_DIR", tempfile.gettempdir()))
 POD_OCTET, APP_OCTET, VIP_OCTET = 244, 245, 96
 
 
-def _mesh_id(home: Path) -> str:
-    return hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest()[:6]
-
 
 def _loopback_fix(addresses: list[str]) -> str:
     if sys.platform == "darwin":
@@ -76,21 +72,14 @@ def _loopback_fix(addresses: list[str]) -> str:
     return "this host does not route 127.0.0.0/8 to lo; use capture iptables (sudo) or `meshkit cluster up`"
 
 
-class UserspaceRuntime:
+class UserspaceRuntime(PodProcesses):
     """Pods of `topology` as processes on 127.N.x.y addresses, with a capture process as iptables."""
 
     capture = CAPTURE
 
     def __init__(self, home: Path, topology: Topology, block: int) -> None:
-        self.home = Path(home).resolve()
-        self.topology = topology
+        super().__init__(home, topology, capture=CAPTURE, block=block)
         self.block = block
-        self.mesh_id = _mesh_id(self.home)
-        self._lock = threading.Lock()
-        self._state: dict[str, Any] = LocalRuntime._load(self.home) or {
-            "mesh_id": self.mesh_id, "bridge": None, "netns": [], "etc_netns": [], "pids": []}
-        self._state.update(capture=CAPTURE, block=block)
-        self._procs: dict[str, subprocess.Popen] = {}
         self._block_lock: int | None = None
         self._envoy: Path | None = None
 
@@ -113,7 +102,7 @@ class UserspaceRuntime:
     @staticmethod
     def allocate_block(home: Path) -> tuple[int, int]:
         """A block N in 1..254 whose lock is free and whose ADS address is bindable, from the home's hash."""
-        start = int(_mesh_id(home), 16) % 254
+        start = int(mesh_id(home), 16) % 254
         for i in range(254):
             block = 1 + (start + i) % 254
             path = LOCK_DIR / f"meshkit-userspace-127.{block}.lock"
@@ -147,27 +136,6 @@ class UserspaceRuntime:
 
     def netns(self, pod: str) -> str:
         return ""  # no namespaces in this mode
-
-    def pod_dir(self, pod: str) -> Path:
-        return self.home / "pods" / self.topology.workload(pod).name
-
-    def access_log(self, pod: str) -> Path:
-        return self.pod_dir(pod) / "access.log"
-
-    # -- state (the same file and format as LocalRuntime, so its cleanup works) -------------------
-    def _save(self) -> None:
-        with self._lock:
-            self.home.mkdir(parents=True, exist_ok=True)
-            tmp = self.home / f"{STATE_FILE}.tmp"
-            tmp.write_text(json.dumps(self._state, indent=1))
-            tmp.replace(self.home / STATE_FILE)
-
-    def _record_pid(self, pid: int, what: str) -> None:
-        self._state["pids"].append({"pid": pid, "start": _start_time(pid), "what": what})
-        self._save()
-
-    def register_pid(self, pid: int) -> None:
-        self._record_pid(pid, "registered")
 
     # -- lifecycle -------------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -284,10 +252,6 @@ class UserspaceRuntime:
                                              start_new_session=True)
                 self._started(proxy, f"envoy {workload.name}")
 
-    def _started(self, process: subprocess.Popen, what: str) -> None:
-        self._procs[what] = process
-        self._record_pid(process.pid, what)
-
     def wait_apps(self, timeout: float = 30.0) -> None:
         targets = {w.name: (self.app_ip(w.name), w.ports[0]) for w in self.topology.workloads if w.ports}
         targets.update({f"outside:{port}": (self.outside()["address"], port) for port in OUTSIDE_PORTS})
@@ -399,17 +363,6 @@ class UserspaceRuntime:
         lines.append("# not captured: other ports of the pod IP, and calls the app makes to addresses that are "
                      "neither a Service VIP mirror nor a pod IP")
         return "\n".join(lines) + "\n"
-
-    def stop(self) -> None:
-        _kill_all(p.pid for p in self._procs.values())
-        for process in self._procs.values():
-            process.wait()
-        self.cleanup(self.home)
-
-    @classmethod
-    def cleanup(cls, home: Path) -> None:
-        """Stop everything `<home>/state.json` records (works after SIGKILL); LocalRuntime's does the same."""
-        LocalRuntime.cleanup(home)
 
 
 def _bindable(address: str, port: int) -> bool:

@@ -1,0 +1,138 @@
+"""What both local runtimes share: the state file that makes `cleanup` work after SIGKILL, and
+the pods' processes and log folders.
+
+Everything a runtime creates is written to `<home>/state.json` *before* it is created, so a fresh
+process can tear down a mesh whose owner was killed: `LocalRuntime.cleanup(home)` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..model import Topology
+from . import netns
+
+STATE_FILE = "state.json"
+
+
+def mesh_id(home: Path) -> str:
+    return hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest()[:6]
+
+
+def start_time(pid: int) -> int | None:
+    """A process's start time in clock ticks (None if gone): with the pid, a unique identity."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+def kill_all(pids: Iterable[int], grace_s: float = 1.0) -> None:
+    """SIGTERM, then SIGKILL what is still alive after `grace_s`; returns once all are gone."""
+    alive = {pid for pid in pids if pid != os.getpid() and start_time(pid) is not None}
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.02)
+            alive = {pid for pid in alive if start_time(pid) is not None}
+        if not alive:
+            return
+
+
+def load_state(home: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((Path(home) / STATE_FILE).read_text())
+    except FileNotFoundError:
+        return None
+
+
+class PodProcesses:
+    """A mesh's home, its recorded state, and the processes it started (apps, sidecars, helpers)."""
+
+    def __init__(self, home: Path, topology: Topology, **state: Any) -> None:
+        self.home = Path(home).resolve()
+        self.topology = topology
+        self.mesh_id = mesh_id(self.home)
+        self._lock = threading.Lock()
+        self._state: dict[str, Any] = load_state(self.home) or {
+            "mesh_id": self.mesh_id, "bridge": None, "netns": [], "etc_netns": [], "pids": []}
+        self._state.update(state)
+        self._procs: dict[str, subprocess.Popen] = {}
+
+    def pod_dir(self, pod: str) -> Path:
+        """Where a pod's logs go: `<home>/pods/<pod name>/`."""
+        return self.home / "pods" / self.topology.workload(pod).name
+
+    def access_log(self, pod: str) -> Path:
+        """The pod's sidecar access log (Envoy's stdout)."""
+        return self.pod_dir(pod) / "access.log"
+
+    def _record(self, key: str, value: Any) -> None:
+        """Remember something before creating it (atomic write, so a kill never leaves half a file)."""
+        with self._lock:
+            if key == "bridge":
+                self._state[key] = value
+            elif value not in self._state[key]:
+                self._state[key].append(value)
+            self.home.mkdir(parents=True, exist_ok=True)
+            tmp = self.home / f"{STATE_FILE}.tmp"
+            tmp.write_text(json.dumps(self._state, indent=1))
+            tmp.replace(self.home / STATE_FILE)
+
+    def _record_pid(self, pid: int, what: str) -> None:
+        self._record("pids", {"pid": pid, "start": start_time(pid), "what": what})
+
+    def register_pid(self, pid: int) -> None:
+        """Record another process (the daemon) for `cleanup` to stop; a pid reused since is spared."""
+        self._record_pid(pid, "registered")
+
+    def _started(self, process: subprocess.Popen, what: str) -> None:
+        self._procs[what] = process
+        self._record_pid(process.pid, what)
+
+    def stop(self) -> None:
+        """Stop this runtime's processes and remove everything it created."""
+        kill_all(p.pid for p in self._procs.values())
+        for process in self._procs.values():
+            process.wait()
+        self.cleanup(self.home)
+
+    @classmethod
+    def cleanup(cls, home: Path) -> None:
+        """Remove everything `<home>/state.json` records: processes, netns, bridge, /etc/netns, the file.
+
+        Works from any process (the owner may have been SIGKILLed) and is idempotent.
+        """
+        home = Path(home).resolve()
+        state = load_state(home)
+        if state is None:
+            return
+        recorded = [p["pid"] for p in state["pids"] if start_time(p["pid"]) == p["start"]]
+        in_pods = [pid for ns in state["netns"] for pid in netns.netns_pids(ns)]
+        kill_all([*recorded, *in_pods])
+        for ns in state["netns"]:
+            netns.delete_netns(ns)
+        if state["bridge"]:
+            netns.delete_link(state["bridge"])
+        for directory in map(Path, state["etc_netns"]):
+            if directory.parent == netns.NETNS_ETC:
+                shutil.rmtree(directory, ignore_errors=True)
+        with contextlib.suppress(OSError):  # /etc/netns itself, once no mesh uses it
+            netns.NETNS_ETC.rmdir()
+        (home / STATE_FILE).unlink(missing_ok=True)
