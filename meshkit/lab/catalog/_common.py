@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ...inspect import dump
+
 if TYPE_CHECKING:
     from ...api import Mesh
 
@@ -37,33 +39,26 @@ def set_answers(**values: Any) -> Callable[[Mesh], None]:
 
 def dump_section(mesh: Mesh, pod: str, kind: str) -> dict:
     """One section of `/config_dump` ("Listeners", "Clusters", "Routes", "Bootstrap")."""
-    for config in mesh.pc.config_dump(pod, include_eds=False)["configs"]:
-        if config.get("@type", "").endswith(f".{kind}ConfigDump"):
-            return config
-    return {}
+    return dump.section(mesh.pc.config_dump(pod, include_eds=False), f"{kind}ConfigDump")
+
+
+def _named(resources: list[dict], name: str) -> dict | None:
+    return next((copy.deepcopy(r) for r in resources if r.get("name") == name), None)
 
 
 def listener(mesh: Mesh, pod: str, name: str) -> dict | None:
     """The active Listener called `name` in `pod`'s Envoy (a dict with "@type"), or None."""
-    for item in dump_section(mesh, pod, "Listeners").get("dynamic_listeners", []):
-        if item.get("name") == name and "active_state" in item:
-            return copy.deepcopy(item["active_state"]["listener"])
-    return None
+    return _named(dump.listeners(mesh.pc.config_dump(pod, include_eds=False)), name)
 
 
 def route_config(mesh: Mesh, pod: str, name: str = "9080") -> dict | None:
     """The RouteConfiguration called `name` in `pod`'s Envoy (a dict with "@type"), or None."""
-    for item in dump_section(mesh, pod, "Routes").get("dynamic_route_configs", []):
-        if item.get("route_config", {}).get("name") == name:
-            return copy.deepcopy(item["route_config"])
-    return None
+    return _named(dump.route_configs(mesh.pc.config_dump(pod, include_eds=False)), name)
 
 
 def cluster(mesh: Mesh, pod: str, name: str) -> dict | None:
-    for item in dump_section(mesh, pod, "Clusters").get("dynamic_active_clusters", []):
-        if item.get("cluster", {}).get("name") == name:
-            return copy.deepcopy(item["cluster"])
-    return None
+    """The active Cluster called `name` in `pod`'s Envoy, or None."""
+    return _named(dump.clusters(mesh.pc.config_dump(pod, include_eds=False)), name)
 
 
 def vhost(config: dict | None, name_part: str) -> dict | None:
