@@ -25,32 +25,14 @@ from meshkit.widgets.editors import (
 from meshkit.widgets.graphs import MeshGraph, ProxyGraph
 from meshkit.widgets.panels import SyncTable, TrafficPanel
 
+from .test_local_mesh import BAD_LISTENER  # two identical filter chains: Envoy NACKs it
+
 pytestmark = pytest.mark.mesh
 
 ISTIO_KINDS = ("VirtualService", "DestinationRule", "ServiceEntry")
 REVIEWS = "http://reviews:9080/reviews/0"
 JASON = {"end-user": "jason"}
 
-# Two filter chains with the same match: Envoy refuses the listener (a NACK with its own words).
-BAD_LISTENER = """\
-"@type": type.googleapis.com/envoy.config.listener.v3.Listener
-name: broken
-address: {socket_address: {address: 0.0.0.0, port_value: 7777}}
-bind_to_port: false
-filter_chains:
-- filters:
-  - name: envoy.filters.network.tcp_proxy
-    typed_config:
-      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-      stat_prefix: a
-      cluster: PassthroughCluster
-- filters:
-  - name: envoy.filters.network.tcp_proxy
-    typed_config:
-      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-      stat_prefix: b
-      cluster: PassthroughCluster
-"""
 ENVOY_SAYS = "has the same matching rules"
 
 
