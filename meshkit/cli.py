@@ -406,6 +406,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
         env = {**os.environ, "MESHKIT_MODE": mode, "MESHKIT_HOME": str(api.home_dir(args.home))}
     argv = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}", "--ServerApp.ip=127.0.0.1",
             f"--port={args.port}"] + (["--no-browser"] if args.no_browser else [])
+    if os.geteuid() == 0:  # `sudo make lab` (iptables capture): JupyterLab refuses root unless told
+        argv.append("--allow-root")
     print(f"mode: {mode}; notebooks: {folder}; the mesh keeps running after JupyterLab stops (`meshkit down`)")
     return subprocess.call(argv, env=env)
 
