@@ -17,7 +17,7 @@ PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHE
 .PHONY: lab test setup system system-test up down lint clean prefetch doctor
 
 lab: setup system
-	$(VENV)/bin/meshkit lab --port=$(LAB_PORT)
+	$(if $(CAPTURE),MESHKIT_CAPTURE=$(CAPTURE) ,)$(VENV)/bin/meshkit lab --port=$(LAB_PORT)
 
 test: setup
 	$(VENV)/bin/ruff check meshkit tests benchmarks
