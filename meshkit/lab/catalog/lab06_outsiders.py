@@ -25,7 +25,10 @@ POD = "productpage-v1"
 
 
 def outside(mesh: Mesh) -> dict:
-    """The outsiders this lab calls. Stand-ins until the outside-world server lands: change only this."""
+    """The outsiders this lab calls: stand-ins inside the mesh (pod IPs no Service declares).
+
+    meshkit's outside-world server (`mesh.outside()`) answers HTTP only, and this lab also needs a TCP
+    echo; switching the HTTP outsider to it means changing only this function."""
     return {
         "http": {"host": "legacy.example.com", "ip": pod_ip(mesh, "details-v1"), "port": 9080,
                  "path": "/details/0"},
@@ -182,8 +185,8 @@ LAB = LabSpec(
         ),
     ),
     notes=(
-        "The outsiders are stand-ins inside the mesh (pod IPs no Service declares) until meshkit has an "
-        "outside-world server; only `outside()` changes then.",
+        "The outsiders are stand-ins inside the mesh (pod IPs no Service declares); meshkit's outside-world "
+        "server (`mesh.outside()`, used by the egress tests) could replace the HTTP one by changing `outside()`.",
         "No DNS: meshkit's curl resolves Service names and IPs only, so outsiders are called by IP.",
         "Istio's istio.stats would count blocked calls as istio_requests_total{destination_service_name="
         "\"BlackHoleCluster\"}; meshkit reads Envoy's own cluster counters instead.",

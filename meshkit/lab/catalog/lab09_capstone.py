@@ -162,7 +162,7 @@ LAB = LabSpec(
         ),
     ),
     notes=(
-        "The inventory service is a stand-in inside the mesh (ratings' pod IP) until meshkit has an "
-        "outside-world server.",
+        "The inventory service is a stand-in inside the mesh (ratings' pod IP), not meshkit's "
+        "outside-world server (`mesh.outside()`).",
     ),
 )
