@@ -73,6 +73,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._events: list[dict] = []  # recent sync events, numbered, for live views
         self._event_seq = 0
+        self._direct_turn = 0  # kube-proxy's round robin for the sidecar-less outsider
         self._new_event = asyncio.Condition()
         self.tracker.subscribe(self._on_sync_event)
 
@@ -352,8 +353,6 @@ class Daemon:
             f"{'; outside the mesh: ' + outside['host'] if outside else ''})", "invalid")
 
     # -- identity (SDS certificates; the outsider) -------------------------------------------------
-    _direct_turn = 0
-
     def _direct(self, topology: Topology, host: str, address: str, port: int) -> tuple[str, int]:
         """A sidecar-less pod has no Envoy to turn a Service VIP into a pod: pick one in turn (as
         kube-proxy would) and its target port."""
@@ -364,8 +363,8 @@ class Daemon:
         service_port = service.port(port)
         if not pods or service_port is None:
             return address, port
-        Daemon._direct_turn += 1
-        return pods[Daemon._direct_turn % len(pods)].ip, service_port.target_port
+        self._direct_turn += 1
+        return pods[self._direct_turn % len(pods)].ip, service_port.target_port
 
     async def op_identity(self, args: dict) -> dict:
         """Certificates the boss issued; `ttl_s` sets their lifetime, `rotate` re-issues them now."""
