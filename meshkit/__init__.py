@@ -6,7 +6,8 @@
 >>> mesh.pc.listeners("productpage-v1")
 >>> lab = meshkit.lab("04-rds")    # a lab session (see meshkit.lab)
 
-The public names load lazily, so `import meshkit.model` stays light.
+The public names load lazily, so `import meshkit.model` stays light. Errors a caller may catch
+are in `meshkit.errors` (and re-exported here): `NotRunning`, `InvalidInput`, `Nack`, ...
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import importlib
 
 __version__ = "0.1.0"
 
+_ERRORS = ("EnvironmentProblem", "InternalError", "InvalidInput", "MeshError", "Nack", "NotFound", "NotRunning",
+           "Starting", "Timeout", "Unsupported")
 _PUBLIC = {
-    "Mesh": "api", "connect": "api", "down": "api", "home_dir": "api", "up": "api",
-    "ControlError": "control", "NotRunning": "control", "doctor": "doctor",
+    "Mesh": "client", "connect": "client", "down": "client", "home_dir": "client", "up": "client",
+    "doctor": "doctor", **dict.fromkeys(_ERRORS, "errors"),
 }
 _SUBPACKAGES = ("lab", "widgets")
-__all__ = sorted(_PUBLIC)
+__all__ = sorted([*_PUBLIC, *_SUBPACKAGES])
 
 
 def __getattr__(name: str) -> object:

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import yaml
 
-from . import api
-from .control import ControlError
+from . import client
+from .constants import CAPTURES
+from .errors import InvalidInput, MeshError, Nack
 from .inspect import dump as inspect_dump
 from .inspect import proxy_config
-from .inspect import secrets as inspect_secrets
 from .inspect.sync_status import status_table
-from .runtime.errors import RuntimeProblem
+from .protocol import format_push
 
 PC_KINDS = {
     "listener": "listeners", "listeners": "listeners", "l": "listeners",
@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ControlError, RuntimeProblem) as exc:
+    except MeshError as exc:  # each kind of trouble has its exit code (meshkit.errors)
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 
@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     cmd = sub.add_parser("up", help="boot the mesh in the background (attach if it already runs)")
-    cmd.add_argument("--timeout", type=float, default=api.UP_TIMEOUT_S)
-    cmd.add_argument("--capture", choices=["auto", "iptables", "userspace"],
+    cmd.add_argument("--timeout", type=float, default=client.UP_TIMEOUT_S)
+    cmd.add_argument("--capture", choices=CAPTURES,
                      help="traffic capture (default: $MESHKIT_CAPTURE, else auto: iptables if root, else userspace)")
     cmd.set_defaults(func=cmd_up)
 
@@ -167,10 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmd = sub.add_parser("serve-xds", help="run only the control plane (the kind cluster's xDS server)")
     cmd.add_argument("--listen", default="127.0.0.1:15010", help="host:port of the ADS server")
-    cmd.add_argument("--topology", choices=["bookinfo"], default="bookinfo")
     cmd.add_argument("--learn-pod-ips", action="store_true",
                      help="take pod names and IPs from the connecting sidecars' node ids")
-    cmd.add_argument("--control", metavar="HOST:PORT",  # kind (issue 5)
+    cmd.add_argument("--control", metavar="HOST:PORT",
                      help="also answer meshkit's control protocol here (status, apply, ...); keep it on 127.0.0.1")
     cmd.set_defaults(func=cmd_serve_xds)
 
@@ -191,17 +190,16 @@ def _output(cmd: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
     cmd.add_argument("-o", "--output", choices=choices, default=choices[0])
 
 
-def _mesh(args: argparse.Namespace) -> api.Mesh:
-    return api.connect(args.home)
+def _mesh(args: argparse.Namespace) -> client.Mesh:
+    return client.connect(args.home)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     start = time.monotonic()
-    mesh = api.up(args.home, timeout=args.timeout, capture=args.capture)
-    info = mesh._call("ping")
+    mesh = client.up(args.home, timeout=args.timeout, capture=args.capture)
     pods = mesh.pods()
     print(f"mesh ready in {time.monotonic() - start:.1f}s at {mesh.home} "
-          f"(capture: {info['capture']}, {len(pods)} pods)")
+          f"(capture: {mesh.capture}, {len(pods)} pods)")
     for pod in pods:
         print(f"  {pod}")
     print("next: meshkit status | meshkit pc listener productpage-v1 | "
@@ -218,8 +216,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    api.down(args.home)
-    print(f"mesh at {api.home_dir(args.home)} stopped; its processes, namespaces and bridge are gone")
+    client.down(args.home)
+    print(f"mesh at {client.home_dir(args.home)} stopped; its processes, namespaces and bridge are gone")
     return 0
 
 
@@ -235,41 +233,23 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_pc(args: argparse.Namespace) -> int:
     mesh = _mesh(args)
     kind = PC_KINDS[args.kind]
-    if kind == "secrets":  # identity: istioctl pc secret
-        return _pc_secret(mesh, args)
     kinds = ("clusters", "listeners", "routes", "endpoints") if kind == "all" else (kind,)
     for index, each in enumerate(kinds):
         filters = _pc_filters(each, args)
-        if each == "endpoints":
-            data = json.loads(mesh.admin(args.pod, "/clusters?format=json"))
-        else:
-            data = mesh.pc.config_dump(args.pod, include_eds=False)
         if args.output == "table":
-            if index:
-                print()
-            print(proxy_config.render(getattr(proxy_config, each)(data, **filters)))
-            if each == "listeners":  # userspace capture changes two listeners: say so (issue 6)
-                note = mesh.capture_note()
-                if note:
-                    print(f"\nnote: {note}")
+            print("\n" if index else "", end="")
+            print(proxy_config.render(mesh.pc.table(each, args.pod, **filters)))
+            note = mesh.capture_note() if each == "listeners" else ""
+            if note:  # userspace capture changes two listeners: say so where they show
+                print(f"\nnote: {note}")
+            continue
+        if each == "secrets":  # Envoy redacts the private keys in its dump
+            resources = inspect_dump.to_camel(inspect_dump.section(mesh.pc.config_dump(args.pod, False),
+                                                                   "SecretsConfigDump"))
         else:
-            resources = proxy_config.resources(data, each, **filters)
-            if args.output == "json":
-                print(json.dumps(resources, indent=4))
-            else:
-                print(yaml.safe_dump(resources, sort_keys=False), end="")
-    return 0
-
-
-def _pc_secret(mesh: api.Mesh, args: argparse.Namespace) -> int:
-    """`meshkit pc secret POD`: the SDS secrets the pod's Envoy holds (private keys are redacted by Envoy)."""
-    dump = mesh.pc.config_dump(args.pod, include_eds=False)
-    if args.output == "table":
-        print(proxy_config.render(inspect_secrets.secrets(dump)))
-        return 0
-    part = inspect_dump.section(dump, "SecretsConfigDump")
-    data = inspect_dump.to_camel(part)
-    print(json.dumps(data, indent=4) if args.output == "json" else yaml.safe_dump(data, sort_keys=False), end="")
+            resources = mesh.pc.resources(each, args.pod, **filters)
+        print(json.dumps(resources, indent=4) if args.output == "json"
+              else yaml.safe_dump(resources, sort_keys=False), end="\n" if args.output == "json" else "")
     return 0
 
 
@@ -281,6 +261,7 @@ def _pc_filters(kind: str, args: argparse.Namespace) -> dict:
                      "direction": args.direction},
         "endpoints": {"address": args.address, "port": args.port, "cluster": args.cluster,
                       "status": args.status},
+        "secrets": {},
     }[kind]
     return {k: v for k, v in wanted.items() if v is not None}
 
@@ -290,7 +271,7 @@ def cmd_curl(args: argparse.Namespace) -> int:
     for header in args.header:
         name, sep, value = header.partition(":")
         if not sep:
-            raise ControlError(f"header {header!r} is not 'Name: value'", "invalid")
+            raise InvalidInput(f"header {header!r} is not 'Name: value'")
         headers[name.strip()] = value.strip()
     rows = _mesh(args).curl_rows(args.pod, args.url, headers, args.n, args.method)
     if args.output == "json":
@@ -323,9 +304,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
     mesh = _mesh(args)
     try:
         push = mesh.apply(text, args.pod)
-    except ControlError as exc:
-        if exc.problem == "nack" and isinstance(exc.detail, dict):
-            print(format_push(exc.detail), file=sys.stderr)
+    except Nack as exc:
+        print(format_push(exc.push), file=sys.stderr)
         raise
     print(json.dumps(push, indent=2) if args.output == "json" else format_push(push))
     return 0
@@ -374,21 +354,6 @@ def cmd_revert(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_push(push: dict) -> str:
-    lines = [f"push {push['id']}: {push['reason']} ({push['duration_ms'] or 0:.1f} ms)"]
-    for change in push["changes"]:
-        lines.append(f"  {change['action']:<8} {change['type']} {change['name']!r} on {change['pod']}")
-    for pod, results in sorted(push["results"].items()):
-        verdicts = ", ".join(f"{t} {r}" for t, r in sorted(results.items()))
-        lines.append(f"  {pod}: {verdicts}")
-        if pod in push["errors"]:
-            lines.append(f"    Envoy said: {push['errors'][pod]}")
-    if not push["changes"]:
-        lines.append("  nothing changed: the proxies already hold this config")
-    lines += [f"  {warning}" for warning in push.get("warnings", [])]
-    return "\n".join(lines)
-
-
 def cmd_lab(args: argparse.Namespace) -> int:
     import os
     import subprocess
@@ -397,13 +362,13 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
     mode = modes.resolve(args.mode)
     folder = build.SOLUTIONS if mode == modes.INSTRUCTOR else build.LABS
-    if args.runtime == "kind":  # --- kind (issue 5): attach to the cluster, tell the kernels where it is
-        from .kind_mesh import lab_env
+    if args.runtime == "kind":  # attach to the cluster and tell the kernels where it is
+        from .client.kind import lab_env
 
         env = {**os.environ, "MESHKIT_MODE": mode, **lab_env(args.home, args.name)}
-    else:  # --- end kind
-        api.up(args.home)
-        env = {**os.environ, "MESHKIT_MODE": mode, "MESHKIT_HOME": str(api.home_dir(args.home))}
+    else:
+        client.up(args.home)
+        env = {**os.environ, "MESHKIT_MODE": mode, "MESHKIT_HOME": str(client.home_dir(args.home))}
     argv = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}", "--ServerApp.ip=127.0.0.1",
             f"--port={args.port}"] + (["--no-browser"] if args.no_browser else [])
     if os.geteuid() == 0:  # `sudo make lab` (iptables capture): JupyterLab refuses root unless told
@@ -415,7 +380,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def cmd_progress(args: argparse.Namespace) -> int:
     from .lab import progress
 
-    table = progress.table(api.home_dir(args.home))
+    table = progress.table(client.home_dir(args.home))
     print("no checks run yet: open a lab with `meshkit lab`" if table.empty else table.to_string(index=False))
     return 0
 
@@ -423,7 +388,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
 def cmd_hints(args: argparse.Namespace) -> int:
     from .lab import modes
 
-    modes.unlock_hints(api.home_dir(args.home))
+    modes.unlock_hints(client.home_dir(args.home))
     print("hints unlocked for workshop mode on this machine")
     return 0
 

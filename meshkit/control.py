@@ -1,121 +1,76 @@
-"""The private line between the boss process and its clients (CLI, notebooks).
+"""The boss's end of the private control line: answer one protocol request per connection.
 
-One JSON request per connection over a unix socket in the mesh's home folder (mode 0600):
-`{"op": "status", "args": {...}}` → `{"ok": true, "result": ...}` or
-`{"ok": false, "error": "...", "problem": "..."}`. The local mesh listens on no network port.
-
-The kind path speaks the same protocol over TCP (`serve_tcp`, and `call` with a "host:port"
-address): the in-cluster boss listens on 127.0.0.1 inside its pod, so only a `kubectl
+The local mesh listens on a unix socket in its home folder (mode 0600: only its owner may
+connect) and on no network port. The kind path speaks the same protocol over TCP
+(`serve_tcp`): the in-cluster boss listens on 127.0.0.1 inside its pod, so only a `kubectl
 port-forward` (which needs the cluster's credentials) reaches it, on 127.0.0.1 of the host.
+
+A handler that raises a `meshkit.errors.MeshError` answers with it; anything else is a bug:
+logged with its traceback and answered as an internal error pointing at the log.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import inspect
+import logging
 import os
-import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-Handler = Callable[[dict], Awaitable[object]]
-MAX_MESSAGE = 64 * 1024 * 1024
+from .errors import InternalError, InvalidInput, MeshError
+from .protocol import MAX_MESSAGE, OPERATIONS, decode_request, encode_error, encode_result, split_address
+from .service import Handler
+
+log = logging.getLogger("meshkit.control")
+Answerer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-class ControlError(RuntimeError):
-    """The boss answered with an error; `problem` classifies it (e.g. 'nack', 'invalid')."""
+def answerer(handlers: Mapping[str, Handler], log_path: Path | str = "the daemon log") -> Answerer:
+    """The connection callback: one request line in, one reply line out."""
 
-    def __init__(self, message: str, problem: str = "error", detail: object = None) -> None:
-        super().__init__(message)
-        self.problem = problem
-        self.detail = detail
+    async def answer(line: bytes) -> bytes:
+        try:
+            name, args = decode_request(line)
+            handler = handlers.get(name)
+            if handler is None:
+                raise InvalidInput(f"unknown operation {name!r}; this boss answers {', '.join(sorted(handlers))}")
+            args = OPERATIONS[name].request(args)
+            try:
+                inspect.signature(handler).bind(**args)
+            except TypeError as exc:
+                raise InvalidInput(f"{name}: {exc}") from exc
+            return encode_result(await handler(**args))
+        except MeshError as exc:
+            return encode_error(exc)
+        except Exception:  # a bug: keep the boss up, keep the traceback, tell the caller where it is
+            log.exception("internal error answering %r", line[:200])
+            return encode_error(InternalError(f"internal error (see {log_path})"))
 
-
-class NotRunning(ControlError):
-    """No mesh answers at this home."""
-
-
-Address = Path | str  # a unix socket path, or "host:port" for TCP
-
-
-def _answerer(handlers: dict[str, Handler]) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter],
-                                                        Awaitable[None]]:
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = json.loads(await reader.readline())
-            handler = handlers.get(request.get("op", ""))
-            if handler is None:
-                reply: dict = {"ok": False, "error": f"unknown operation {request.get('op')!r}"}
-            else:
-                try:
-                    reply = {"ok": True, "result": await handler(request.get("args") or {})}
-                except ControlError as exc:
-                    reply = {"ok": False, "error": str(exc), "problem": exc.problem, "detail": exc.detail}
-                except Exception as exc:  # report, never kill the boss
-                    reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "problem": "error"}
-            writer.write(json.dumps(reply, default=str).encode() + b"\n")
+            writer.write(await answer(await reader.readline()))
             await writer.drain()
+        except (ConnectionError, asyncio.LimitOverrunError, ValueError):
+            pass  # the caller went away or sent more than MAX_MESSAGE: nothing to answer
         finally:
             writer.close()
 
     return on_connection
 
 
-async def serve(path: Path, handlers: dict[str, Handler]) -> asyncio.AbstractServer:
-    """Answer requests on `path` with the handler named by each request's `op`."""
-    on_connection = _answerer(handlers)
-    if path.exists():
-        path.unlink()
+async def serve(path: Path, handlers: Mapping[str, Handler], log_path: Path | str = "") -> asyncio.AbstractServer:
+    """Answer requests on the unix socket `path` (created 0600) with the handler each request names."""
+    path.unlink(missing_ok=True)
     old_umask = os.umask(0o177)
     try:
-        server = await asyncio.start_unix_server(on_connection, path=str(path), limit=MAX_MESSAGE)
+        return await asyncio.start_unix_server(answerer(handlers, log_path or path.parent / "daemon.log"),
+                                               path=str(path), limit=MAX_MESSAGE)
     finally:
         os.umask(old_umask)
-    return server
 
 
-async def serve_tcp(listen: str, handlers: dict[str, Handler]) -> asyncio.AbstractServer:
+async def serve_tcp(listen: str, handlers: Mapping[str, Handler]) -> asyncio.AbstractServer:
     """Answer requests on TCP `listen` ("127.0.0.1:15011"); keep it on a loopback address."""
     host, port = split_address(listen)
-    return await asyncio.start_server(_answerer(handlers), host=host, port=port, limit=MAX_MESSAGE)
-
-
-def split_address(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"want host:port, not {address!r}")
-    return host, int(port)
-
-
-def call(address: Address, op: str, args: dict | None = None, timeout: float = 60.0) -> object:
-    """Send one request to the boss at `address` (unix socket path or "host:port"); its result,
-    or ControlError."""
-    if isinstance(address, str):
-        host, port = split_address(address)
-        try:
-            sock = socket.create_connection((host, port), timeout=timeout)
-        except (ConnectionRefusedError, TimeoutError) as exc:
-            raise NotRunning(
-                f"no mesh answers on {address} (kind: is the port-forward up? `meshkit cluster status`; "
-                "`meshkit cluster up` starts it again)", "not-running") from exc
-    else:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        try:
-            sock.connect(str(address))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            sock.close()
-            raise NotRunning(
-                f"no mesh is running at {address.parent} (start one with `meshkit up`)", "not-running"
-            ) from exc
-    with sock, sock.makefile("rwb") as stream:
-        stream.write(json.dumps({"op": op, "args": args or {}}).encode() + b"\n")
-        stream.flush()
-        line = stream.readline(MAX_MESSAGE)
-    if not line:
-        raise ControlError("the mesh closed the connection without an answer", "error")
-    reply = json.loads(line)
-    if not reply.get("ok"):
-        problem, detail = reply.get("problem", "error"), reply.get("detail")
-        raise ControlError(reply.get("error", "unknown error"), problem, detail)
-    return reply["result"]
+    return await asyncio.start_server(answerer(handlers, "the boss's log"), host=host, port=port, limit=MAX_MESSAGE)

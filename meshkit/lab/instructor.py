@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..control import ControlError
+from ..errors import MeshError
 
 if TYPE_CHECKING:
-    from ..api import Mesh
+    from ..client import Mesh
     from .session import CheckResult, Lab
 
 DELAY_FAULT = """
@@ -98,7 +98,7 @@ class Faults:
     def run(self, name: str) -> str:
         try:
             return self.actions[name]()
-        except ControlError as exc:  # a NACK is an expected outcome here
+        except MeshError as exc:  # a NACK is an expected outcome here
             return f"{name}: {exc}"
 
     def _stop(self) -> str:

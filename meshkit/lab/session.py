@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import yaml
 
-from .. import api
-from ..control import ControlError
+from .. import client
+from ..client import Mesh
+from ..errors import MeshError
 from . import modes, progress
 from .catalog import load_spec
 from .instructor import Autopilot, Faults
@@ -87,18 +88,18 @@ class Lab:
 
     def __init__(self, spec: LabSpec, home: str | None = None, mode: str | None = None) -> None:
         self.spec = spec
-        self.home = api.home_dir(home)
+        self.home = client.home_dir(home)
         self.mode = modes.resolve(mode)
-        self._mesh: api.Mesh | None = None
+        self._mesh: Mesh | None = None
         self._hint_level: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"Lab({self.spec.name!r}: {self.spec.title}, mode={self.mode})"
 
     @property
-    def mesh(self) -> api.Mesh:
+    def mesh(self) -> Mesh:
         if self._mesh is None:
-            self._mesh = api.up(self.home)
+            self._mesh = client.up(self.home)
         return self._mesh
 
     @property
@@ -153,10 +154,10 @@ class Lab:
         progress.record(self.home, self.spec.name, exercise.id, verdict.outcome.value)
         return CheckResult(self.spec.name, exercise.id, verdict.outcome, verdict.message)
 
-    def mesh_or_none(self) -> api.Mesh | None:
+    def mesh_or_none(self) -> Mesh | None:
         try:
             return self.mesh
-        except ControlError:
+        except MeshError:
             return None
 
     def hint(self, exercise_id: str, level: int | None = None) -> Reveal:
@@ -197,9 +198,9 @@ class Lab:
         return [e.id for e in self.spec.exercises].index(self.spec.exercise(exercise_id).id)
 
 
-def runtime_of(mesh: api.Mesh | None) -> str:
+def runtime_of(mesh: Mesh | None) -> str:
     """"kind" for the mesh `connect(runtime="kind")` returns, "local" otherwise."""
-    return str(getattr(mesh, "runtime", "local"))
+    return mesh.runtime if mesh is not None else "local"
 
 
 def lab(name: str, home: str | None = None, mode: str | None = None) -> Lab:
@@ -207,14 +208,14 @@ def lab(name: str, home: str | None = None, mode: str | None = None) -> Lab:
     return Lab(load_spec(name), home=home, mode=mode)
 
 
-def run_check(mesh: api.Mesh | None, exercise: Exercise) -> Verdict:
+def run_check(mesh: Mesh | None, exercise: Exercise) -> Verdict:
     """Wait for convergence, run the check, and explain environment trouble instead of crashing."""
     if mesh is None:
         return Verdict(Outcome.ENVIRONMENT, "no mesh answers; run `meshkit up` (or `meshkit doctor`)")
     try:
         wait_synced(mesh, exercise.deadline_s)
         verdict = exercise.check(mesh)
-    except ControlError as exc:
+    except MeshError as exc:
         return Verdict(Outcome.ENVIRONMENT, f"{exc} — try `meshkit doctor`")
     if verdict.outcome in (Outcome.NOT_YET, Outcome.WRONG):
         errors = nack_errors(mesh)
@@ -223,7 +224,7 @@ def run_check(mesh: api.Mesh | None, exercise: Exercise) -> Verdict:
     return verdict
 
 
-def wait_synced(mesh: api.Mesh, deadline_s: float = SYNC_DEADLINE_S) -> bool:
+def wait_synced(mesh: Mesh, deadline_s: float = SYNC_DEADLINE_S) -> bool:
     """Wait until no sidecar is STALE (an ERROR counts as settled: Envoy answered)."""
     deadline = time.monotonic() + deadline_s
     while True:
@@ -233,12 +234,12 @@ def wait_synced(mesh: api.Mesh, deadline_s: float = SYNC_DEADLINE_S) -> bool:
         time.sleep(0.05)
 
 
-def nack_errors(mesh: api.Mesh) -> list[str]:
+def nack_errors(mesh: Mesh) -> list[str]:
     return [f"{row['pod']} {kind}: {state['error']}" for row in mesh.status_rows()
             for kind, state in row["types"].items() if state["state"] == "ERROR"]
 
 
-def restore_default(mesh: api.Mesh) -> None:
+def restore_default(mesh: Mesh) -> None:
     """Bring the boss back if a lab stopped it, drop raw overrides and Istio resources, and set
     the mesh back to ALLOW_ANY."""
     mesh.start_boss()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..api import Mesh
+    from ..client import Mesh
 
 
 class Outcome(enum.Enum):

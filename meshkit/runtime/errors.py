@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import EnvironmentProblem
 
-class RuntimeProblem(Exception):
+
+class RuntimeProblem(EnvironmentProblem):
     """A runtime failure whose message names the problem and the fix, so nobody has to guess."""
-
-    def __init__(self, problem: str, fix: str = "") -> None:
-        super().__init__(f"{problem}. Fix: {fix}" if fix else problem)
-        self.problem = problem
-        self.fix = fix

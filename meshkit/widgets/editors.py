@@ -27,7 +27,8 @@ import ipywidgets as w
 import yaml
 from google.protobuf import json_format
 
-from ..control import ControlError
+from ..errors import InvalidInput, Nack
+from ..protocol import all_acked
 from ..inspect import dump as config_dump
 from ..model.raw import is_raw_document, load_documents, parse_document
 from .base import View, status_html
@@ -200,14 +201,14 @@ def live_xds_diff(dump: Mapping[str, Any], text: str) -> str:
 
 def describe_outcome(result: Mapping[str, Any] | None = None, error: Exception | None = None) -> tuple[str, str]:
     """(text, tone) for a push: ACKs with what changed, a NACK with Envoy's own error text, or a refusal."""
-    if isinstance(error, ControlError) and error.problem == "nack":
-        push = error.detail if isinstance(error.detail, Mapping) else {}
+    if isinstance(error, Nack):
+        push = error.push
         errors = push.get("errors", {})
         lines = [f"push {push.get('id', '?')}: NACK from {', '.join(sorted(errors)) or 'a proxy'}. Envoy said:"]
         lines += [f"  {pod}: {text}" for pod, text in sorted(errors.items())]
         lines.append("Each proxy keeps serving its last good config. Fix the resource, or `mesh.revert()`.")
         return "\n".join(lines), "error"
-    if isinstance(error, ControlError) and error.problem == "invalid":
+    if isinstance(error, InvalidInput):
         return f"refused before anything was pushed:\n{error}", "error"
     if error is not None:
         return f"not applied: {error}", "error"

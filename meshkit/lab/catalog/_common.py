@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ...inspect import dump
 
 if TYPE_CHECKING:
-    from ...api import Mesh
+    from ...client import Mesh
 
 def answer(name: str) -> Any:
     """The value of `name` in the notebook (the kernel's `__main__`), or None if it is unset."""

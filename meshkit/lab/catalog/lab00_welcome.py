@@ -13,7 +13,7 @@ from ..spec import Exercise, LabSpec, Verdict
 from ._common import answer, pod_ip, route_config, set_answers, vhost
 
 if TYPE_CHECKING:
-    from ...api import Mesh
+    from ...client import Mesh
 
 
 def envoy_version(mesh: Mesh, pod: str = "productpage-v1") -> str:

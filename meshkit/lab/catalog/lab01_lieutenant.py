@@ -12,7 +12,7 @@ from ..spec import Exercise, LabSpec, Verdict
 from ._common import answer, dump_section, listener, route_config, set_answers, vhost
 
 if TYPE_CHECKING:
-    from ...api import Mesh
+    from ...client import Mesh
 
 POD = "productpage-v1"
 HCM = "envoy.filters.network.http_connection_manager"

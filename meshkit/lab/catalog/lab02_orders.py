@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...control import ControlError
+from ...errors import Nack
 from ..spec import Exercise, LabSpec, Verdict
 from ._common import answer, cluster, dump_yaml, seconds, set_answers
 
 if TYPE_CHECKING:
-    from ...api import Mesh
+    from ...client import Mesh
 
 POD = "productpage-v1"
 DETAILS = "outbound|9080||details.default.svc.cluster.local"
@@ -117,7 +117,7 @@ def apply_nack(mesh: Mesh) -> None:
 
     try:
         mesh.apply(dump_yaml(bad_cluster()), pods=[POD])
-    except ControlError as exc:
+    except Nack as exc:
         sys.modules["__main__"].nack_error = _first_error(mesh) or str(exc)
     mesh.revert()
 
@@ -182,14 +182,14 @@ LAB = LabSpec(
             check=check_nack,
             hints=(
                 "Envoy validates every resource; a negative duration is one thing it refuses.",
-                "`mesh.apply` raises `ControlError` on a NACK; catch it. `mesh.status_rows()` then shows "
+                "`mesh.apply` raises `meshkit.Nack` on a NACK; catch it. `mesh.status_rows()` then shows "
                 "state ERROR with Envoy's `error` for the type that was refused.",
                 "Copy that text into `nack_error`, then `mesh.revert()` so the boss stops sending the bad order.",
             ),
             solution=("bad = '''\n" + dump_yaml(bad_cluster()) + "'''\n"
                       "try:\n"
                       "    mesh.apply(bad, pods=['productpage-v1'])\n"
-                      "except ControlError as exc:\n"
+                      "except meshkit.Nack as exc:\n"
                       "    print(exc)\n"
                       "row = next(r for r in mesh.status_rows() if r['pod'].startswith('productpage-v1'))\n"
                       "nack_error = row['types']['CDS']['error']\n"

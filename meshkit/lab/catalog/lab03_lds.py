@@ -13,7 +13,7 @@ from ..spec import Exercise, LabSpec, Verdict
 from ._common import answer, dump_yaml, listener, set_answers
 
 if TYPE_CHECKING:
-    from ...api import Mesh
+    from ...client import Mesh
 
 POD = "productpage-v1"
 ECHO = "tcp-echo-v1"

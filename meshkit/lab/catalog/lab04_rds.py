@@ -14,7 +14,7 @@ from ..spec import Exercise, LabSpec, Verdict
 from ._common import dump_yaml, pod_ip, route_config, seconds, vhost
 
 if TYPE_CHECKING:
-    from ...api import Mesh
+    from ...client import Mesh
 
 POD = "productpage-v1"
 REVIEWS_URL = "http://reviews:9080/reviews/0"

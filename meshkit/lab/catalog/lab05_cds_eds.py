@@ -14,7 +14,7 @@ from ..spec import Exercise, LabSpec, Verdict
 from ._common import cluster, endpoint_ips, istio, pod_ip
 
 if TYPE_CHECKING:
-    from ...api import Mesh
+    from ...client import Mesh
 
 POD = "productpage-v1"
 FQDN = "reviews.default.svc.cluster.local"

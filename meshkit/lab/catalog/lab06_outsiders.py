@@ -19,7 +19,7 @@ from ._common import catch_all, istio, listener, pod_ip, route_config
 from .lab03_lds import apply_echo
 
 if TYPE_CHECKING:
-    from ...api import Mesh
+    from ...client import Mesh
 
 POD = "productpage-v1"
 

@@ -14,7 +14,7 @@ from ..spec import Exercise, LabSpec, Verdict
 from ._common import istio, route_config, shares, vhost
 
 if TYPE_CHECKING:
-    from ...api import Mesh
+    from ...client import Mesh
 
 POD = "productpage-v1"
 URL = "http://reviews:9080/reviews/0"

@@ -15,7 +15,7 @@ from ..spec import Exercise, LabSpec, Verdict
 from ._common import cluster, dump_yaml, istio, route_config, seconds, vhost
 
 if TYPE_CHECKING:
-    from ...api import Mesh
+    from ...client import Mesh
 
 POD = "productpage-v1"
 URL = "http://reviews:9080/reviews/0"

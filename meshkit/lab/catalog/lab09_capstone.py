@@ -16,7 +16,7 @@ from ..spec import Exercise, LabSpec, Verdict
 from ._common import catch_all, istio, pod_ip, route_config, vhost
 
 if TYPE_CHECKING:
-    from ...api import Mesh
+    from ...client import Mesh
 
 POD = "productpage-v1"
 REVIEWS = "http://reviews:9080/reviews/0"

@@ -16,7 +16,7 @@ from ..spec import Exercise, LabSpec, Outcome, Verdict
 from ._common import answer, set_answers
 
 if TYPE_CHECKING:
-    from ...api import Mesh
+    from ...client import Mesh
 
 POD = "productpage-v1"
 REVIEWS_URL = "http://reviews:9080/reviews/0"

@@ -1,0 +1,115 @@
+"""The local mesh: start its boss process in the background, attach to it, stop it.
+
+`up()` starts `python -m meshkit.daemon --home H` (the only place the client side touches the
+daemon: as a process, never as an import) and waits for `H/daemon.json` to say ready.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..constants import default_home
+from ..errors import EnvironmentProblem, MeshError, NotRunning, Starting, Timeout
+from ..protocol import DOWN, PING
+from ..runtime.processes import PodProcesses
+from .mesh import Mesh
+from .transport import ControlTransport
+
+UP_TIMEOUT_S = 60.0
+DOWN_TIMEOUT_S = 15.0
+STATUS_FILE = "daemon.json"
+
+
+def connect_local(home: str | os.PathLike | None = None) -> Mesh:
+    """Attach to the local mesh at `home`; NotRunning if none answers, Starting while it boots."""
+    mesh = Mesh(ControlTransport(default_home(home)))
+    if not mesh._call(PING, timeout=5.0)["ready"]:
+        raise Starting("the mesh is still starting; try again in a moment")
+    return mesh
+
+
+def up_local(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_S,
+             capture: str | None = None) -> Mesh:
+    """Start the local mesh in the background (or attach to the one running) and wait for it."""
+    path = default_home(home)
+    try:
+        return connect_local(path)
+    except Starting:
+        return _wait_ready(path, None, timeout)
+    except NotRunning:
+        pass
+    _clean_after_crash(path)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (path / STATUS_FILE).unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "meshkit.daemon", "--home", str(path), *(["--capture", capture] if capture else [])]
+    with open(path / "daemon.log", "ab") as logfile:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
+                                   start_new_session=True, close_fds=True)
+    return _wait_ready(path, process, timeout)
+
+
+def down(home: str | os.PathLike | None = None) -> None:
+    """Stop the mesh at `home` and remove everything it made, even if its process was killed."""
+    path = default_home(home)
+    pid = _daemon_pid(path)
+    with contextlib.suppress(MeshError):
+        ControlTransport(path).call(DOWN, {}, timeout=5.0)
+    if pid:
+        _wait_exit(pid, DOWN_TIMEOUT_S)
+    PodProcesses.cleanup(path)
+    (path / "control.sock").unlink(missing_ok=True)
+    (path / STATUS_FILE).unlink(missing_ok=True)
+
+
+def _clean_after_crash(path: Path) -> None:
+    """A boss that died (even by SIGKILL) leaves records behind: remove what they name before booting anew."""
+    pid = _daemon_pid(path)
+    if pid is not None and not _alive(pid):
+        PodProcesses.cleanup(path)
+        (path / "control.sock").unlink(missing_ok=True)
+
+
+def _wait_ready(path: Path, process: subprocess.Popen | None, timeout: float) -> Mesh:
+    deadline = time.monotonic() + timeout
+    status_file = path / STATUS_FILE
+    while time.monotonic() < deadline:
+        if status_file.exists():
+            status = json.loads(status_file.read_text() or "{}")
+            if status.get("state") == "failed":
+                raise EnvironmentProblem(status.get("error") or "the mesh failed to start",
+                                         f"read {path}/daemon.log")
+            if status.get("state") == "ready":
+                return connect_local(path)
+        if process is not None and process.poll() is not None:
+            tail = (path / "daemon.log").read_text(errors="replace")[-2000:]
+            raise EnvironmentProblem(f"the mesh process exited during start-up:\n{tail}")
+        time.sleep(0.05)
+    raise Timeout(f"the mesh did not become ready within {timeout:.0f}s; see {path}/daemon.log")
+
+
+def _daemon_pid(path: Path) -> int | None:
+    try:
+        return int(json.loads((path / STATUS_FILE).read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _wait_exit(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, not yet reaped by its parent) counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"

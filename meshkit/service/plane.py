@@ -1,0 +1,204 @@
+"""The control-plane operations, over a `ControlPlane`: what the local daemon and the in-cluster boss share.
+
+Each public coroutine answers the protocol operation of the same name (`meshkit.protocol`); the
+handler table is built from the protocol, so an operation declared there and missing here fails
+at start-up (and in the contract test), not at a learner's first call.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from typing import cast
+
+from google.protobuf import json_format
+
+from .. import protocol as p
+from ..constants import USERSPACE
+from ..errors import InvalidInput, Nack, NotFound, Starting
+from ..model import Topology, TopologyError, Workload
+from ..runtime.base import Runtime
+from ..xds import generate
+from ..xds.capture import USERSPACE_DIFFERENCE
+from ..xds.control_plane import ControlPlane, Push
+from ..xds.resources import SHORT_NAMES
+from ..xds.server import AdsServer
+from ..xds.status import SyncEvent, SyncState, SyncTracker, TypeSync
+from .documents import Documents, with_istio
+from .events import EventLog
+
+
+class PlaneService:
+    """Answers the `PLANE` operations for one boss: its control plane, ADS server and runtime."""
+
+    def __init__(self, runtime: Runtime, server: AdsServer, tracker: SyncTracker, home: str) -> None:
+        self.runtime = runtime
+        self.server = server
+        self.tracker = tracker
+        self.home = home
+        self.plane: ControlPlane | None = None
+        self.ready_s: float | None = None
+        self.started = time.time()
+        self.event_log = EventLog()
+        tracker.subscribe(self._on_sync_event)
+
+    def ready(self, plane: ControlPlane) -> None:
+        """The boss's first orders are out: start answering."""
+        self.plane = plane
+        self.ready_s = time.time() - self.started
+
+    def _plane(self) -> ControlPlane:
+        if self.plane is None or self.ready_s is None:
+            raise Starting("the mesh is still starting; try again in a moment")
+        return self.plane
+
+    @property
+    def topology(self) -> Topology:
+        """The boss's book as it stands (Starting while the mesh boots)."""
+        return self._plane().topology
+
+    def pods(self, names: list[str] | None) -> list[Workload]:
+        """The sidecars `names` call for (all of them when empty); NotFound names the known pods."""
+        topology = self._plane().topology
+        if not names:
+            return topology.sidecars()
+        try:
+            return [topology.workload(n) for n in names]
+        except TopologyError as exc:
+            raise NotFound(str(exc)) from exc
+
+    def _on_sync_event(self, event: SyncEvent) -> None:
+        pods = {w.node_id: w.name for w in self.plane.topology.workloads} if self.plane else {}
+        self.event_log.record(event, pods.get(event.node_id, ""))
+
+    # -- operations ------------------------------------------------------------------------------
+    async def ping(self) -> p.Ping:
+        capture = self.runtime.capture
+        return {"pid": os.getpid(), "home": self.home, "ready": self.ready_s is not None, "ready_s": self.ready_s,
+                "capture": capture, "capture_note": USERSPACE_DIFFERENCE if capture == USERSPACE else ""}
+
+    async def topology(self) -> p.TopologyInfo:
+        topology = self._plane().topology
+        return {
+            "mesh": dict(topology.mesh.__dict__),
+            "outside": self.runtime.outside(),
+            "services": [{"name": s.name, "namespace": s.namespace, "fqdn": s.fqdn, "vip": s.vip,
+                          "ports": [dict(port.__dict__) for port in s.ports], "selector": dict(s.selector)}
+                         for s in topology.services],
+            "workloads": [{"name": w.name, "deployment": w.deployment, "namespace": w.namespace, "ip": w.ip,
+                           "labels": w.label_map, "service_account": w.service_account, "node_id": w.node_id,
+                           "sidecar": w.sidecar}
+                          for w in topology.workloads],
+        }
+
+    async def status(self) -> list[p.SyncRow]:
+        by_node = {w.node_id: w for w in self._plane().topology.workloads}
+        rows: list[p.SyncRow] = []
+        for sync in self.tracker.status():
+            pod = by_node.get(sync.node_id)
+            rows.append({"name": f"{pod.name}.{pod.namespace}" if pod else sync.node_id,
+                         "pod": pod.name if pod else "", "cluster": "Kubernetes", "connected": sync.connected,
+                         "types": {SHORT_NAMES[t]: _type_row(s) for t, s in sync.types.items()},
+                         "istiod": "meshkit", "version": str(sync.metadata.get("ISTIO_VERSION", ""))})
+        return rows
+
+    async def apply(self, text: str = "", pods: list[str] | None = None) -> p.PushRecord:
+        """Istio documents change the boss's book; raw ones override per pod."""
+        plane = self._plane()
+        docs = Documents.parse(text)
+        warnings: list[str] = []
+        push: Push | None = None
+        if docs.istio:
+            topology, warnings = with_istio(plane.topology, docs.istio)
+            push = await plane.set_topology(topology, "apply " + docs.describe())
+            if docs.raw:
+                _checked(push)
+        if docs.raw:
+            push = await plane.apply_raw(docs.raw, self.pods(pods))
+        if push is None:
+            raise InvalidInput("the file holds no document to apply")
+        result = _checked(push)
+        result["warnings"] = warnings
+        return result
+
+    async def delete(self, text: str = "") -> p.PushRecord:
+        plane = self._plane()
+        keys = [r.key for r in Documents.parse(text).istio]
+        present = {r.key for r in plane.topology.istio.resources}
+        missing = [f"{k[0]} {k[1]}/{k[2]}" for k in keys if k not in present]
+        if missing:
+            raise NotFound(f"not found: {', '.join(missing)}")
+        topology = replace(plane.topology, istio=plane.topology.istio.deleted(keys))
+        return _checked(await plane.set_topology(topology, "delete " + ", ".join(f"{k[0]} {k[2]}" for k in keys)))
+
+    async def get(self, kind: str = "") -> list[dict]:
+        return [r.source for r in self._plane().topology.istio.of_kind(kind)]
+
+    async def xds(self, pod: str, text: str = "") -> dict[str, list[dict]]:
+        """The xDS a file would produce for one pod, without applying it ("show generated xDS")."""
+        plane = self._plane()
+        workload = self.pods([pod])[0]
+        topology = plane.topology
+        if text.strip():
+            topology, _ = with_istio(topology, Documents.parse(text).istio)
+        return {SHORT_NAMES[type_url]: [json_format.MessageToDict(m, preserving_proto_field_name=True)
+                                        for m in messages]
+                for type_url, messages in generate.generate(topology, workload).items()}
+
+    async def revert(self, pods: list[str] | None = None) -> p.PushRecord:
+        return _checked(await self._plane().revert(self.pods(pods)))
+
+    async def history(self) -> list[p.PushRecord]:
+        return [_record(push) for push in self._plane().history()]
+
+    async def events(self, after: int = 0, wait: float = 0.0) -> p.Events:
+        return await self.event_log.after(int(after), float(wait))
+
+    async def boss(self, action: str = "") -> p.BossState:
+        """Stop or start the ADS server: the lieutenants keep their last orders while the boss is away."""
+        self._plane()
+        if action not in ("stop", "start"):
+            raise InvalidInput("action must be 'stop' or 'start'")
+        if action == "stop" and self.server.running:
+            await self.server.stop(0)
+        elif action == "start" and not self.server.running:
+            xds = self.runtime.xds_address()
+            await self.server.start(f"{xds.host}:{xds.port}")
+        return {"running": self.server.running}
+
+    async def identity(self, ttl_s: float | None = None, rotate: bool = False,
+                       pods: list[str] | None = None) -> p.Identity:
+        """Certificates the boss issued; `ttl_s` sets their lifetime, `rotate` re-issues them now."""
+        plane = self._plane()
+        push = None
+        if ttl_s:
+            push = await plane.set_certificate_ttl(float(ttl_s))
+        elif rotate:
+            push = await plane.rotate(pods or None, "certificate rotation (requested)")
+        certs = {pod: {"identity": c.identity, "serial": f"{c.serial:x}", "not_before": c.not_before,
+                       "not_after": c.not_after, "rotate_at": c.rotate_at()}
+                 for pod, c in plane.certificates().items()}
+        return {"ttl_s": plane.ca.ttl_s, "rotations": plane.rotations, "certificates": certs,
+                "push": _checked(push) if push is not None else None}
+
+
+def _record(push: Push) -> p.PushRecord:
+    return cast(p.PushRecord, push.as_dict())
+
+
+def _checked(push: Push) -> p.PushRecord:
+    """The push record, or Nack with Envoy's words when any target rejected it."""
+    result = _record(push)
+    if push.nacked:
+        pods = ", ".join(push.errors)
+        detail = "; ".join(f"{pod}: {err}" for pod, err in push.errors.items())
+        raise Nack(f"Envoy rejected the config (NACK) on {pods}: {detail}. The proxy keeps serving its last "
+                   "good config; fix the resource or `meshkit revert`.", result)
+    return result
+
+
+def _type_row(sync: TypeSync) -> p.TypeSyncRow:
+    return {"state": sync.state.value, "version": sync.acked_version or sync.sent_version,
+            "sent": sync.sent_version, "acked": sync.acked_version,
+            "error": sync.error if sync.state is SyncState.ERROR else ""}

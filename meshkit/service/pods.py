@@ -1,0 +1,70 @@
+"""The pod operations of the local mesh: requests from inside a pod, its Envoy admin, read-only views.
+
+Blocking work (sockets into a pod's network, log reading) runs in a thread so the boss keeps
+answering its sidecars meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+from .. import protocol as p
+from ..errors import InvalidInput
+from ..runtime import curl
+from ..runtime.base import Runtime
+from .hosts import KubeProxy, resolve
+from .plane import PlaneService
+
+
+class PodService:
+    """Answers the `POD` operations (but `down`, the daemon's own) for a runtime with local pods."""
+
+    def __init__(self, plane: PlaneService, runtime: Runtime) -> None:
+        self._boss = plane
+        self._runtime = runtime
+        self._kube_proxy = KubeProxy()
+
+    async def curl(self, pod: str, url: str, headers: dict | None = None, n: int = 1, method: str = "GET",
+                   timeout_s: float = 10.0) -> list[p.CurlRow]:
+        workload = self._boss.pods([pod])[0]
+        topology, runtime = self._boss.topology, self._runtime
+        try:
+            host, port, path = curl.parse_url(url)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from exc
+        address = resolve(topology, host, runtime.outside())
+        if not workload.sidecar:  # no Envoy to turn a Service VIP into a pod: kube-proxy does
+            address, port = self._kube_proxy.pick(topology, host, address, port)
+        target = curl.target_of(address, host, port, path)
+
+        def run() -> list[curl.Reply]:
+            log = runtime.access_log(workload.name)
+            offset = curl.log_size(log)
+            replies = curl.requests(lambda: runtime.connect(workload.name, address, port, timeout_s), target,
+                                    int(n), dict(headers or {}), method, timeout_s)
+            curl.attach_access_log(replies, log, offset=offset)
+            return replies
+
+        return [cast(p.CurlRow, reply.as_dict()) for reply in await asyncio.to_thread(run)]
+
+    async def tcp(self, pod: str, host: str, port: int, text: str = "hello\n", timeout_s: float = 3.0) -> p.TcpReply:
+        """Open a TCP connection from inside a pod (captured like the app's), send text, read the reply."""
+        workload = self._boss.pods([pod])[0]
+        runtime = self._runtime
+        address = resolve(self._boss.topology, host, runtime.outside())
+
+        def run() -> dict:
+            return curl.tcp_exchange(lambda: runtime.connect(workload.name, address, int(port), 5.0),
+                                     text.encode(), float(timeout_s))
+
+        return cast(p.TcpReply, await asyncio.to_thread(run))
+
+    async def admin(self, pod: str, path: str = "/server_info") -> str:
+        workload = self._boss.pods([pod])[0]
+        return await asyncio.to_thread(self._runtime.admin_get, workload.name, path)
+
+    async def pod_info(self, pod: str, what: str = "iptables") -> str:
+        """Read-only views from inside a pod: its iptables rules, listening sockets, hosts file."""
+        workload = self._boss.pods([pod])[0]
+        return await asyncio.to_thread(self._runtime.pod_view, workload.name, what)
