@@ -54,7 +54,7 @@ def up(port_base: int, **kwargs: object) -> tuple[kind.ClusterInfo | None, str]:
     try:
         return kind.cluster_up("meshkit", out=out, port_base=port_base, **kwargs), out.getvalue()
     finally:
-        kind._stop_forwards(kind.state_dir("meshkit"))  # never leave fake port-forwards behind
+        kind.stop_forwards(kind.state_dir("meshkit"))  # never leave fake port-forwards behind
 
 
 def planned(port_base: int) -> list[list[str]]:
@@ -111,7 +111,7 @@ def test_status_and_down(fakes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert info.control_address == f"127.0.0.1:{base + 8}"
         kind.cluster_down("meshkit", out=out)
     finally:
-        kind._stop_forwards(info.dir)
+        kind.stop_forwards(info.dir)
     assert "stopped 9 port-forward(s)" in out.getvalue()
     assert calls(fakes)[-1] == ["kind", "delete", "cluster", "--name", "meshkit"]
     assert not info.dir.exists()
