@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import control
+from .constants import default_home
 from .control import ControlError, NotRunning
 from .inspect import proxy_config
 from .inspect import secrets as inspect_secrets
@@ -37,8 +38,7 @@ DOWN_TIMEOUT_S = 15.0
 
 def home_dir(home: str | os.PathLike | None = None) -> Path:
     """The mesh's state folder: `home`, else `$MESHKIT_HOME`, else `~/.meshkit`."""
-    chosen = home or os.environ.get("MESHKIT_HOME") or Path.home() / ".meshkit"
-    return Path(chosen).expanduser().resolve()
+    return Path(home).expanduser().resolve() if home else default_home()
 
 
 class ProxyConfig:

@@ -192,7 +192,7 @@ def connect(home: str | os.PathLike | None = None, name: str | None = None, kube
     """The kind mesh `meshkit cluster up --name NAME` made; NotRunning if none answers.
 
     Its records are looked for in `<home>/kind/<name>/` when `home` is given, then where `cluster
-    up` writes them (`$MESHKIT_HOME/kind/<name>/`, default `./.meshkit/kind/<name>/`).
+    up` without `--home` writes them (`$MESHKIT_HOME/kind/<name>/`, default `~/.meshkit/kind/<name>/`).
     """
     name = cluster_name(name)
     candidates = ([home_dir(home) / "kind" / name] if home else []) + [state_dir(name)]
