@@ -202,7 +202,7 @@ def connect(home: str | os.PathLike | None = None, name: str | None = None, kube
     else:
         tried = " or ".join(str(d / "forwards.json") for d in dict.fromkeys(candidates))
         raise NotRunning(f"no kind mesh {name!r} is up here (no {tried}); run `meshkit cluster up --name {name}` "
-                         "with the same MESHKIT_HOME", "not-running")
+                         "with the same --home or MESHKIT_HOME", "not-running")
     try:
         info = ClusterInfo.load(name, directory)
     except (RuntimeProblem, ValueError, KeyError) as exc:
