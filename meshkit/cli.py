@@ -396,21 +396,21 @@ def cmd_hints(args: argparse.Namespace) -> int:
 def cmd_cluster_up(args: argparse.Namespace) -> int:
     from .runtime import kind
 
-    kind.cluster_up(args.name, dry_run=args.dry_run)
+    kind.cluster_up(args.name, home=args.home, dry_run=args.dry_run)
     return 0
 
 
 def cmd_cluster_down(args: argparse.Namespace) -> int:
     from .runtime import kind
 
-    kind.cluster_down(args.name)
+    kind.cluster_down(args.name, home=args.home)
     return 0
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
     from .runtime import kind
 
-    status = kind.cluster_status(args.name)
+    status = kind.cluster_status(args.name, home=args.home)
     print(f"cluster {status['name']}: {'exists' if status['exists'] else 'does not exist'} ({status['dir']})")
     for deployment, ready in sorted(status["deployments"].items()):
         print(f"  {deployment:<40} {ready}")

@@ -8,4 +8,4 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 COPY meshkit/runtime/apps/bookinfo.py meshkit/runtime/apps/tcp_echo.py meshkit/runtime/apps/pod_client.py meshkit/runtime/curl.py /opt/meshkit-apps/
 # Any uid but 1337: the capture rules only spare the sidecar's uid/gid.
 USER 10001
-# What runs is in the Deployment (meshkit/runtime/kind.py renders it).
+# What runs is in the Deployment (meshkit/runtime/kind/rendering.py renders it).

@@ -8,5 +8,5 @@ COPY meshkit ./meshkit
 RUN pip install . && rm -rf /src
 WORKDIR /
 USER 10001
-# What runs is in the Deployment (meshkit/runtime/kind.py renders it).
+# What runs is in the Deployment (meshkit/runtime/kind/rendering.py renders it).
 EXPOSE 15010

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
 import shlex
+import signal
 import socket
 from pathlib import Path
 
 import pytest
 
+from meshkit import api, cli
 from meshkit.runtime import kind
 from meshkit.runtime.errors import RuntimeProblem
 
@@ -54,7 +57,7 @@ def up(port_base: int, **kwargs: object) -> tuple[kind.ClusterInfo | None, str]:
     try:
         return kind.cluster_up("meshkit", out=out, port_base=port_base, **kwargs), out.getvalue()
     finally:
-        kind._stop_forwards(kind.state_dir("meshkit"))  # never leave fake port-forwards behind
+        kind.stop_forwards(kind.state_dir("meshkit"))  # never leave fake port-forwards behind
 
 
 def planned(port_base: int) -> list[list[str]]:
@@ -111,10 +114,71 @@ def test_status_and_down(fakes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert info.control_address == f"127.0.0.1:{base + 8}"
         kind.cluster_down("meshkit", out=out)
     finally:
-        kind._stop_forwards(info.dir)
+        kind.stop_forwards(info.dir)
     assert "stopped 9 port-forward(s)" in out.getvalue()
     assert calls(fakes)[-1] == ["kind", "delete", "cluster", "--name", "meshkit"]
     assert not info.dir.exists()
+
+
+def test_each_step_carries_its_own_executor_so_its_key_and_title_are_only_labels(fakes: Path) -> None:
+    base = free_port_base()
+    plan = kind.Plan("meshkit", kind.state_dir("meshkit"), kind.host_arch() or "amd64", base)
+    steps = plan.steps()
+    own = {s.key: s.execute for s in steps if s.execute is not kind.run_each}
+    assert set(own) == {"preflight", "render", "validate", "create", "rollout", "forward"}
+    assert len(set(own.values())) == len(own), "no two steps share a special executor"
+    runner = kind.StepRunner(plan, kind.KindConfig.load(), io.StringIO(), progress=False)
+    try:  # renamed steps still do the whole run: nothing looks a step up by its key or title
+        for i, step in enumerate(steps):
+            dataclasses.replace(step, key=f"step-{i}", title=f"renamed {i}").run(runner)
+    finally:
+        for pid in runner.pids:
+            os.killpg(pid, signal.SIGTERM)
+    assert calls(fakes) == planned(base)
+    assert len(runner.pids) == len(kind.forwards(plan.topology, base))
+    assert (plan.dir / "manifests" / "30-reviews-v2.yaml").exists()
+    assert sorted(p.name for p in (plan.dir / "logs").glob("step-*.log")) == [
+        f"step-{i}.log" for i in (3, 4, 5, 6, 7)], "the steps that run commands log under their own key"
+
+
+def test_cluster_commands_keep_their_files_under_the_home_given_with_dash_dash_home(
+        fakes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    chosen = tmp_path / "chosen"  # MESHKIT_HOME (set by `fakes`) points elsewhere: --home wins
+    state = chosen / "kind" / "demo"
+    assert cli.main(["--home", str(chosen), "cluster", "up", "--dry-run", "--name", "demo"]) == 0
+    printed = capsys.readouterr().out
+    assert f"--config {state / 'kind.yaml'} --kubeconfig {state / 'kubeconfig'}" in printed
+    assert f"--kubeconfig {state / 'kubeconfig'} apply -f {state / 'manifests'}" in printed
+    assert str(kind.home()) not in printed
+    assert not chosen.exists() and calls(fakes) == [], "a dry run writes and runs nothing"
+
+    info = kind.cluster_up("demo", home=chosen, out=io.StringIO(), port_base=free_port_base())
+    assert info is not None
+    try:
+        assert info.dir == state and (state / "forwards.json").exists() and (state / "manifests").is_dir()
+        assert not kind.state_dir("demo").exists()
+        monkeypatch.setenv("FAKE_KIND_CLUSTERS", "demo")
+        assert cli.main(["--home", str(chosen), "cluster", "status", "--name", "demo"]) == 0
+        printed = capsys.readouterr().out
+        assert f"cluster demo: exists ({state})" in printed
+        assert printed.count("alive") == 9, "status read the forwards.json under --home"
+        assert cli.main(["--home", str(chosen), "cluster", "down", "--name", "demo"]) == 0
+    finally:
+        kind.stop_forwards(state)
+    assert "stopped 9 port-forward(s)" in capsys.readouterr().out
+    assert not state.exists()
+
+
+def test_without_home_the_cluster_lives_where_every_other_command_keeps_state(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MESHKIT_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    want = tmp_path / ".meshkit" / "kind" / "meshkit"
+    assert kind.state_dir("meshkit") == want == api.home_dir() / "kind" / "meshkit"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MESHKIT_HOME", "rel")
+    assert kind.state_dir("x") == tmp_path / "rel" / "kind" / "x" == api.home_dir() / "kind" / "x"
+    assert kind.state_dir("x", "elsewhere") == tmp_path / "elsewhere" / "kind" / "x"
 
 
 def test_without_a_docker_engine_up_names_the_engine_and_how_to_get_one(
