@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from . import api
+from .constants import CAPTURES, XDS_PORT
 from .control import ControlError
 from .inspect import dump as inspect_dump
 from .inspect import proxy_config
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmd = sub.add_parser("up", help="boot the mesh in the background (attach if it already runs)")
     cmd.add_argument("--timeout", type=float, default=api.UP_TIMEOUT_S)
-    cmd.add_argument("--capture", choices=["auto", "iptables", "userspace"],
+    cmd.add_argument("--capture", choices=CAPTURES,
                      help="traffic capture (default: $MESHKIT_CAPTURE, else auto: iptables if root, else userspace)")
     cmd.set_defaults(func=cmd_up)
 
@@ -166,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_cluster_status)
 
     cmd = sub.add_parser("serve-xds", help="run only the control plane (the kind cluster's xDS server)")
-    cmd.add_argument("--listen", default="127.0.0.1:15010", help="host:port of the ADS server")
+    cmd.add_argument("--listen", default=f"127.0.0.1:{XDS_PORT}", help="host:port of the ADS server")
     cmd.add_argument("--topology", choices=["bookinfo"], default="bookinfo")
     cmd.add_argument("--learn-pod-ips", action="store_true",
                      help="take pod names and IPs from the connecting sidecars' node ids")

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -30,6 +29,7 @@ from .model.istio import parse_istio_document
 from .model.raw import ResourceError, is_raw_document, load_documents, parse_document
 from .model.schema import SchemaError
 from .runtime import choose, curl
+from .runtime.base import POD_VIEWS, Runtime
 from .runtime.errors import RuntimeProblem
 from .runtime.local import LocalRuntime
 from .xds import generate
@@ -43,12 +43,6 @@ log = logging.getLogger("meshkit.daemon")
 
 READY_TIMEOUT_S = 30.0
 EVENT_BUFFER = 500
-POD_VIEWS = {
-    "iptables": ["iptables-save", "-t", "nat"],
-    "sockets": ["ss", "-ltnp"],
-    "hosts": ["cat", "/etc/hosts"],
-    "addresses": ["ip", "-brief", "address"],
-}
 STATUS_FILE = "daemon.json"
 # --- kind (issue 5): the ops that need only the control plane, no local pods. `meshkit serve-xds
 # --control` answers exactly these with this class's handlers (standalone.py); the others (curl,
@@ -64,7 +58,7 @@ class Daemon:
     def __init__(self, home: Path, capture: str | None = None) -> None:
         self.home = home
         self.capture = capture  # auto | iptables | userspace (runtime/choose.py)
-        self.runtime: LocalRuntime | None = None
+        self.runtime: Runtime | None = None
         self.plane: ControlPlane | None = None
         self.server: AdsServer | None = None
         self.tracker = SyncTracker()
@@ -179,7 +173,7 @@ class Daemon:
 
     async def op_ping(self, args: dict) -> dict:
         return {"pid": os.getpid(), "home": str(self.home), "ready": self.ready_s is not None,
-                "ready_s": self.ready_s, "capture": getattr(self.runtime, "capture", "iptables")}
+                "ready_s": self.ready_s, "capture": self.runtime.capture if self.runtime is not None else None}
 
     async def op_topology(self, args: dict) -> dict:
         topology = self._plane().topology
@@ -418,11 +412,7 @@ class Daemon:
         what = str(args.get("what", "iptables"))
         if what not in POD_VIEWS:
             raise control.ControlError(f"unknown view {what!r}; choose one of {', '.join(POD_VIEWS)}", "invalid")
-        if hasattr(runtime, "pod_view"):  # userspace capture: no netns to look into (issue 6)
-            return await asyncio.to_thread(runtime.pod_view, pod.name, what)
-        argv = ["ip", "netns", "exec", runtime.netns(pod.name), *POD_VIEWS[what]]
-        result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=10)
-        return result.stdout + result.stderr
+        return await asyncio.to_thread(runtime.pod_view, pod.name, what)
 
     async def op_boss(self, args: dict) -> dict:
         """Stop or start the ADS server: the lieutenants keep their last orders while the boss is away."""
@@ -438,7 +428,7 @@ class Daemon:
             raise control.ControlError("action must be 'stop' or 'start'", "invalid")
         return {"running": self.server.running}
 
-    def _runtime(self) -> LocalRuntime:
+    def _runtime(self) -> Runtime:
         self._plane()
         assert self.runtime is not None
         return self.runtime

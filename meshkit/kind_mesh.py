@@ -22,10 +22,10 @@ Not on kind: `outside()` (no outside-world server in the cluster) and `down()` (
 
 from __future__ import annotations
 
-import http.client
 import json
 import math
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Mapping
@@ -36,6 +36,7 @@ from .control import ControlError, NotRunning
 from .daemon import PLANE_OPS
 from .model import Workload
 from .runtime import curl
+from .runtime.admin import AdminClient, AdminError
 from .runtime.errors import RuntimeProblem
 from .runtime.kind import APPS_DIR, ClusterInfo, kind_topology, state_dir
 
@@ -168,16 +169,12 @@ class KindMesh(Mesh):
         """GET `path` from the pod's Envoy admin API through its port-forward."""
         w = self.workload(pod)
         host, port = control.split_address(self.info.admin_address(w.deployment))
-        conn = http.client.HTTPConnection(host, port, timeout=10.0)
         try:
-            conn.request("GET", path)
-            return conn.getresponse().read().decode("utf-8", "replace")
-        except OSError as exc:
+            return AdminClient(lambda: socket.create_connection((host, port), 10.0)).text(path)
+        except (OSError, AdminError) as exc:
             raise ControlError(f"{w.deployment}'s admin port-forward on {host}:{port} does not answer ({exc}); "
                                "`meshkit cluster status` shows the forwards, `meshkit cluster up` restarts them",
                                "not-running") from exc
-        finally:
-            conn.close()
 
     # -- not on kind ---------------------------------------------------------------------------
     def outside(self) -> dict:

@@ -20,10 +20,10 @@ import signal
 import time
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 from . import control
 from .model import Topology, Workload, bookinfo
+from .runtime.in_cluster import InCluster
 from .xds.cache import SnapshotCache
 from .xds.control_plane import ControlPlane
 from .xds.server import AdsServer
@@ -49,32 +49,15 @@ def learn(topology: Topology, node_id: str) -> Topology | None:
     return None
 
 
-class InCluster:
-    """The little the daemon's control-plane handlers ask of a runtime, for a boss without pods."""
-
-    capture = "iptables"  # kind pods are captured by istio-init's iptables rules
-
-    def __init__(self, listen: str) -> None:
-        self.listen = listen
-
-    def outside(self) -> None:
-        return None  # no outside-world server runs in the cluster
-
-    def xds_address(self) -> SimpleNamespace:
-        """Where `boss start` listens again: `listen` split so that f"{host}:{port}" rebuilds it
-        (also "unix:/path")."""
-        host, _, port = self.listen.rpartition(":")
-        return SimpleNamespace(host=host, port=port)
-
-
 async def run(listen: str, learn_pod_ips: bool, stop: asyncio.Event, control_listen: str | None = None) -> None:
     from .daemon import PLANE_OPS, Daemon  # the local daemon's handlers, not a copy of them
 
     boss = Daemon(Path.cwd())
-    boss.runtime = InCluster(listen)  # type: ignore[assignment]
+    topology = bookinfo()
+    boss.runtime = InCluster(listen, topology)
     tracker = boss.tracker
     server = AdsServer(SnapshotCache(), tracker)
-    plane = ControlPlane(bookinfo(), server.cache, tracker)
+    plane = ControlPlane(topology, server.cache, tracker)
     boss.server, boss.plane = server, plane
     pending: asyncio.Queue[str] = asyncio.Queue()
 

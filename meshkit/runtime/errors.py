@@ -10,3 +10,7 @@ class RuntimeProblem(Exception):
         super().__init__(f"{problem}. Fix: {fix}" if fix else problem)
         self.problem = problem
         self.fix = fix
+
+
+class NotOnThisRuntime(RuntimeProblem):
+    """An operation this runtime cannot do (e.g. entering a pod from the in-cluster boss)."""

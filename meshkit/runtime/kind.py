@@ -36,11 +36,11 @@ from typing import Any, TextIO
 
 import yaml
 
+from ..constants import ADMIN_PORT, CONTROL_PORT, INBOUND_PORT, OUTBOUND_PORT, PROMETHEUS_PORT, PROXY_UID, XDS_PORT
 from ..model import Topology, Workload, bookinfo
 from ..model.bookinfo import DEFAULT_SERVICE_SUBNET
 from ..model.schema import ANY, Obj, check
 from .bootstrap import XdsAddress, envoy_bootstrap
-from .envoy import PROXY_UID
 from .errors import RuntimeProblem
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,20 +57,16 @@ IMAGES = ("xds", "app", "init")
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshkit"}
 SYSTEM_NAMESPACE = "meshkit-system"
 XDS_NAME = "meshkit-xds"
-XDS_PORT = 15010
 XDS_HOST_OFFSET = 15  # meshkit-xds gets .15 of the cluster's service subnet (.1 API server, .10 kube-dns)
 # meshkit's control protocol (status, apply, ...) on the pod's own loopback: no other pod reaches it,
 # only `kubectl port-forward` (which dials localhost inside the pod) with the cluster's credentials.
-CONTROL_PORT = 15011
 CONTROL_NAME = "meshkit-control"
 XDS_COMMAND = ("meshkit", "serve-xds", "--listen", f"0.0.0.0:{XDS_PORT}", "--topology", "bookinfo",
                "--learn-pod-ips", "--control", f"127.0.0.1:{CONTROL_PORT}")
 VIP_CIDR_NAME = "meshkit-vips"
-ADMIN_PORT = 15000
-PROMETHEUS_PORT = 15090
 INIT_SCRIPT_PATH = "/usr/local/bin/istio-iptables.sh"
-CAPTURE_ARGS = ("-p", "15001", "-z", "15006", "-u", str(PROXY_UID), "-g", str(PROXY_UID),
-                "-d", "15090,15021,15020")
+CAPTURE_ARGS = ("-p", str(OUTBOUND_PORT), "-z", str(INBOUND_PORT), "-u", str(PROXY_UID), "-g", str(PROXY_UID),
+                "-d", f"{PROMETHEUS_PORT},15021,15020")  # 15021/15020: pilot-agent's, excluded as Istio does
 BOOTSTRAP_DIR = "/etc/istio/proxy"
 APPS_DIR = "/opt/meshkit-apps"
 BOOTSTRAP_FILE = "envoy-bootstrap.json"
