@@ -1,9 +1,39 @@
-"""Names and numbers every layer shares; this module imports nothing from meshkit."""
+"""Numbers and names every layer of meshkit agrees on: Istio's well-known ports, the pods' uids,
+the capture modes, SPIFFE ids.
+
+The bottom layer: it imports nothing from meshkit, so model, xds, runtime, inspect and the
+client side can all use it without importing each other.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+# The sidecar's ports, as Istio assigns them (pilot-agent's own 15020/15021 do not exist here).
+ADMIN_PORT = 15000  # Envoy admin, on 127.0.0.1 inside the pod
+OUTBOUND_PORT = 15001  # virtualOutbound: where istio-init redirects the app's outbound TCP
+INBOUND_PORT = 15006  # virtualInbound: where istio-init redirects inbound TCP
+XDS_PORT = 15010  # istiod's plaintext gRPC xDS
+CONTROL_PORT = 15011  # meshkit's control protocol inside the kind boss's pod (loopback only)
+PROMETHEUS_PORT = 15090  # 0.0.0.0_15090: /stats/prometheus
+SIDECAR_PORTS = (ADMIN_PORT, OUTBOUND_PORT, INBOUND_PORT, PROMETHEUS_PORT)
+
+PROXY_UID = 1337  # Istio's proxy uid/gid: the capture rules let its own traffic pass
+APP_UID = 1000  # any uid but the proxy's: the apps' outbound calls must be captured
+
+# How traffic reaches the sidecars.
+IPTABLES = "iptables"  # Istio's REDIRECT rules in the pod's network namespace (needs root)
+USERSPACE = "userspace"  # a capture process plays the rules, with PROXY protocol headers (no root)
+AUTO = "auto"  # iptables when this process can, userspace otherwise
+CAPTURES = (AUTO, IPTABLES, USERSPACE)
+
+TRUST_DOMAIN = "cluster.local"
+
+
+def spiffe_id(namespace: str, service_account: str, trust_domain: str = TRUST_DOMAIN) -> str:
+    """A workload's identity: `spiffe://cluster.local/ns/default/sa/bookinfo-productpage`."""
+    return f"spiffe://{trust_domain}/ns/{namespace}/sa/{service_account}"
 
 HOME_ENV = "MESHKIT_HOME"
 
@@ -12,6 +42,3 @@ def default_home(home: str | os.PathLike | None = None) -> Path:
     """The mesh's state folder: `home`, else `$MESHKIT_HOME`, else `~/.meshkit` (one rule for every command)."""
     chosen = home or os.environ.get(HOME_ENV) or Path.home() / ".meshkit"
     return Path(chosen).expanduser().resolve()
-
-IPTABLES, USERSPACE, AUTO = "iptables", "userspace", "auto"
-CAPTURES = (AUTO, IPTABLES, USERSPACE)

@@ -20,10 +20,12 @@ import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
+from .constants import SIDECAR_PORTS, XDS_PORT
+
 MIN_PYTHON = (3, 10)
 OK, PROBLEM, INFO = "OK", "problem", "info"
 # Ports a userspace mesh binds on 127.N.x.y: anything on 0.0.0.0 with the same port collides.
-MESH_PORTS = (9000, 9080, 15000, 15001, 15006, 15010, 15090)
+MESH_PORTS = (9000, 9080, *sorted((*SIDECAR_PORTS, XDS_PORT)))
 
 
 @dataclass

@@ -12,10 +12,8 @@ On the wire: one JSON line per connection, `{"op": name, "args": {...}}`, answer
 (True, True)
 >>> decode_request(encode_request("status", {}))
 ('status', {})
->>> all_acked({"results": {"a": {"LDS": "ACK"}, "b": {"RDS": "ACK"}}, "errors": {}})
-True
->>> all_acked({"results": {"a": {"LDS": "NACK"}}, "errors": {"a": "bad"}})
-False
+>>> acked_pods({"results": {"a": {"LDS": "ACK"}, "b": {"RDS": "NACK"}, "c": {}}})
+['a']
 """
 
 from __future__ import annotations
@@ -262,10 +260,9 @@ def decode_reply(line: bytes) -> object:
 
 
 # -- shapes every consumer reads the same way -------------------------------------------------------------
-def all_acked(push: PushRecord) -> bool:
-    """True when every target proxy ACKed every type it was sent."""
-    results = push.get("results") or {}
-    return not push.get("errors") and all(set(r.values()) <= {"ACK"} for r in results.values())
+def acked_pods(push: PushRecord) -> list[str]:
+    """The pods that ACKed every type this push sent them, sorted."""
+    return sorted(pod for pod, types in (push.get("results") or {}).items() if types and set(types.values()) == {"ACK"})
 
 
 def format_push(push: PushRecord) -> str:

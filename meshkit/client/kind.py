@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ from ..constants import default_home
 from ..errors import EnvironmentProblem, InvalidInput, MeshError, NotFound, NotRunning, Starting, Timeout, Unsupported
 from ..model import Workload
 from ..runtime import curl
-from ..runtime.admin import AdminClient
+from ..runtime.admin import AdminClient, AdminError
 from ..runtime.kind import APPS_DIR, ClusterInfo, kind_topology, state_dir
 from . import wire
 from .mesh import Mesh
@@ -170,8 +171,8 @@ class KindTransport:
         w = self.workload(pod)
         address = p.split_address(self.info.admin_address(w.deployment))
         try:
-            return AdminClient.tcp(*address).get(path).decode("utf-8", "replace")
-        except OSError as exc:
+            return AdminClient(lambda: socket.create_connection(address, 10.0)).text(path)
+        except (OSError, AdminError) as exc:
             raise NotRunning(f"{w.deployment}'s admin port-forward on {address[0]}:{address[1]} does not answer "
                              f"({exc}); `meshkit cluster status` shows the forwards, `meshkit cluster up` restarts "
                              "them") from exc

@@ -157,7 +157,7 @@ class Mesh:
             "TIME": time.strftime("%H:%M:%S", time.localtime(push["started"])),
             "REASON": push["reason"],
             "CHANGED": len(push["changes"]),
-            "ACK": sum(1 for r in push["results"].values() if r and set(r.values()) == {"ACK"}),
+            "ACK": len(p.acked_pods(push)),
             "NACK": ", ".join(sorted(push["errors"])) or "-",
             "MS": round(push["duration_ms"] or 0.0, 1),
         } for push in self.history_rows()]

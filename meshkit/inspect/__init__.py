@@ -1,8 +1,9 @@
 """Reading the lieutenant: what an Envoy actually holds, shown the way istioctl shows it.
 
-Everything here works on Envoy's own admin JSON (never on the control plane's memory):
+Everything here works on Envoy's own admin JSON (never on the control plane's memory), which
+the runtime fetches (`runtime/admin.py`'s AdminClient: inspect, runtime and xds never import
+each other):
 
-- `AdminClient(connect)` fetches `/config_dump`, `/clusters`, `/stats`, `/server_info`;
 - `proxy_config.listeners|routes|clusters|endpoints(...)` build istioctl's tables as
   DataFrames, `proxy_config.resources(...)` its `-o json` view, `render(df)` its text;
 - `secrets.secrets(dump)` is `istioctl pc secret`; `stats.requests(...)` the request counters
@@ -14,7 +15,6 @@ Everything here works on Envoy's own admin JSON (never on the control plane's me
 from __future__ import annotations
 
 from . import dump, proxy_config, secrets, stats, sync_status
-from .admin import AdminClient, AdminError
 from .tables import render
 
-__all__ = ["AdminClient", "AdminError", "dump", "proxy_config", "render", "secrets", "stats", "sync_status"]
+__all__ = ["dump", "proxy_config", "render", "secrets", "stats", "sync_status"]

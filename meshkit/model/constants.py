@@ -1,5 +1,7 @@
 """Names and values shared across the model (Kubernetes DNS domain, Istio policy modes)."""
 
+from ..constants import TRUST_DOMAIN  # noqa: F401  (re-exported: the model's name for it)
+
 CLUSTER_DOMAIN = "svc.cluster.local"
 
 ALLOW_ANY = "ALLOW_ANY"
@@ -10,4 +12,3 @@ HTTP = "HTTP"
 TCP = "TCP"
 
 ROOT_NAMESPACE = "istio-system"  # meshConfig rootNamespace: policies here apply mesh-wide
-TRUST_DOMAIN = "cluster.local"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from ..constants import IPTABLES, spiffe_id
 from .config import IstioConfig
 from .constants import ALLOW_ANY, CLUSTER_DOMAIN, HTTP, OUTBOUND_TRAFFIC_POLICIES, REGISTRY_ONLY, TCP
 
@@ -105,7 +106,7 @@ class Workload:
 
     @property
     def spiffe_id(self) -> str:
-        return f"spiffe://cluster.local/ns/{self.namespace}/sa/{self.service_account}"
+        return spiffe_id(self.namespace, self.service_account)
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class Topology:
     istio: IstioConfig = field(default_factory=IstioConfig)
     # How traffic reaches the sidecars: "iptables" (Istio's REDIRECT) or "userspace" (a capture
     # process + PROXY protocol, no privileges); see meshkit/xds/capture.py. (issue 6)
-    capture: str = "iptables"
+    capture: str = IPTABLES
 
     def with_mesh(self, **changes: object) -> Topology:
         return replace(self, mesh=replace(self.mesh, **changes))

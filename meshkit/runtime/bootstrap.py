@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..constants import ADMIN_PORT, PROMETHEUS_PORT
 from ..model import Workload
 
 ISTIO_VERSION = "1.27.0"
 CLUSTER_ID = "Kubernetes"
 MESH_ID = "cluster.local"
-PROMETHEUS_PORT = 15090
 
 XDS_CLUSTER = "xds-grpc"
 PROMETHEUS_CLUSTER = "prometheus_stats"
@@ -104,7 +104,7 @@ def envoy_bootstrap(
     workload: Workload,
     xds: XdsAddress,
     *,
-    admin_port: int = 15000,
+    admin_port: int = ADMIN_PORT,
     istio_version: str = ISTIO_VERSION,
 ) -> dict[str, Any]:
     """The bootstrap of `workload`'s sidecar: its node identity, admin, ADS to `xds`, the stats listener.

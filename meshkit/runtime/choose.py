@@ -13,13 +13,14 @@ import os
 import shutil
 from pathlib import Path
 
+from ..constants import AUTO, CAPTURES, IPTABLES, USERSPACE
 from ..model import bookinfo
+from .base import Runtime
 from .errors import RuntimeProblem
 from .local import TOOLS, LocalRuntime
 from .userspace import UserspaceRuntime
 
-IPTABLES, USERSPACE, AUTO = "iptables", "userspace", "auto"
-CAPTURES = (AUTO, IPTABLES, USERSPACE)
+__all__ = ["AUTO", "CAPTURES", "IPTABLES", "USERSPACE", "create", "iptables_problem", "resolve"]
 
 
 def iptables_problem() -> str | None:
@@ -42,10 +43,8 @@ def resolve(requested: str | None = None) -> str:
     return wanted
 
 
-def create(home: Path, requested: str | None = None) -> LocalRuntime | UserspaceRuntime:
+def create(home: Path, requested: str | None = None) -> Runtime:
     """The runtime for `home` with its topology (`.topology`) on free addresses; `.capture` says which."""
     if resolve(requested) == USERSPACE:
         return UserspaceRuntime.create(home)
-    runtime = LocalRuntime(home, bookinfo(pod_subnet=LocalRuntime.allocate_subnet(home)))
-    runtime.capture = IPTABLES  # type: ignore[attr-defined]
-    return runtime
+    return LocalRuntime(home, bookinfo(pod_subnet=LocalRuntime.allocate_subnet(home)))

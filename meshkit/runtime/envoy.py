@@ -9,10 +9,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from ..constants import PROXY_UID
 from .errors import RuntimeProblem
 from .netns import command_in
-
-PROXY_UID = 1337  # Istio's proxy uid/gid; the capture rules let its traffic pass uncaptured
 
 ENVOY_FLAGS = (
     "--disable-hot-restart", "--concurrency", "1", "--drain-time-s", "1",

@@ -1,28 +1,84 @@
-"""The runtime of the boss inside a kind cluster: pods are Kubernetes' business, not ours."""
+"""The runtime of a boss without pods: the kind cluster's, where Kubernetes runs them.
+
+`meshkit serve-xds` (standalone.py) gives the daemon's control-plane handlers this runtime. The
+lifecycle calls are no-ops (Kubernetes started the pods and will stop them; the boss records
+nothing that outlives it), and every operation that needs to be inside a pod raises
+`NotOnThisRuntime`: on kind those run client-side, through `kubectl` (kind_mesh.py).
+"""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
-from types import SimpleNamespace
+from typing import ClassVar, NoReturn
 
 from ..constants import IPTABLES
 from ..model import Topology, bookinfo
+from .base import Runtime
+from .bootstrap import XdsAddress
+from .errors import NotOnThisRuntime
 
 
 class InCluster:
-    """The little the control-plane operations ask of a runtime, for a boss without local pods."""
+    """The little the daemon's control-plane handlers ask of a runtime, for a boss in a cluster."""
 
-    capture = IPTABLES  # kind pods are captured by istio-init's iptables rules
+    capture: ClassVar[str] = IPTABLES  # kind pods are captured by istio-init's iptables rules
 
     def __init__(self, listen: str, topology: Topology | None = None, home: Path | None = None) -> None:
         self.listen = listen
         self.topology = topology or bookinfo()
-        self.home = home or Path.cwd()
+        self.home = Path(home or Path.cwd())
+
+    # -- lifecycle: Kubernetes' business -----------------------------------------------------------
+    def preflight(self) -> None:
+        """Nothing to check: the cluster scheduled this boss, so it runs where it can."""
+
+    def start_network(self) -> None:
+        """Nothing to create: the CNI made the pods' network, istio-init their capture."""
+
+    def xds_address(self) -> XdsAddress:
+        """Where `boss start` listens again: `listen` split so that f"{host}:{port}" rebuilds it.
+
+        `listen` may also be "unix:/path" (tests); then `port` is the path, as the rebuild needs.
+        """
+        host, _, port = self.listen.rpartition(":")
+        return XdsAddress(host, int(port) if port.isdigit() else port)  # type: ignore[arg-type]
+
+    def start_pods(self, xds: XdsAddress) -> NoReturn:
+        self._not_here("start_pods", "the Deployments start them: `meshkit cluster up`")
+
+    def wait_apps(self, timeout: float = 30.0) -> NoReturn:
+        self._not_here("wait_apps", "`kubectl get pods` shows their readiness")
+
+    def stop(self) -> None:
+        """Nothing to stop: the pods are the cluster's (`meshkit cluster down` deletes it)."""
+
+    @classmethod
+    def cleanup(cls, home: Path) -> None:
+        """Nothing recorded, nothing to remove."""
+
+    def register_pid(self, pid: int) -> None:
+        """No state file to record it in: Kubernetes restarts or stops this process."""
+
+    # -- inside a pod: client-side on kind ------------------------------------------------------
+    def connect(self, pod: str, host: str, port: int, timeout: float = 5.0) -> socket.socket:
+        self._not_here("connect", "kind_mesh.py runs it through `kubectl exec` into the pod")
+
+    def admin_get(self, pod: str, path: str) -> str:
+        self._not_here("admin_get", "kind_mesh.py reads the admin API through its port-forward")
+
+    def access_log(self, pod: str) -> Path:
+        self._not_here("access_log", "`kubectl logs <pod> -c istio-proxy` is the access log")
+
+    def pod_view(self, pod: str, what: str) -> str:
+        self._not_here("pod_view", "kind_mesh.py reads it with `kubectl logs` / `kubectl exec`")
 
     def outside(self) -> None:
         return None  # no outside-world server runs in the cluster
 
-    def xds_address(self) -> SimpleNamespace:
-        """Where `boss start` listens again: `listen` split so that f"{host}:{port}" rebuilds it."""
-        host, _, port = self.listen.rpartition(":")
-        return SimpleNamespace(host=host, port=port)
+    def _not_here(self, operation: str, fix: str) -> NoReturn:
+        raise NotOnThisRuntime(f"{operation} is not on this runtime (the in-cluster boss has no pods of its own)",
+                               fix)
+
+
+_: type[Runtime] = InCluster

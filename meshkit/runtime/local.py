@@ -8,7 +8,6 @@ fresh process can tear down a mesh whose owner was killed with SIGKILL.
 
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
 import socket
@@ -16,21 +15,21 @@ import subprocess
 import time
 from ipaddress import IPv4Network, ip_network
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from ..constants import ADMIN_PORT, APP_UID, IPTABLES, XDS_PORT
 from ..model import Topology, Workload
 from . import capture, netns
+from .admin import AdminClient
 from .apps import HERE as APPS_DIR
 from .apps import app_command, app_python
+from .base import POD_VIEWS, Runtime
 from .bootstrap import XdsAddress, envoy_bootstrap
 from .envoy import find_envoy, start_envoy
 from .errors import RuntimeProblem
 from .processes import PodProcesses, mesh_id
 from .shared import world_usable
 
-APP_UID = 1000  # any uid but the proxy's: the apps' outbound calls must be captured
-ADMIN_PORT = 15000
-XDS_PORT = 15010
 OUTSIDE_HOST = "httpbin.example.com"  # .example.com is reserved (RFC 2606): nothing real answers it
 OUTSIDE_PORTS = (9080, 8080)  # 9080: a port the sidecars have an HTTP listener for; 8080: none
 POD_PREFIX = 24
@@ -40,10 +39,18 @@ NOT_ROOT_FIX = (
     "iptables capture needs root or an unprivileged user namespace; run with sudo, "
     "or use the kind cluster path (meshkit cluster up)"
 )
+VIEW_COMMANDS = {  # what `pod_view` runs inside the pod's netns, per view
+    "iptables": ["iptables-save", "-t", "nat"],
+    "sockets": ["ss", "-ltnp"],
+    "hosts": ["cat", "/etc/hosts"],
+    "addresses": ["ip", "-brief", "address"],
+}
 
 
 class LocalRuntime(PodProcesses):
     """Pods of `topology` as network namespaces on this machine, under `home`."""
+
+    capture: ClassVar[str] = IPTABLES
 
     def __init__(self, home: Path, topology: Topology) -> None:
         super().__init__(home, topology)
@@ -214,10 +221,15 @@ class LocalRuntime(PodProcesses):
         The body comes back whatever the status: Envoy's own words (`PRE_INITIALIZING` from
         /ready, the list of endpoints for an unknown path) say more than a status code.
         """
-        conn = http.client.HTTPConnection("127.0.0.1", ADMIN_PORT, timeout=timeout)
-        conn.sock = self.connect(pod, "127.0.0.1", ADMIN_PORT, timeout)
-        try:
-            conn.request("GET", path)
-            return conn.getresponse().read().decode("utf-8", "replace")
-        finally:
-            conn.close()
+        return AdminClient(lambda: self.connect(pod, "127.0.0.1", ADMIN_PORT, timeout), timeout=timeout).text(path)
+
+    def pod_view(self, pod: str, what: str) -> str:
+        """A read-only look inside the pod's netns: its nat rules, listening sockets, hosts file, addresses."""
+        if what not in VIEW_COMMANDS:
+            raise RuntimeProblem(f"unknown view {what!r}", f"choose one of {', '.join(POD_VIEWS)}")
+        argv = ["ip", "netns", "exec", self.netns(pod), *VIEW_COMMANDS[what]]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+        return result.stdout + result.stderr
+
+
+_: type[Runtime] = LocalRuntime

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import http.client
 import json
 import os
 import socket
@@ -42,21 +41,21 @@ import tempfile
 import time
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from ..constants import ADMIN_PORT, INBOUND_PORT, OUTBOUND_PORT, SIDECAR_PORTS, USERSPACE, XDS_PORT
 from ..model import Topology, bookinfo
+from .admin import AdminClient
 from .apps import HERE as APPS_DIR
 from .apps import app_command
+from .base import POD_VIEWS, Runtime
 from .bootstrap import XdsAddress, envoy_bootstrap
 from .envoy import ENVOY_FLAGS, find_envoy
 from .errors import RuntimeProblem
 from .local import OUTSIDE_HOST, OUTSIDE_PORTS
 from .processes import PodProcesses, mesh_id
 
-CAPTURE = "userspace"
-ADMIN_PORT, OUTBOUND_PORT, INBOUND_PORT, PROMETHEUS_PORT = 15000, 15001, 15006, 15090
-SIDECAR_PORTS = (ADMIN_PORT, OUTBOUND_PORT, INBOUND_PORT, PROMETHEUS_PORT)
-XDS_PORT = 15010
+CAPTURE = USERSPACE
 OUTSIDE_OCTET = 253  # 127.N.253.1: the outside world, on no pod's address
 INBOUND_BIND = "127.0.0.6"
 CAPTURE_SCRIPT = Path(__file__).resolve().parent / "userspace_capture.py"
@@ -75,7 +74,7 @@ def _loopback_fix(addresses: list[str]) -> str:
 class UserspaceRuntime(PodProcesses):
     """Pods of `topology` as processes on 127.N.x.y addresses, with a capture process as iptables."""
 
-    capture = CAPTURE
+    capture: ClassVar[str] = CAPTURE
 
     def __init__(self, home: Path, topology: Topology, block: int) -> None:
         super().__init__(home, topology, capture=CAPTURE, block=block)
@@ -317,13 +316,9 @@ class UserspaceRuntime(PodProcesses):
         return sock
 
     def admin_get(self, pod: str, path: str, timeout: float = 5.0) -> str:
-        workload = self.topology.workload(pod)
-        conn = http.client.HTTPConnection(workload.ip, ADMIN_PORT, timeout=timeout)
-        try:
-            conn.request("GET", path)
-            return conn.getresponse().read().decode("utf-8", "replace")
-        finally:
-            conn.close()
+        """GET a path of the pod's Envoy admin (on the pod IP here); the body whatever the status."""
+        address = (self.topology.workload(pod).ip, ADMIN_PORT)
+        return AdminClient(lambda: socket.create_connection(address, timeout), timeout=timeout).text(path)
 
     def pod_view(self, pod: str, what: str) -> str:
         """The read-only pod views of `mesh.pod_info`, as this mode has them."""
@@ -340,7 +335,7 @@ class UserspaceRuntime(PodProcesses):
             mine = (workload.ip + ":", self.app_ip(pod) + ":")
             out = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True, check=False).stdout.splitlines()
             return "\n".join([out[0], *(line for line in out[1:] if any(m in line for m in mine))]) + "\n"
-        raise RuntimeProblem(f"unknown view {what!r}", "choose one of iptables, sockets, hosts, addresses")
+        raise RuntimeProblem(f"unknown view {what!r}", f"choose one of {', '.join(POD_VIEWS)}")
 
     def capture_rules(self, pod: str) -> str:
         """What the capture process does for `pod`, in the shape of istio-init's nat table."""
@@ -363,6 +358,9 @@ class UserspaceRuntime(PodProcesses):
         lines.append("# not captured: other ports of the pod IP, and calls the app makes to addresses that are "
                      "neither a Service VIP mirror nor a pod IP")
         return "\n".join(lines) + "\n"
+
+
+_: type[Runtime] = UserspaceRuntime
 
 
 def _bindable(address: str, port: int) -> bool:

@@ -54,7 +54,7 @@ class PlaneService:
         return self.plane
 
     @property
-    def topology(self) -> Topology:
+    def book(self) -> Topology:
         """The boss's book as it stands (Starting while the mesh boots)."""
         return self._plane().topology
 

@@ -28,7 +28,7 @@ class PodService:
     async def curl(self, pod: str, url: str, headers: dict | None = None, n: int = 1, method: str = "GET",
                    timeout_s: float = 10.0) -> list[p.CurlRow]:
         workload = self._boss.pods([pod])[0]
-        topology, runtime = self._boss.topology, self._runtime
+        topology, runtime = self._boss.book, self._runtime
         try:
             host, port, path = curl.parse_url(url)
         except ValueError as exc:
@@ -52,7 +52,7 @@ class PodService:
         """Open a TCP connection from inside a pod (captured like the app's), send text, read the reply."""
         workload = self._boss.pods([pod])[0]
         runtime = self._runtime
-        address = resolve(self._boss.topology, host, runtime.outside())
+        address = resolve(self._boss.book, host, runtime.outside())
 
         def run() -> dict:
             return curl.tcp_exchange(lambda: runtime.connect(workload.name, address, int(port), 5.0),

@@ -28,9 +28,9 @@ import yaml
 from google.protobuf import json_format
 
 from ..errors import InvalidInput, Nack
-from ..protocol import all_acked
 from ..inspect import dump as config_dump
 from ..model.raw import is_raw_document, load_documents, parse_document
+from ..protocol import acked_pods
 from .base import View, status_html
 
 __all__ = [
@@ -213,7 +213,7 @@ def describe_outcome(result: Mapping[str, Any] | None = None, error: Exception |
     if error is not None:
         return f"not applied: {error}", "error"
     result = result or {}
-    acked = sorted(pod for pod, types in result.get("results", {}).items() if types and set(types.values()) == {"ACK"})
+    acked = acked_pods(result)
     changes = result.get("changes", [])
     ms = result.get("duration_ms") or 0.0
     if not changes:

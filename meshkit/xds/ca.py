@@ -22,17 +22,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from meshkit.constants import spiffe_id
 from meshkit.model.constants import TRUST_DOMAIN
 
 DEFAULT_TTL_S = 600.0
 ROOT_TTL_S = 10 * 365 * 24 * 3600.0
 GRACE_RATIO = 0.5  # rotate once this fraction of the lifetime is left
 CLOCK_SKEW_S = 60.0  # not_before is backdated, as Istio does, so slightly skewed peers accept it
-
-
-def spiffe_id(namespace: str, service_account: str, trust_domain: str = TRUST_DOMAIN) -> str:
-    """`spiffe://cluster.local/ns/default/sa/bookinfo-productpage`."""
-    return f"spiffe://{trust_domain}/ns/{namespace}/sa/{service_account}"
 
 
 @dataclass(frozen=True)

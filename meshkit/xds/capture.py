@@ -24,11 +24,10 @@ from collections.abc import Sequence
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.listener.proxy_protocol.v3 import proxy_protocol_pb2
 
+from ..constants import IPTABLES, USERSPACE
 from ..model import Topology, Workload
 from . import filters, names
 
-IPTABLES = "iptables"
-USERSPACE = "userspace"
 CAPTURE_MODES = (IPTABLES, USERSPACE)
 PROXY_PROTOCOL = "envoy.filters.listener.proxy_protocol"
 
@@ -48,7 +47,7 @@ def proxy_protocol() -> listener_components_pb2.ListenerFilter:
 
 def adapt(listeners: Sequence[listener_pb2.Listener], topology: Topology, proxy: Workload) -> list:
     """The listeners as `topology.capture` needs them (unchanged for iptables)."""
-    if getattr(topology, "capture", IPTABLES) != USERSPACE:
+    if topology.capture != USERSPACE:
         return list(listeners)
     for listener in listeners:
         if listener.name not in (names.VIRTUAL_OUTBOUND, names.VIRTUAL_INBOUND):

@@ -31,8 +31,8 @@ from envoy.config.core.v3 import address_pb2, protocol_pb2
 from envoy.extensions.network.dns_resolver.cares.v3 import cares_dns_resolver_pb2 as cares
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 
+from meshkit.constants import spiffe_id
 from meshkit.model import MeshConfig, Service, ServicePort, Topology, Workload
-from meshkit.model.constants import TRUST_DOMAIN
 from meshkit.model.istio import IstioResource
 
 from . import destination_rule as dr
@@ -120,10 +120,6 @@ def outbound_cluster(
     for policy in policies:
         policy(cluster)
     return cluster
-
-
-def spiffe_id(namespace: str, service_account: str) -> str:
-    return f"spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{service_account}"
 
 
 TLS_MODE_ISTIO = "tlsMode-istio"

@@ -9,11 +9,12 @@ prefixes of 1.23+ (`DelimitedStatsPrefix`).
 
 from __future__ import annotations
 
+from meshkit.constants import INBOUND_PORT, OUTBOUND_PORT
 from meshkit.model import REGISTRY_ONLY, MeshConfig
 
 # Ports istiod's meshConfig defaults give the capture listeners (proxyListenPort, proxyInboundListenPort).
-OUTBOUND_CAPTURE_PORT = 15001
-INBOUND_CAPTURE_PORT = 15006
+OUTBOUND_CAPTURE_PORT = OUTBOUND_PORT
+INBOUND_CAPTURE_PORT = INBOUND_PORT
 
 WILDCARD = "0.0.0.0"
 

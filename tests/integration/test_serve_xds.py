@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from meshkit.inspect.admin import AdminClient, AdminError
 from meshkit.model import bookinfo
 from meshkit.runtime import netns
+from meshkit.runtime.admin import AdminClient, AdminError
 from meshkit.runtime.bootstrap import XdsAddress, envoy_bootstrap
 from meshkit.runtime.envoy import start_envoy
 

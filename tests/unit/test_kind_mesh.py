@@ -21,14 +21,15 @@ from pathlib import Path
 import pytest
 
 import meshkit
-from meshkit import kind_mesh
-from meshkit.control import ControlError, NotRunning
+from meshkit import client
+from meshkit.client.kind import KindTransport
+from meshkit.errors import EnvironmentProblem, InvalidInput, MeshError, NotFound, NotRunning
 from meshkit.lab.session import Lab
 from meshkit.lab.spec import Exercise, LabSpec, Outcome, Verdict
 from meshkit.runtime import kind
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes" / "bin"
-POD_CLIENT = Path(kind_mesh.__file__).parent / "runtime" / "apps" / "pod_client.py"
+POD_CLIENT = Path(meshkit.__file__).parent / "runtime" / "apps" / "pod_client.py"
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def cluster(tmp_path: Path, control_port: int = 1) -> kind.ClusterInfo:
 
 def test_curl_execs_the_pod_client_in_the_app_container_and_reads_flags_from_the_sidecars_stdout(
         fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    mesh = kind_mesh.KindMesh(cluster(tmp_path))
+    mesh = client.Mesh(KindTransport(cluster(tmp_path)))
     replies = [
         {"request_id": "r-1", "status": 200, "elapsed_ms": 4.2, "pod": "reviews-v2-5b7f9c6d4f-x2k4p",
          "version": "v2", "client_address": "10.244.0.9:41000"},
@@ -77,7 +78,7 @@ def test_curl_execs_the_pod_client_in_the_app_container_and_reads_flags_from_the
     assert [(r["status"], r["flags"], r["version"]) for r in rows] == [(200, "-", "v2"), (503, "UF", "")]
     assert rows[0]["upstream_host"] == "10.244.0.23:9080" and rows[0]["route_name"] == "default"
     exec_call, logs_call = calls(fake)
-    assert exec_call[:11] == ["kubectl", "--kubeconfig", str(mesh.info.kubeconfig), "-n", "default", "exec",
+    assert exec_call[:11] == ["kubectl", "--kubeconfig", str(mesh.transport.info.kubeconfig), "-n", "default", "exec",
                               "deployment/productpage-v1", "-c", "productpage", "--", "python"]
     assert exec_call[11:15] == ["-I", "/opt/meshkit-apps/pod_client.py", "curl", exec_call[14]]
     assert json.loads(exec_call[14]) == {"url": "http://reviews:9080/reviews/0", "headers": {"end-user": "jason"},
@@ -88,7 +89,7 @@ def test_curl_execs_the_pod_client_in_the_app_container_and_reads_flags_from_the
 
 def test_a_full_pod_name_maps_to_its_deployment_and_tcp_and_views_use_the_same_client(
         fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    mesh = kind_mesh.KindMesh(cluster(tmp_path))
+    mesh = client.Mesh(KindTransport(cluster(tmp_path)))
     monkeypatch.setenv("FAKE_KUBECTL_EXEC", json.dumps({"reply": "hi\n", "error": "", "elapsed_ms": 2.0}))
     assert mesh.tcp("reviews-v2-5b7f9c6d4f-x2k4p", "tcp-echo", 9000, "hi\n")["reply"] == "hi\n"
     monkeypatch.setenv("FAKE_KUBECTL_EXEC", json.dumps("127.0.0.1 localhost\n"))
@@ -98,29 +99,28 @@ def test_a_full_pod_name_maps_to_its_deployment_and_tcp_and_views_use_the_same_c
     assert rules.startswith("# the nat table as istio-init installed it") and "-j ISTIO_OUTPUT" in rules
     tcp_call, hosts_call, init_call = calls(fake)
     assert tcp_call[5:9] == ["exec", "deployment/reviews-v2", "-c", "reviews"]
-    assert json.loads(tcp_call[-1]) == {"host": "tcp-echo", "port": 9000, "text": "hi\n"}
+    assert json.loads(tcp_call[-1]) == {"host": "tcp-echo", "port": 9000, "text": "hi\n", "timeout": 3.0}
     assert hosts_call[5:9] == ["exec", "deployment/tcp-echo-v1", "-c", "tcp-echo"]
     assert hosts_call[13:16] == ["view", "hosts", "productpage"]  # then every Service name, for DNS
     assert init_call[5:9] == ["logs", "deployment/ratings-v1", "-c", "istio-init"]
-    with pytest.raises(ControlError, match="unknown pod 'nope'"):
+    with pytest.raises(NotFound, match="unknown pod 'nope'"):
         mesh.tcp("nope", "x", 1)
-    with pytest.raises(ControlError, match="unknown view"):
+    with pytest.raises(InvalidInput, match="unknown view"):
         mesh.pod_info("ratings-v1", "routes")
 
 
 def test_kubectl_failures_reach_the_learner_with_kubectls_words(
         fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    mesh = kind_mesh.KindMesh(cluster(tmp_path))
+    mesh = client.Mesh(KindTransport(cluster(tmp_path)))
     monkeypatch.setenv("FAKE_FAIL", "kubectl*exec*")
-    with pytest.raises(ControlError, match="container not found") as caught:
+    with pytest.raises(EnvironmentProblem, match="container not found"):
         mesh.curl_rows("productpage-v1", "http://reviews:9080/")
-    assert caught.value.problem == "environment"
     monkeypatch.setenv("FAKE_FAIL", "")
     monkeypatch.setenv("FAKE_KUBECTL_EXEC", "Defaulted container \"productpage\"\nnot json")
-    with pytest.raises(ControlError, match="not JSON"):
+    with pytest.raises(MeshError, match="not JSON"):
         mesh.tcp("productpage-v1", "tcp-echo", 9000)
     monkeypatch.setenv("PATH", "/nonexistent")
-    with pytest.raises(ControlError, match="kubectl is not on PATH"):
+    with pytest.raises(EnvironmentProblem, match="kubectl is not on PATH"):
         mesh.tcp("productpage-v1", "tcp-echo", 9000)
 
 
@@ -132,9 +132,9 @@ def test_connect_without_a_cluster_says_how_to_make_one(fake: Path, tmp_path: Pa
     monkeypatch.setenv("MESHKIT_RUNTIME", "kind")
     monkeypatch.setenv("MESHKIT_KIND_CLUSTER", "other")
     with pytest.raises(NotRunning, match="no kind mesh 'other'"):
-        meshkit.api.up()  # what lab.mesh calls: on kind it attaches, it never boots a local mesh
+        meshkit.up()  # what lab.mesh calls: on kind it attaches, it never boots a local mesh
     monkeypatch.setenv("MESHKIT_RUNTIME", "moon")
-    with pytest.raises(ControlError, match="unknown runtime 'moon'"):
+    with pytest.raises(InvalidInput, match="unknown runtime 'moon'"):
         meshkit.connect()
 
 
@@ -155,7 +155,7 @@ def test_a_local_only_exercise_says_so_on_kind_instead_of_failing(tmp_path: Path
                  lambda m: ran.append("applied ex2"), runtimes=("local",), elsewhere="it reads a network namespace"),
     ), runtime_notes=(("kind", "pod_info('iptables') is istio-init's log"),))
     lab = Lab(spec, home=str(tmp_path))
-    lab._mesh = kind_mesh.KindMesh(cluster(tmp_path))
+    lab._mesh = client.Mesh(KindTransport(cluster(tmp_path)))
     result = lab.check("ex2")
     assert result.outcome is Outcome.ELSEWHERE and "local only: it reads a network namespace" in result.message
     assert ran == []

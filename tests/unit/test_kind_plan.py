@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from meshkit import api, cli
+from meshkit import cli, client
 from meshkit.runtime import kind
 from meshkit.runtime.errors import RuntimeProblem
 
@@ -174,10 +174,10 @@ def test_without_home_the_cluster_lives_where_every_other_command_keeps_state(
     monkeypatch.delenv("MESHKIT_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     want = tmp_path / ".meshkit" / "kind" / "meshkit"
-    assert kind.state_dir("meshkit") == want == api.home_dir() / "kind" / "meshkit"
+    assert kind.state_dir("meshkit") == want == client.home_dir() / "kind" / "meshkit"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MESHKIT_HOME", "rel")
-    assert kind.state_dir("x") == tmp_path / "rel" / "kind" / "x" == api.home_dir() / "kind" / "x"
+    assert kind.state_dir("x") == tmp_path / "rel" / "kind" / "x" == client.home_dir() / "kind" / "x"
     assert kind.state_dir("x", "elsewhere") == tmp_path / "elsewhere" / "kind" / "x"
 
 

@@ -175,8 +175,8 @@ def test_envoy_takes_its_node_identity_from_the_downward_api_values(rendered: Pa
 def test_the_control_plane_runs_serve_xds_on_its_fixed_service(rendered: Path) -> None:
     (deployment,) = [d for d in objects(rendered, "Deployment") if d["metadata"]["name"] == kind.XDS_NAME]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["meshkit", "serve-xds", "--listen", "0.0.0.0:15010", "--topology",
-                                    "bookinfo", "--learn-pod-ips", "--control", "127.0.0.1:15011"]
+    assert container["command"] == ["meshkit", "serve-xds", "--listen", "0.0.0.0:15010", "--learn-pod-ips",
+                                    "--control", "127.0.0.1:15011"]
     # the control protocol stays on the pod's loopback: no Service port, only `cluster up`'s port-forward
     (service,) = [s for s in objects(rendered, "Service") if s["metadata"]["name"] == kind.XDS_NAME]
     assert [p["port"] for p in service["spec"]["ports"]] == [kind.XDS_PORT]

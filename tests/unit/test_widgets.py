@@ -1,6 +1,6 @@
 """Widgets without a live mesh: pure YAML builders, weights, diffs, and state transitions.
 
-Where a widget needs a mesh, `FakeMesh` stands in for `meshkit.api.Mesh` (same method names);
+Where a widget needs a mesh, `FakeMesh` is a real `Mesh` over the contract-checked `FakeTransport`;
 its admin API serves real Envoy 1.40 JSON captured in tests/fixtures, never invented Envoy
 answers. The live-mesh versions of these tests run against real sidecars (tests marked `mesh`).
 """
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from meshkit.control import ControlError
+from meshkit.client.fake import FakeTransport, Mesh
+from meshkit.errors import InvalidInput, Nack, NotRunning
 from meshkit.inspect import dump as config_dump
 from meshkit.model.istio import parse_istio
 from meshkit.widgets import base
@@ -46,73 +47,13 @@ ENVOY = REPO / "tests" / "fixtures" / "envoy"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
-def workload(name: str, ip: str) -> dict:
-    app, version = name.rsplit("-", 1)
-    return {"name": name, "ip": ip, "labels": {"app": app, "version": version}, "sidecar": True}
+def FakeMesh(dump: str = "config_dump.json") -> Mesh:  # noqa: N802 - reads as the stand-in it is
+    """A real `Mesh` over the contract-checked `FakeTransport`, replaying real captured admin JSON.
 
-
-class FakeMesh:
-    """A `Mesh`-shaped stand-in for unit tests: records orders, replays real captured admin JSON.
-
-    `push_event()` plays the boss reporting a sync event; `events()` long-polls like the real one.
+    The transport records orders (`applied`, `curls`), takes canned trouble (`apply_error`, `rules`)
+    and plays the boss reporting a sync event (`push_event`).
     """
-
-    def __init__(self, dump: str = "config_dump.json") -> None:
-        self.dump = (ENVOY / dump).read_text()
-        self.clusters = (ENVOY / "clusters.json").read_text()
-        self.applied: list[tuple[str, list[str] | None]] = []
-        self.apply_error: Exception | None = None
-        self.rules: list[dict] = []
-        self.curls = 0
-        self.seq = 0
-        self._events: queue.Queue[dict] = queue.Queue()
-
-    def admin(self, pod: str, path: str) -> str:
-        return self.dump if path.startswith("/config_dump") else self.clusters
-
-    def topology(self) -> dict:
-        names = {"productpage-v1": "10.244.0.12", "reviews-v1": "10.244.0.14", "reviews-v2": "10.244.0.15",
-                 "reviews-v3": "10.244.0.16", "ratings-v1": "10.244.0.13", "details-v1": "10.244.0.11"}
-        return {"services": [{"name": "reviews", "vip": "10.96.0.14", "selector": {"app": "reviews"}}],
-                "workloads": [workload(n, ip) for n, ip in names.items()]}
-
-    def pods(self) -> list[str]:
-        return [w["name"] for w in self.topology()["workloads"]]
-
-    def get(self, kind: str) -> list[dict]:
-        return self.rules if kind == "DestinationRule" else []
-
-    def apply(self, text: str, pods: list[str] | None = None) -> dict:
-        self.applied.append((text, pods))
-        if self.apply_error is not None:
-            raise self.apply_error
-        return {"id": len(self.applied), "changes": [{"pod": "productpage-v1", "type": "RDS", "name": "9080"}],
-                "results": {"productpage-v1": {"RDS": "ACK"}}, "errors": {}, "duration_ms": 12.0, "warnings": []}
-
-    def xds(self, pod: str, text: str = "") -> dict:
-        weight = 100 if not text else 50
-        return {"RDS": [{"name": "9080", "virtual_hosts": [{"name": "reviews.default.svc.cluster.local:9080",
-                                                            "weight": weight}]}],
-                "CDS": [{"name": "outbound|9080|v1|reviews.default.svc.cluster.local"}]}
-
-    def status_rows(self) -> list[dict]:
-        return [{"name": "productpage-v1.default", "cluster": "Kubernetes", "istiod": "meshkit", "version": "",
-                 "types": {"CDS": {"state": "SYNCED"}, "LDS": {"state": "ERROR", "error": "bad filter"}}}]
-
-    def curl_rows(self, pod: str, url: str, headers: dict | None = None, n: int = 1, method: str = "GET") -> list:
-        self.curls += 1
-        return [{"status": 200, "pod": "reviews-v1", "version": "v1"}] * n
-
-    def push_event(self, kind: str, pod: str, type_: str = "LDS") -> None:
-        self.seq += 1
-        self._events.put({"seq": self.seq, "kind": kind, "pod": pod, "type": type_, "time": time.time()})
-
-    def events(self, after: int = 0, timeout: float = 0.0) -> dict:
-        try:
-            batch = [self._events.get(timeout=min(timeout, 0.2))] if timeout else []
-        except queue.Empty:
-            batch = []
-        return {"last": self.seq, "events": batch}
+    return Mesh(FakeTransport((ENVOY / dump).read_text(), (ENVOY / "clusters.json").read_text()))
 
 
 def wait_until(check, timeout: float = 5.0) -> bool:
@@ -219,12 +160,12 @@ def test_live_xds_diff_of_a_new_listener_with_typed_configs() -> None:
 
 
 def test_describe_outcome() -> None:
-    nack = ControlError("rejected", "nack", {"id": 7, "errors": {"reviews-v1": "Unknown field: x"}})
+    nack = Nack("rejected", {"id": 7, "errors": {"reviews-v1": "Unknown field: x"}})
     text, tone = describe_outcome(error=nack)
     assert tone == "error"
     assert "push 7: NACK from reviews-v1" in text and "  reviews-v1: Unknown field: x" in text
     assert "last good config" in text
-    assert describe_outcome(error=ControlError("bad subset", "invalid"))[0].startswith("refused before")
+    assert describe_outcome(error=InvalidInput("bad subset"))[0].startswith("refused before")
     ok = {"id": 3, "changes": [{}, {}], "results": {"a": {"RDS": "ACK"}, "b": {"RDS": "ACK"}}, "duration_ms": 41.2,
           "warnings": ["host x not found"]}
     assert describe_outcome(ok) == ("push 3: 2 resource(s) changed, ACK from 2 proxies in 41 ms\n"
@@ -275,8 +216,8 @@ def test_env_switch_forces_text() -> None:
 
 def test_sync_table_colours_states() -> None:
     html = SyncTable(FakeMesh(), watch=False).html()
-    assert 'background:#f4cccc" title="">ERROR' in html and "bad filter" in html
-    assert 'background:#d9ead3" title="">SYNCED' in html
+    assert 'background:#f4cccc" title="1">ERROR' in html and "bad filter" in html
+    assert 'background:#d9ead3" title="1">SYNCED' in html
 
 
 # --- graphs ---------------------------------------------------------------------------------------
@@ -287,15 +228,15 @@ def test_proxy_graph_redraws_on_its_ack_and_records_latency() -> None:
     try:
         assert graph.redraws == 1 and "<svg" in graph.html()
         assert "-[80%]-> cluster outbound|9080|v1|reviews.default.svc.cluster.local" in graph.text()
-        mesh.push_event("ACK", "reviews-v1")  # someone else's ACK: no redraw
-        mesh.push_event("SENT", "productpage-v1")  # sent, not yet answered: no redraw
-        mesh.push_event("ACK", "productpage-v1", "RDS")
+        mesh.transport.push_event("ACK", "reviews-v1")  # someone else's ACK: no redraw
+        mesh.transport.push_event("SENT", "productpage-v1")  # sent, not yet answered: no redraw
+        mesh.transport.push_event("ACK", "productpage-v1", "RDS")
         assert wait_until(lambda: graph.redraws == 2)
         time.sleep(0.3)
         assert graph.redraws == 2
         assert graph.last_redraw_latency_s is not None and graph.last_redraw_latency_s < 1.0
         print(f"\nProxyGraph redraw after ACK (fixture dumps, real dot): {graph.last_redraw_latency_s * 1000:.0f} ms")
-        mesh.push_event("NACK", "productpage-v1")
+        mesh.transport.push_event("NACK", "productpage-v1")
         assert wait_until(lambda: graph.redraws == 3)
     finally:
         graph.close()
@@ -311,8 +252,8 @@ def test_proxy_graph_named_by_deployment_redraws_on_the_full_pod_names_ack() -> 
     mesh.topology = lambda: real
     graph = ProxyGraph(mesh, "productpage-v1", listeners=["0.0.0.0_9080"])
     try:
-        mesh.push_event("ACK", "reviews-v1-cg8bj5pwlv-z7g5w")
-        mesh.push_event("ACK", "productpage-v1-cg8bj5pwlv-z7g5w", "RDS")
+        mesh.transport.push_event("ACK", "reviews-v1-cg8bj5pwlv-z7g5w")
+        mesh.transport.push_event("ACK", "productpage-v1-cg8bj5pwlv-z7g5w", "RDS")
         assert wait_until(lambda: graph.redraws == 2)
         time.sleep(0.3)
         assert graph.redraws == 2
@@ -347,7 +288,7 @@ def test_without_dot_graphs_say_how_to_install_it_and_show_text(monkeypatch: pyt
 
 def test_graph_survives_a_mesh_that_is_down() -> None:
     mesh = FakeMesh()
-    mesh.admin = lambda pod, path: (_ for _ in ()).throw(ControlError("no mesh is running", "not-running"))
+    mesh.admin = lambda pod, path: (_ for _ in ()).throw(NotRunning("no mesh is running"))
     graph = ProxyGraph(mesh, "productpage-v1", watch=False)
     assert "could not read the mesh: no mesh is running" in graph.text()
 
@@ -369,13 +310,13 @@ def test_mesh_graph_draws_pods_and_refreshes_live() -> None:
 def test_slider_release_applies_exactly_once() -> None:
     """The front end sends a value once, on release (continuous_update=False): one push, not three."""
     mesh = FakeMesh()
-    mesh.rules = [{"spec": {"host": "reviews", "subsets": [{"name": s} for s in ("v1", "v2", "v3")]}}]
+    mesh.transport.rules = [{"spec": {"host": "reviews", "subsets": [{"name": s} for s in ("v1", "v2", "v3")]}}]
     sliders = WeightSliders(mesh, "reviews", ["v1", "v2", "v3"], weights={"v1": 100})
     assert all(not s.continuous_update for s in sliders.sliders.values())
-    assert mesh.applied == [] and sliders.weights == {"v1": 100, "v2": 0, "v3": 0}
+    assert mesh.transport.applied == [] and sliders.weights == {"v1": 100, "v2": 0, "v3": 0}
     sliders.sliders["v3"].set_state({"value": 20})  # what the comm does with the front end's update
     assert sliders.weights == {"v1": 80, "v2": 0, "v3": 20}
-    assert mesh.applied == [(weights_to_virtual_service("reviews", {"v1": 80, "v2": 0, "v3": 20}), None)]
+    assert mesh.transport.applied == [(weights_to_virtual_service("reviews", {"v1": 80, "v2": 0, "v3": 20}), None)]
     assert "push 1: 1 resource(s) changed, ACK from 1 proxy" in sliders.text()
 
 
@@ -388,17 +329,17 @@ def test_sliders_add_a_destination_rule_when_subsets_are_undefined() -> None:
 
 def test_nack_shows_envoys_text() -> None:
     mesh = FakeMesh()
-    mesh.apply_error = ControlError("rejected", "nack", {"id": 9, "errors": {"productpage-v1": "Proto constraint"}})
+    mesh.transport.apply_error = Nack("rejected", {"id": 9, "errors": {"productpage-v1": "Proto constraint"}})
     form = FaultForm(mesh, "ratings")
     form.delay.value = 2.0
     assert form.apply() is None
     assert "productpage-v1: Proto constraint" in form.text()
-    assert "fixedDelay: 2s" in mesh.applied[0][0]
+    assert "fixedDelay: 2s" in mesh.transport.applied[0][0]
 
 
 def test_header_form_follows_its_fields_and_previews_xds() -> None:
     mesh = FakeMesh()
-    mesh.rules = [{"spec": {"host": "reviews", "subsets": [{"name": s} for s in ("v1", "v2", "v3")]}}]
+    mesh.transport.rules = [{"spec": {"host": "reviews", "subsets": [{"name": s} for s in ("v1", "v2", "v3")]}}]
     form = HeaderMatchForm(mesh, "reviews", preview_pod="productpage-v1")
     form.match_type.value, form.value.value, form.subset.value = "prefix", "Mobile", "v2"
     spec = parse_istio(form.yaml())[0].spec
@@ -416,7 +357,7 @@ def test_yaml_editor_diffs_istio_yaml_via_generated_xds() -> None:
     editor = YamlEditor(mesh, text=weights_to_virtual_service("reviews", {"v1": 50, "v2": 50}))
     assert "-  weight: 100\n+  weight: 50\n" in editor.show_diff()
     editor.apply()
-    assert mesh.applied[0][1] is None
+    assert mesh.transport.applied[0][1] is None
     assert diff_resources(xds_by_name(mesh.xds("p")), xds_by_name(mesh.xds("p"))) == ""
 
 
@@ -425,9 +366,9 @@ def test_yaml_editor_diffs_raw_resources_against_the_pods_dump_and_reports_refus
     editor = YamlEditor(mesh, pods=["productpage-v1"],
                         text='"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster\nname: x\nbogus: 1\n')
     assert editor.show_diff().startswith("cannot diff:") and "bogus" in editor.last_diff
-    mesh.apply_error = ControlError("unknown field 'bogus'", "invalid")
+    mesh.transport.apply_error = InvalidInput("unknown field 'bogus'")
     editor.apply()
-    assert mesh.applied[0][1] == ["productpage-v1"]
+    assert mesh.transport.applied[0][1] == ["productpage-v1"]
     assert "refused before anything was pushed" in editor.text()
 
 
@@ -442,9 +383,9 @@ def test_traffic_panel_starts_and_stops() -> None:
         assert wait_until(lambda: panel.sent >= 3)
         panel.toggle.value = False
         assert not panel.running and not panel._thread.is_alive()
-        sent = mesh.curls
+        sent = mesh.transport.curls
         time.sleep(0.2)
-        assert mesh.curls == sent
+        assert mesh.transport.curls == sent
         text = panel.text()
         assert "headers: end-user: jason" in text and "reviews-v1 (v1)" in text and "100%" in text
     finally:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ...constants import default_home
+from ...constants import ADMIN_PORT, CONTROL_PORT, XDS_PORT, default_home
 from ...model import Topology
 from ...model.schema import ANY, Obj, check
 from ..errors import RuntimeProblem
@@ -35,14 +35,11 @@ IMAGES = ("xds", "app", "init")
 
 SYSTEM_NAMESPACE = "meshkit-system"
 XDS_NAME = "meshkit-xds"
-XDS_PORT = 15010
 XDS_HOST_OFFSET = 15  # meshkit-xds gets .15 of the cluster's service subnet (.1 API server, .10 kube-dns)
 # meshkit's control protocol (status, apply, ...) on the pod's own loopback: no other pod reaches it,
 # only `kubectl port-forward` (which dials localhost inside the pod) with the cluster's credentials.
-CONTROL_PORT = 15011
 CONTROL_NAME = "meshkit-control"
 VIP_CIDR_NAME = "meshkit-vips"
-ADMIN_PORT = 15000
 PORT_BASE = 25000
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
+from ...constants import INBOUND_PORT, OUTBOUND_PORT, PROMETHEUS_PORT, PROXY_UID
 from ...model import Topology, Workload, bookinfo
 from ...model.bookinfo import DEFAULT_SERVICE_SUBNET
 from ..bootstrap import XdsAddress, envoy_bootstrap
-from ..envoy import PROXY_UID
 from ..errors import RuntimeProblem
 from .config import (
     ADMIN_PORT,
@@ -38,12 +38,11 @@ from .config import (
 )
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshkit"}
-XDS_COMMAND = ("meshkit", "serve-xds", "--listen", f"0.0.0.0:{XDS_PORT}", "--topology", "bookinfo",
-               "--learn-pod-ips", "--control", f"127.0.0.1:{CONTROL_PORT}")
-PROMETHEUS_PORT = 15090
+XDS_COMMAND = ("meshkit", "serve-xds", "--listen", f"0.0.0.0:{XDS_PORT}", "--learn-pod-ips",
+               "--control", f"127.0.0.1:{CONTROL_PORT}")
 INIT_SCRIPT_PATH = "/usr/local/bin/istio-iptables.sh"
-CAPTURE_ARGS = ("-p", "15001", "-z", "15006", "-u", str(PROXY_UID), "-g", str(PROXY_UID),
-                "-d", "15090,15021,15020")
+CAPTURE_ARGS = ("-p", str(OUTBOUND_PORT), "-z", str(INBOUND_PORT), "-u", str(PROXY_UID), "-g", str(PROXY_UID),
+                "-d", f"{PROMETHEUS_PORT},15021,15020")  # 15021/15020: pilot-agent's, excluded as Istio does
 BOOTSTRAP_DIR = "/etc/istio/proxy"
 APPS_DIR = "/opt/meshkit-apps"
 BOOTSTRAP_FILE = "envoy-bootstrap.json"

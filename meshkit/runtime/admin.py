@@ -1,8 +1,9 @@
 """A tiny HTTP/1.1 client for Envoy's admin API, over any socket the caller can open.
 
-The admin port of a sidecar listens on 127.0.0.1 *inside the pod*, so the runtime hands us a
-socket factory that connects from within the pod's network namespace; tests simply connect to a
-local port. Only the standard library is used.
+The admin port of a sidecar listens on 127.0.0.1 *inside the pod*, so each runtime hands it a
+socket factory that reaches there: a connection from within the pod's network namespace
+(iptables capture), the pod IP (userspace capture), a port-forward (kind, `kind_mesh.py`); tests
+simply connect to a local port. The one admin client of meshkit. Only the standard library is used.
 
     >>> admin = AdminClient(lambda: socket.create_connection(("127.0.0.1", 15000)))
     >>> admin.server_info()["state"]
@@ -39,6 +40,14 @@ class AdminClient:
     def __init__(self, connect: Callable[[], socket.socket], *, timeout: float = 10.0) -> None:
         self._connect = connect
         self._timeout = timeout
+
+    def text(self, path: str) -> str:
+        """GET `path` (query included) and return the body whatever the status.
+
+        Envoy's own words (`PRE_INITIALIZING` from /ready with a 503, the list of endpoints for
+        an unknown path with a 404) say more to a learner than a status code.
+        """
+        return self._exchange("GET", path)[2].decode("utf-8", "replace")
 
     def get(self, path: str, params: Mapping[str, str | int | None] | None = None) -> bytes:
         """GET `path` (plus query `params`; a None value adds a bare flag) and return the body."""
@@ -77,6 +86,12 @@ class AdminClient:
         return {e["name"]: e["value"] for e in entries if "name" in e and "value" in e}
 
     def _request(self, method: str, target: str) -> bytes:
+        status, _, body = self._exchange(method, target)
+        if status != 200:
+            raise AdminError(method, target, status, body)
+        return body
+
+    def _exchange(self, method: str, target: str) -> tuple[int, dict[str, str], bytes]:
         head = f"{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
         if method == "POST":
             head += "Content-Length: 0\r\n"
@@ -87,9 +102,7 @@ class AdminClient:
         status, headers, body = _parse_response(raw, method, target)
         if headers.get("transfer-encoding", "").lower() == "chunked":
             body = _dechunk(body)
-        if status != 200:
-            raise AdminError(method, target, status, body)
-        return body
+        return status, headers, body
 
 
 def _with_query(path: str, params: Mapping[str, str | int | None] | None) -> str:

@@ -14,7 +14,7 @@ from typing import ClassVar
 import pytest
 
 from meshkit.inspect import proxy_config as pc
-from meshkit.inspect.admin import AdminClient, AdminError
+from meshkit.runtime.admin import AdminClient, AdminError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "envoy"
 
