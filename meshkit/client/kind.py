@@ -193,7 +193,7 @@ def connect_kind(home: str | os.PathLike | None = None, name: str | None = None,
     except (MeshError, ValueError, KeyError) as exc:
         raise NotRunning(f"{directory / 'forwards.json'} is unreadable: {exc}") from exc
     mesh = Mesh(KindTransport(info, kubectl))
-    if not mesh._call(p.PING, timeout=5.0)["ready"]:
+    if not mesh.ping()["ready"]:
         raise Starting("the mesh is still starting")
     return mesh
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..constants import default_home
 from ..errors import EnvironmentProblem, MeshError, NotRunning, Starting, Timeout
-from ..protocol import DOWN, PING
+from ..protocol import DOWN
 from ..runtime.processes import PodProcesses
 from .mesh import Mesh
 from .transport import ControlTransport
@@ -29,7 +29,7 @@ STATUS_FILE = "daemon.json"
 def connect_local(home: str | os.PathLike | None = None) -> Mesh:
     """Attach to the local mesh at `home`; NotRunning if none answers, Starting while it boots."""
     mesh = Mesh(ControlTransport(default_home(home)))
-    if not mesh._call(PING, timeout=5.0)["ready"]:
+    if not mesh.ping()["ready"]:
         raise Starting("the mesh is still starting; try again in a moment")
     return mesh
 

@@ -192,14 +192,18 @@ class Mesh:
                               "runs one)")
         return outside
 
+    def ping(self) -> p.Ping:
+        """Who answers: the boss's pid and home, whether it is ready, its capture mode."""
+        return self._call(p.PING, timeout=5.0)
+
     @property
     def capture(self) -> str:
         """How traffic reaches the sidecars: "iptables" or "userspace" (see `capture_note`)."""
-        return self._call(p.PING, timeout=5.0)["capture"]
+        return self.ping()["capture"]
 
     def capture_note(self) -> str:
         """What differs from Istio's listeners in this mesh's capture mode ("" for iptables)."""
-        return self._call(p.PING, timeout=5.0)["capture_note"]
+        return self.ping()["capture_note"]
 
     # -- inside the pods --------------------------------------------------------------------
     def admin(self, pod: str, path: str) -> str:

@@ -60,7 +60,7 @@ def test_userspace_down_after_sigkill_leaves_nothing(tmp_path: Path):
     home = tmp_path / "killed"
     mesh = meshkit.up(home, capture="userspace")
     state = json.loads((home / "state.json").read_text())
-    os.kill(mesh._call("ping")["pid"], signal.SIGKILL)
+    os.kill(mesh.ping()["pid"], signal.SIGKILL)
     time.sleep(0.2)
     meshkit.down(home)
     alive = [p for p in state["pids"] if Path(f"/proc/{p['pid']}").exists()

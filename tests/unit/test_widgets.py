@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import queue
 import subprocess
 import sys
 import time
@@ -47,7 +46,7 @@ ENVOY = REPO / "tests" / "fixtures" / "envoy"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
-def FakeMesh(dump: str = "config_dump.json") -> Mesh:  # noqa: N802 - reads as the stand-in it is
+def FakeMesh(dump: str = "config_dump.json") -> Mesh:
     """A real `Mesh` over the contract-checked `FakeTransport`, replaying real captured admin JSON.
 
     The transport records orders (`applied`, `curls`), takes canned trouble (`apply_error`, `rules`)
