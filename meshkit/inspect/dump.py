@@ -76,7 +76,9 @@ def versions(dump: dict[str, Any]) -> pd.DataFrame:
     is known); ERROR is Envoy's NACK text from `error_state.details`, kept even when an older
     version is still active. Static resources have no version and are left out.
 
-    >>> versions(dump).query("ERROR != ''")[["NAME", "ERROR"]]
+    >>> versions(nacked_dump).query("ERROR != ''")[["TYPE", "NAME"]]
+      TYPE          NAME
+    5  LDS  bad-listener
     """
     rows = [row for kind in _KINDS for row in _version_rows(dump, kind)]
     table = pd.DataFrame(rows, columns=["TYPE", "NAME", "VERSION", "LAST UPDATED", "STATE", "ERROR"])

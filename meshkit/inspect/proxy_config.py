@@ -357,7 +357,8 @@ def resources(data: dict[str, Any], kind: str, **filters: Any) -> list[dict[str,
     the table's; names are protojson lowerCamelCase (see `dump.to_camel`), without the
     top-level `@type` of the dump's Any wrapper.
 
-    >>> json.dumps(resources(dump, "clusters", fqdn="reviews"), indent=4)
+    >>> [cluster["name"].split("|")[2] for cluster in resources(dump, "clusters", fqdn="reviews")]
+    ['', 'v1', 'v2', 'v3']
     """
     if kind == "listeners":
         found = _select_listeners(data, **_only(filters, "address", "port", "type"))

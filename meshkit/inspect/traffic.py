@@ -5,7 +5,7 @@ Every upstream host of every cluster carries Envoy's counters: `rq_total`, `rq_s
 `hosts(clusters_json)` reads them with each host's health; `delta(before, after)` subtracts an
 earlier sample so a live view shows what happened *since* rather than since Envoy started.
 
-    >>> [(h.cluster, h.address, h.counts.total) for h in hosts(clusters_json) if h.counts.total]
+    >>> [(h.cluster, h.address, h.counts.total) for h in hosts(after) if h.counts.total]
     [('outbound|9080||ratings.default.svc.cluster.local', '127.0.0.13', 60), ...]
     >>> delta(before, after)[("outbound|9080|v1|reviews.default.svc.cluster.local", "127.0.0.14", 46569)]
     Counts(total=31, success=31, error=0)

@@ -134,7 +134,7 @@ class Topology:
     mesh: MeshConfig = field(default_factory=MeshConfig)
     istio: IstioConfig = field(default_factory=IstioConfig)
     # How traffic reaches the sidecars: "iptables" (Istio's REDIRECT) or "userspace" (a capture
-    # process + PROXY protocol, no privileges); see meshkit/xds/capture.py. (issue 6)
+    # process + PROXY protocol, no privileges); see meshkit/xds/capture.py.
     capture: str = IPTABLES
 
     def with_mesh(self, **changes: object) -> Topology:

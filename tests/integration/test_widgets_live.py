@@ -14,14 +14,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import yaml
 
-from meshkit.widgets.editors import (
-    FaultForm,
-    HeaderMatchForm,
-    WeightSliders,
-    YamlEditor,
-    destination_rule,
-    weights_to_virtual_service,
-)
+from meshkit.widgets.builders import destination_rule, weights_to_virtual_service
+from meshkit.widgets.editors import FaultForm, HeaderMatchForm, WeightSliders, YamlEditor
 from meshkit.widgets.graphs import MeshGraph, ProxyGraph
 from meshkit.widgets.panels import SyncTable, TrafficPanel
 

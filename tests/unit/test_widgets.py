@@ -22,11 +22,7 @@ from meshkit.errors import InvalidInput, Nack, NotRunning
 from meshkit.inspect import dump as config_dump
 from meshkit.model.istio import parse_istio
 from meshkit.widgets import base
-from meshkit.widgets.editors import (
-    FaultForm,
-    HeaderMatchForm,
-    WeightSliders,
-    YamlEditor,
+from meshkit.widgets.builders import (
     describe_outcome,
     destination_rule,
     diff_resources,
@@ -38,6 +34,7 @@ from meshkit.widgets.editors import (
     weights_to_virtual_service,
     xds_by_name,
 )
+from meshkit.widgets.editors import FaultForm, HeaderMatchForm, WeightSliders, YamlEditor
 from meshkit.widgets.graphs import DOT_MISSING, MeshGraph, ProxyGraph
 from meshkit.widgets.panels import SyncTable, TrafficPanel, answer_label, distribution, render_distribution
 
