@@ -19,8 +19,13 @@ PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHE
 lab: setup system
 	$(if $(CAPTURE),MESHKIT_CAPTURE=$(CAPTURE) ,)$(VENV)/bin/meshkit lab --port=$(LAB_PORT)
 
+# The pure modules' docstring examples run too (on real captured Envoy JSON: conftest.py).
+DOCTEST_MODULES := meshkit/model meshkit/inspect meshkit/xds/status.py meshkit/widgets/builders.py \
+	meshkit/errors.py meshkit/protocol.py meshkit/constants.py meshkit/client/fake.py
+
 test: setup
 	$(VENV)/bin/ruff check meshkit tests benchmarks
+	$(PY) -m pytest -q --doctest-modules $(DOCTEST_MODULES)
 	$(PY) -m pytest -ra --durations=15 tests
 
 setup: $(VENV)/.installed
