@@ -37,7 +37,7 @@ from .xds.cache import SnapshotCache
 from .xds.control_plane import ControlPlane
 from .xds.resources import SHORT_NAMES
 from .xds.server import AdsServer
-from .xds.status import SyncEvent, SyncState, SyncTracker, TypeSync
+from .xds.status import SyncEvent, SyncTracker
 
 log = logging.getLogger("meshkit.daemon")
 
@@ -209,8 +209,7 @@ class Daemon:
                 "name": f"{pod.name}.{pod.namespace}" if pod else sync.node_id,
                 "pod": pod.name if pod else "",
                 "cluster": "Kubernetes",
-                "connected": sync.connected,
-                "types": {SHORT_NAMES[t]: _type_row(s) for t, s in sync.types.items()},
+                **sync.as_row(),  # connected, state (the link to the boss), since, types
                 "istiod": "meshkit",
                 "version": str(sync.metadata.get("ISTIO_VERSION", "")),
             })
@@ -446,16 +445,6 @@ class Daemon:
     async def op_down(self, args: dict) -> dict:
         asyncio.get_running_loop().call_later(0.05, self.stop)
         return {"stopping": True}
-
-
-def _type_row(sync: TypeSync) -> dict:
-    return {
-        "state": sync.state.value,
-        "version": sync.acked_version or sync.sent_version,
-        "sent": sync.sent_version,
-        "acked": sync.acked_version,
-        "error": sync.error if sync.state is SyncState.ERROR else "",
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
