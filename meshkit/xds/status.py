@@ -31,19 +31,18 @@ log = logging.getLogger(__name__)
 
 
 class SyncState(str, Enum):
-    """A type's state on a proxy; the last two stand in for all of a proxy's types while no stream
-    is open (what it holds is unknown to the boss, and nothing sent can reach it)."""
-
     SYNCED = "SYNCED"
     STALE = "STALE"
     NOT_SENT = "NOT SENT"
     ERROR = "ERROR"
-    DISCONNECTED = "DISCONNECTED"
-    BOSS_STOPPED = "BOSS STOPPED"
 
 
 class Link(str, Enum):
-    """A proxy's line to the boss: its ADS stream is open, closed, or the ADS server is stopped."""
+    """A proxy's line to the boss: its ADS stream is open, closed, or the ADS server is stopped.
+
+    While it is not CONNECTED, a status row shows the link in place of every type's SyncState:
+    the boss cannot know what the proxy holds now, and nothing it sends can reach it.
+    """
 
     CONNECTED = "CONNECTED"
     DISCONNECTED = "DISCONNECTED"
