@@ -65,7 +65,8 @@ class PushRecord(TypedDict, total=False):
 
 
 class TypeSyncRow(TypedDict):
-    state: str  # SYNCED, STALE, NOT SENT, ERROR, ...
+    state: str  # SYNCED, STALE, NOT SENT, ERROR; DISCONNECTED / BOSS STOPPED while no stream is open
+    last_state: str  # what it was when the stream was last open
     version: str
     sent: str
     acked: str
@@ -77,6 +78,8 @@ class SyncRow(TypedDict):
     pod: str
     cluster: str
     connected: bool
+    state: str  # the link to the boss: CONNECTED, DISCONNECTED, BOSS STOPPED
+    since: float | None  # when that link last changed
     types: dict[str, TypeSyncRow]
     istiod: str
     version: str

@@ -85,10 +85,13 @@ class FakeTransport:
                 "workloads": [_workload(n, ip) for n, ip in BOOKINFO_PODS.items()]}
 
     def _status(self) -> list[p.SyncRow]:
-        synced: p.TypeSyncRow = {"state": "SYNCED", "version": "1", "sent": "1", "acked": "1", "error": ""}
-        error: p.TypeSyncRow = {"state": "ERROR", "version": "1", "sent": "2", "acked": "1", "error": "bad filter"}
+        synced: p.TypeSyncRow = {"state": "SYNCED", "last_state": "SYNCED", "version": "1", "sent": "1", "acked": "1",
+                                 "error": ""}
+        error: p.TypeSyncRow = {"state": "ERROR", "last_state": "ERROR", "version": "1", "sent": "2", "acked": "1",
+                                "error": "bad filter"}
         return [{"name": "productpage-v1.default", "pod": "productpage-v1", "cluster": "Kubernetes",
-                 "connected": True, "types": {"CDS": synced, "LDS": error}, "istiod": "meshkit", "version": ""}]
+                 "connected": True, "state": "CONNECTED", "since": None, "types": {"CDS": synced, "LDS": error},
+                 "istiod": "meshkit", "version": ""}]
 
     def _push(self, reason: str) -> p.PushRecord:
         return {"id": len(self.applied), "started": time.time(), "reason": reason,

@@ -32,11 +32,13 @@ def render(df: pd.DataFrame, padding: int | None = None) -> str:
     """The table as istioctl prints it, header first, without a trailing newline.
 
     `padding` defaults to `df.attrs["padding"]` (5 if unset). Cell widths count characters.
+    A table's `df.attrs["note"]` (what its cells cannot say) is printed under it, after a blank line.
     """
     pad = df.attrs.get("padding", 5) if padding is None else padding
     lines = [list(map(str, df.columns))]
     lines += [["" if cell is None else str(cell) for cell in row] for row in df.itertuples(index=False)]
     widths = [max(len(line[i]) for line in lines) + pad for i in range(len(df.columns) - 1)]
-    return "\n".join(
+    text = "\n".join(
         "".join(cell.ljust(width) for cell, width in zip(line[:-1], widths, strict=True)) + line[-1] for line in lines
     )
+    return f"{text}\n\n{df.attrs['note']}" if df.attrs.get("note") else text

@@ -116,7 +116,7 @@ class Lab:
         self.reset()
         lines = [f"{self.spec.title} — about {self.spec.minutes} minutes, mode: {self.mode}"]
         lines += [f"  • {objective}" for objective in self.spec.objectives]
-        lines.append(f"mesh: {len(self.mesh.pods())} pods, all sidecars SYNCED ({self.runtime} runtime)")
+        lines.append(f"mesh: {len(self.mesh.pods())} pods, {sync_summary(self.mesh)} ({self.runtime} runtime)")
         lines += [f"  on {self.runtime}: {note}" for note in self.spec.notes_for(self.runtime)]
         if self.mode == modes.INSTRUCTOR:
             modes.enable_projection()
@@ -232,6 +232,26 @@ def wait_synced(mesh: Mesh, deadline_s: float = SYNC_DEADLINE_S) -> bool:
         if "STALE" not in states or time.monotonic() > deadline:
             return "STALE" not in states
         time.sleep(0.05)
+
+
+def sync_summary(mesh: Mesh, wait_s: float = 3.0) -> str:
+    """"all sidecars SYNCED", or who is not (a DISCONNECTED sidecar, a stopped boss) as status says;
+    sidecars get `wait_s` to find a just-restarted boss again."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        rows = mesh.status_rows()
+        away = [row["pod"] or row["name"] for row in rows if not row.get("connected", True)]
+        stopped = any(row.get("state") == "BOSS STOPPED" for row in rows)
+        if not away or stopped or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if stopped:
+        return "the boss is stopped: the sidecars keep their last config (mesh.start_boss())"
+    if away:
+        return f"{len(away)} sidecars not connected to the boss: {', '.join(away)}"
+    unsynced = sorted({row["pod"] for row in rows for s in row["types"].values()
+                       if s["state"] not in ("SYNCED", "NOT SENT")})
+    return f"sidecars not yet SYNCED: {', '.join(unsynced)}" if unsynced else "all sidecars SYNCED"
 
 
 def nack_errors(mesh: Mesh) -> list[str]:

@@ -68,7 +68,8 @@ class Service:
 
 @dataclass(frozen=True)
 class Workload:
-    """A pod: its address, labels and service account, and whether it carries a sidecar."""
+    """A pod: its address, labels and service account, whether it carries a sidecar, and whether
+    it is Ready (Kubernetes readiness; a pod that is not is an UNHEALTHY endpoint in EDS)."""
 
     name: str
     namespace: str
@@ -77,6 +78,7 @@ class Workload:
     service_account: str
     ports: tuple[int, ...]
     sidecar: bool = True
+    ready: bool = True
 
     @property
     def label_map(self) -> dict[str, str]:

@@ -24,7 +24,7 @@ from ..xds.capture import USERSPACE_DIFFERENCE
 from ..xds.control_plane import ControlPlane, Push
 from ..xds.resources import SHORT_NAMES
 from ..xds.server import AdsServer
-from ..xds.status import SyncEvent, SyncState, SyncTracker, TypeSync
+from ..xds.status import SyncEvent, SyncTracker
 from .documents import Documents, with_istio
 from .events import EventLog
 
@@ -98,8 +98,8 @@ class PlaneService:
         for sync in self.tracker.status():
             pod = by_node.get(sync.node_id)
             rows.append({"name": f"{pod.name}.{pod.namespace}" if pod else sync.node_id,
-                         "pod": pod.name if pod else "", "cluster": "Kubernetes", "connected": sync.connected,
-                         "types": {SHORT_NAMES[t]: _type_row(s) for t, s in sync.types.items()},
+                         "pod": pod.name if pod else "", "cluster": "Kubernetes",
+                         **sync.as_row(),  # connected, state (the link to the boss), since, types
                          "istiod": "meshkit", "version": str(sync.metadata.get("ISTIO_VERSION", ""))})
         return rows
 
@@ -196,9 +196,3 @@ def _checked(push: Push) -> p.PushRecord:
         raise Nack(f"Envoy rejected the config (NACK) on {pods}: {detail}. The proxy keeps serving its last "
                    "good config; fix the resource or `meshkit revert`.", result)
     return result
-
-
-def _type_row(sync: TypeSync) -> p.TypeSyncRow:
-    return {"state": sync.state.value, "version": sync.acked_version or sync.sent_version,
-            "sent": sync.sent_version, "acked": sync.acked_version,
-            "error": sync.error if sync.state is SyncState.ERROR else ""}

@@ -18,18 +18,22 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..inspect.sync_status import TYPES, status_table
+from ..inspect.sync_status import BOSS_STOPPED, DISCONNECTED, TYPES, status_note, status_table
 from ..inspect.tables import render
 from .base import View, status_html
 
 __all__ = ["SyncTable", "TrafficPanel", "answer_label", "distribution", "render_distribution"]
 
 STATE_COLOURS = {"SYNCED": "#d9ead3", "STALE": "#fff2cc", "NOT SENT": "#eeeeee", "ERROR": "#f4cccc",
-                 "IGNORED": "#ffffff"}
+                 "IGNORED": "#ffffff", DISCONNECTED: "#b7b7b7", BOSS_STOPPED: "#f9cb9c"}
 
 
 class SyncTable(View):
-    """Each proxy's state per xDS type (SYNCED / STALE / NOT SENT / ERROR with Envoy's text), live."""
+    """Each proxy's state per xDS type (SYNCED / STALE / NOT SENT / ERROR with Envoy's text), live.
+
+    A proxy whose stream closed stays in the table, each type DISCONNECTED (grey), and while the
+    boss is stopped every cell reads BOSS STOPPED (orange); the note under the table says since when.
+    """
 
     def __init__(self, mesh: Any, *, watch: bool = True) -> None:
         super().__init__()
@@ -76,7 +80,9 @@ class SyncTable(View):
             cells.append(f'<td style="color:#cc0000">{html.escape(errors)}</td>')
             body.append(f"<tr>{''.join(cells)}</tr>")
         note = status_html(self.problem, "error") if self.problem else ""
-        return f'{note}<table style="font-family:monospace"><tr>{head}</tr>{"".join(body)}</table>'
+        links = status_note(self.rows)
+        under = f'<pre style="color:#555555">{html.escape(links)}</pre>' if links else ""
+        return f'{note}<table style="font-family:monospace"><tr>{head}</tr>{"".join(body)}</table>{under}'
 
 
 # --- traffic ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from google.protobuf.any_pb2 import Any
 from google.protobuf.message import Message
@@ -181,6 +181,19 @@ class ControlPlane:
     async def set_topology(self, topology: Topology, reason: str) -> Push:
         self.topology = topology
         return await self.push(topology.sidecars(), reason)
+
+    async def set_pod_health(self, pod_name: str, healthy: bool) -> Push:
+        """Mark `pod_name`'s endpoints UNHEALTHY (or HEALTHY again) in every proxy's EDS and push.
+
+        What Kubernetes readiness does when a pod goes down or comes back: callers stop choosing
+        the pod, and choose it again once it is Ready. The health lives in the topology the
+        translators read, so only EDS changes and only EDS is pushed. Raises `TopologyError`
+        naming the known pods if there is no such pod.
+        """
+        pod = self.topology.workload(pod_name)
+        workloads = tuple(replace(w, ready=healthy) if w.name == pod.name else w for w in self.topology.workloads)
+        self.topology = replace(self.topology, workloads=workloads)
+        return await self.push(self.topology.sidecars(), f"{pod.name} {'ready' if healthy else 'not ready'}")
 
     async def wait_synced(self, pods: Iterable[Workload], timeout: float) -> dict[str, dict[str, str]]:
         """Wait until each pod's sidecar has ACKed (or NACKed) every type of its current snapshot.

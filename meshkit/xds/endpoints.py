@@ -1,13 +1,17 @@
 """EDS: one ClusterLoadAssignment per outbound EDS cluster, as istiod builds it (Istio ≈1.24–1.26).
 
 Each endpoint is a member's address with its endpoint port (the service's *target* port, or the
-ServiceEntry endpoint's own `ports[name]`), HEALTHY (pods are Ready), weighted, and with the
+ServiceEntry endpoint's own `ports[name]`), HEALTHY while its pod is Ready and UNHEALTHY once it
+is not (`Workload.ready`, set by `ControlPlane.set_pod_health`), weighted, and with the
 metadata istiod attaches (`AppendLbEndpointMetadata`): `envoy.transport_socket_match:
 {tlsMode: istio}` for pods with a sidecar (and entry endpoints with a service account), which
 auto-mTLS will match on, and the telemetry label `istio.workload = "<workload>;<ns>;<canonical
 service>;<canonical revision>;Kubernetes"`. All endpoints sit in one locality (the kit has no
-zones). A DestinationRule subset cluster gets only the members its labels select; a subset that
-selects nobody still gets its (empty) assignment, so Envoy answers `503 UH`.
+zones). istiod, by default, leaves a not-Ready pod out of EDS altogether (it sends it UNHEALTHY
+only with PILOT_SEND_UNHEALTHY_ENDPOINTS); meshkit always sends it UNHEALTHY, so `/clusters`
+still shows the host and why Envoy no longer picks it. A DestinationRule subset cluster gets
+only the members its labels select; a subset that selects nobody still gets its (empty)
+assignment, so Envoy answers `503 UH`.
 """
 
 from __future__ import annotations
@@ -46,14 +50,15 @@ def endpoint_metadata(member: Member) -> dict[str, dict[str, object]]:
 
 
 def lb_endpoint(member: Member, port: int) -> ec.LbEndpoint:
-    """One member as a HEALTHY endpoint on `port`, with istiod's metadata."""
+    """One member as an endpoint on `port` (HEALTHY, or UNHEALTHY if its pod is not Ready), with
+    istiod's metadata."""
     return ec.LbEndpoint(
         endpoint=ec.Endpoint(
             address=address_pb2.Address(
                 socket_address=address_pb2.SocketAddress(address=member.address, port_value=port)
             )
         ),
-        health_status=health_check_pb2.HEALTHY,
+        health_status=health_check_pb2.HEALTHY if member.healthy else health_check_pb2.UNHEALTHY,
         metadata=filter_metadata(endpoint_metadata(member)),
         load_balancing_weight=wrappers_pb2.UInt32Value(value=member.weight),
     )

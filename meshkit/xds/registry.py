@@ -32,6 +32,7 @@ class Member:
     port_map: tuple[tuple[str, int], ...] = ()
     weight: int = 1
     service_account: str = ""  # its SPIFFE identity's `sa/`, for the client's SAN check
+    healthy: bool = True  # a pod that is not Ready is sent UNHEALTHY
 
     def port_for(self, port: ServicePort) -> int:
         """The endpoint port: the endpoint's own `ports[name]`, else the target port."""
@@ -65,7 +66,7 @@ class RegistryService:
 def pod_member(pod: Workload) -> Member:
     """A pod behind a Kubernetes Service; its telemetry workload is the Deployment."""
     return Member(pod.ip, pod.labels, pod.deployment, pod.namespace, pod.sidecar,
-                  service_account=pod.service_account)
+                  service_account=pod.service_account, healthy=pod.ready)
 
 
 def kube_service(topology: Topology, service: Service) -> RegistryService:

@@ -190,11 +190,17 @@ class AdsServer:
         port = server.add_insecure_port(address)
         await server.start()
         self._server, self.port = server, 0 if address.startswith("unix:") else port
+        self.tracker.on_server_started()
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop listening and end every stream (after `grace` seconds if given)."""
+        """Stop listening and end every stream (after `grace` seconds if given).
+
+        The tracker hears of it first, so the streams' DISCONNECTED events already find every
+        row saying BOSS STOPPED rather than a plain disconnect.
+        """
         if self._server is not None:
+            self.tracker.on_server_stopped()
             await self._server.stop(grace)
             self._server, self.port = None, None
 

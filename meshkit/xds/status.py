@@ -4,6 +4,12 @@ The ADS server reports what it sent and what each proxy answered; the tracker ke
 and type, the sent and acked version/nonce/time and the last NACK's error text, derives istiod's
 state (ERROR, NOT SENT, SYNCED, STALE), lets the daemon await an outcome for a version, and feeds
 subscribers (push history, live graphs) with events.
+
+It also knows whether each proxy's ADS stream is open and whether the ADS server itself runs, so
+a status row never replays old news: a proxy whose stream closed is DISCONNECTED (since when),
+and while the server is stopped every row says BOSS STOPPED. istiod only lists connected proxies;
+meshkit keeps the others in the list, marked, so a learner sees who went away. A new stream
+starts from NOT SENT, so a reconnect's resync shows as it happens (STALE, then SYNCED).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
 
-from .resources import PUSH_ORDER
+from .resources import PUSH_ORDER, SHORT_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +37,28 @@ class SyncState(str, Enum):
     ERROR = "ERROR"
 
 
+class Link(str, Enum):
+    """A proxy's line to the boss: its ADS stream is open, closed, or the ADS server is stopped.
+
+    While it is not CONNECTED, a status row shows the link in place of every type's SyncState:
+    the boss cannot know what the proxy holds now, and nothing it sends can reach it.
+    """
+
+    CONNECTED = "CONNECTED"
+    DISCONNECTED = "DISCONNECTED"
+    BOSS_STOPPED = "BOSS STOPPED"
+
+
 class EventKind(str, Enum):
+    """`node_id` is empty for BOSS_STOPPED / BOSS_STARTED: they concern every proxy."""
+
     CONNECTED = "CONNECTED"
     DISCONNECTED = "DISCONNECTED"
     SENT = "SENT"
     ACK = "ACK"
     NACK = "NACK"
+    BOSS_STOPPED = "BOSS STOPPED"
+    BOSS_STARTED = "BOSS STARTED"
 
 
 class OutcomeKind(str, Enum):
@@ -115,13 +137,41 @@ class TypeSync:
 
 @dataclass(frozen=True)
 class ProxySync:
-    """One proxy's row: identity, connection and per-type sync (keyed by type URL, push order first)."""
+    """One proxy's row: identity, connection and per-type sync (keyed by type URL, push order first).
+
+    `link` says whether the stream is open; `since` is when it last changed (epoch seconds): when
+    the stream opened, closed, or the ADS server stopped.
+    """
 
     node_id: str
     cluster: str
     metadata: dict[str, Any]
     connected: bool
     types: dict[str, TypeSync]
+    link: Link = Link.CONNECTED
+    since: float | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        """The plain row the boss reports: `connected`, `state` (the link), `since`, and per short
+        type name `{state, last_state, version, sent, acked, error}`. While no stream is open each
+        type's `state` is the link's (DISCONNECTED / BOSS STOPPED) and `last_state` what it was."""
+        return {"connected": self.connected, "state": self.link.value, "since": self.since,
+                "types": {SHORT_NAMES[t]: self._type_row(s) for t, s in self.types.items()}}
+
+    def _type_row(self, sync: TypeSync) -> dict[str, str]:
+        live = self.link is Link.CONNECTED
+        return {
+            "state": sync.state.value if live else self.link.value,
+            "last_state": sync.state.value,
+            "version": sync.acked_version or sync.sent_version,
+            "sent": sync.sent_version,
+            "acked": sync.acked_version,
+            "error": sync.error if live and sync.state is SyncState.ERROR else "",
+        }
+
+
+def _fresh_types() -> dict[str, TypeSync]:
+    return {t: TypeSync(t) for t in PUSH_ORDER}
 
 
 @dataclass
@@ -129,7 +179,8 @@ class _Proxy:
     cluster: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     streams: int = 0
-    types: dict[str, TypeSync] = field(default_factory=lambda: {t: TypeSync(t) for t in PUSH_ORDER})
+    since: float | None = None  # when the stream opened (streams > 0) or the last one closed
+    types: dict[str, TypeSync] = field(default_factory=_fresh_types)
 
 
 class SyncTracker:
@@ -138,13 +189,25 @@ class SyncTracker:
     def __init__(self) -> None:
         self._proxies: dict[str, _Proxy] = {}
         self._subscribers: list[Callable[[SyncEvent], None]] = []
+        self._stopped_at: float | None = None  # when the ADS server stopped; None while it serves
 
     # -- reading --------------------------------------------------------------------------------
 
+    @property
+    def serving(self) -> bool:
+        """False between the ADS server's `on_server_stopped` and `on_server_started`."""
+        return self._stopped_at is None
+
     def status(self) -> list[ProxySync]:
-        """Every proxy ever seen, sorted by node id."""
-        return [ProxySync(node_id, p.cluster, dict(p.metadata), p.streams > 0, dict(p.types))
+        """Every proxy ever seen, connected or not, sorted by node id."""
+        return [ProxySync(node_id, p.cluster, dict(p.metadata), p.streams > 0 and self.serving, dict(p.types),
+                          *self._link(p))
                 for node_id, p in sorted(self._proxies.items())]
+
+    def _link(self, proxy: _Proxy) -> tuple[Link, float | None]:
+        if not self.serving:
+            return Link.BOSS_STOPPED, self._stopped_at
+        return (Link.CONNECTED if proxy.streams > 0 else Link.DISCONNECTED), proxy.since
 
     def get(self, node_id: str, type_url: str) -> TypeSync:
         proxy = self._proxies.get(node_id)
@@ -202,16 +265,37 @@ class SyncTracker:
 
     # -- reporting (called by the ADS server) ---------------------------------------------------
 
+    def on_server_started(self) -> None:
+        """The ADS server listens (again): proxies show their own streams' state from now on."""
+        if self._stopped_at is not None:
+            self._stopped_at = None
+            self._emit(SyncEvent(EventKind.BOSS_STARTED, "", time.time()))
+
+    def on_server_stopped(self) -> None:
+        """The ADS server is stopping: every row reads BOSS STOPPED until it starts again."""
+        if self._stopped_at is None:
+            self._stopped_at = time.time()
+            self._emit(SyncEvent(EventKind.BOSS_STOPPED, "", self._stopped_at))
+
     def on_connect(self, node: base_pb2.Node) -> None:
+        """A stream opened. The first one after none starts from NOT SENT: Envoy will be sent
+        everything again, and the old stream's ACKs say nothing about this one."""
+        now = time.time()
         proxy = self._proxies.setdefault(node.id, _Proxy())
         proxy.cluster = node.cluster
         proxy.metadata = json_format.MessageToDict(node.metadata)
+        if proxy.streams == 0:
+            proxy.types, proxy.since = _fresh_types(), now
         proxy.streams += 1
-        self._emit(SyncEvent(EventKind.CONNECTED, node.id, time.time()))
+        self._emit(SyncEvent(EventKind.CONNECTED, node.id, now))
 
     def on_disconnect(self, node_id: str) -> None:
-        self._proxies[node_id].streams -= 1
-        self._emit(SyncEvent(EventKind.DISCONNECTED, node_id, time.time()))
+        now = time.time()
+        proxy = self._proxies[node_id]
+        proxy.streams -= 1
+        if proxy.streams == 0:
+            proxy.since = now
+        self._emit(SyncEvent(EventKind.DISCONNECTED, node_id, now))
 
     def on_sent(self, node_id: str, type_url: str, version: str, nonce: str) -> None:
         now = time.time()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -117,6 +118,7 @@ class Harness:
     tracker: SyncTracker
     channel: grpc.aio.Channel
     port: int
+    server: AdsServer
 
     def envoy(self, node_id: str = NODE) -> FakeEnvoy:
         return FakeEnvoy(self.channel, node_id)
@@ -146,7 +148,7 @@ async def serving(address: str = "127.0.0.1:0") -> AsyncIterator[Harness]:
     port = await server.start(address)
     channel = grpc.aio.insecure_channel(address if address.startswith("unix:") else f"127.0.0.1:{port}")
     try:
-        yield Harness(cache, tracker, channel, port)
+        yield Harness(cache, tracker, channel, port, server)
     finally:
         await channel.close()
         await server.stop(None)
@@ -411,5 +413,45 @@ def test_a_stream_without_node_id_is_refused() -> None:
         else:
             raise AssertionError("stream without node id was accepted")
         assert h.tracker.status() == []
+
+    run(scenario)
+
+
+def test_a_closed_stream_and_a_stopped_server_show_in_the_rows() -> None:
+    async def scenario(h: Harness) -> None:
+        envoy = h.envoy()
+        h.cache.set(NODE, mesh())
+        await envoy.sync_all()
+        assert h.tracker.status()[0].as_row()["state"] == "CONNECTED"
+        disconnected = asyncio.create_task(h.event(EventKind.DISCONNECTED))
+        began = time.monotonic()
+        await envoy.close()
+        await disconnected
+        print(f"stream close seen in {(time.monotonic() - began) * 1000:.1f} ms")
+        row = h.tracker.status()[0].as_row()
+        assert (row["connected"], row["state"]) == (False, "DISCONNECTED")
+        assert {t["state"] for t in row["types"].values()} == {"DISCONNECTED"}
+
+        again = h.envoy()
+        connected = asyncio.create_task(h.event(EventKind.CONNECTED))
+        await again.request(CLUSTER)
+        await connected
+        assert h.state(CLUSTER) in (SyncState.NOT_SENT, SyncState.STALE)  # resync of a new stream
+        await again.ack(await again.recv())
+        routes_acked = asyncio.create_task(h.event(EventKind.ACK, ROUTE))
+        for url, names in ((ENDPOINT, EDS_NAMES), (LISTENER, ()), (ROUTE, RDS_NAMES)):
+            await again.request(url, names)
+            await again.ack(await again.recv())
+        await routes_acked
+        assert {t["state"] for t in h.tracker.status()[0].as_row()["types"].values()} == {"SYNCED", "NOT SENT"}
+
+        server_gone = asyncio.create_task(h.event(EventKind.DISCONNECTED))
+        await h.server.stop(0)
+        await server_gone
+        [sync] = h.tracker.status()
+        assert (sync.connected, sync.as_row()["state"]) == (False, "BOSS STOPPED")
+        await again.close()
+        await h.server.start(f"127.0.0.1:{h.port}")
+        assert h.tracker.status()[0].as_row()["state"] == "DISCONNECTED"  # until it reconnects
 
     run(scenario)

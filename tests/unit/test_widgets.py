@@ -400,3 +400,33 @@ def test_a_new_traffic_panel_for_the_same_requests_replaces_the_old_one() -> Non
         first.close()
         second.close()
     assert not first._thread.is_alive() and not second._thread.is_alive()
+
+
+def test_sync_table_shows_disconnected_and_boss_stopped_in_their_own_colours() -> None:
+    from envoy.config.core.v3 import base_pb2
+
+    from meshkit.xds.resources import PUSH_ORDER
+    from meshkit.xds.status import SyncTracker
+
+    tracker = SyncTracker()
+    for node in ("reviews-v1.default", "productpage-v1.default"):
+        tracker.on_connect(base_pb2.Node(id=node))
+        for n, url in enumerate(PUSH_ORDER):
+            tracker.on_sent(node, url, "v1", f"{node}{n}")
+            tracker.on_ack(node, url, "v1", f"{node}{n}")
+    tracker.on_disconnect("reviews-v1.default")
+
+    class TrackedMesh(FakeMesh):
+        def status_rows(self) -> list[dict]:
+            return [{"name": s.node_id, "cluster": "Kubernetes", **s.as_row()} for s in tracker.status()]
+
+    table = SyncTable(TrackedMesh(), watch=False)
+    html = table.html()
+    assert html.count('background:#b7b7b7" title="v1">DISCONNECTED') == 4  # CDS LDS EDS RDS
+    assert html.count('background:#d9ead3" title="v1">SYNCED') == 4
+    assert "reviews-v1.default disconnected since" in html and "reviews-v1.default disconnected since" in table.text()
+    tracker.on_server_stopped()
+    table.refresh()
+    assert table.html().count('background:#f9cb9c" title="v1">BOSS STOPPED') == 8
+    assert "SYNCED" not in table.html() and "The boss is stopped since" in table.text()
+    table.close()

@@ -68,8 +68,10 @@ def disconnected(mesh: Mesh, wait_s: float = 3.0) -> list[str]:
 
 def check_resync(mesh: Mesh) -> Verdict:
     away = disconnected(mesh)
+    if any(r.get("state") == "BOSS STOPPED" for r in mesh.status_rows()):
+        return Verdict.not_yet("the boss is still stopped: `mesh.start_boss()` brings it back")
     if away:
-        return Verdict.not_yet(f"{len(away)} lieutenants are not connected: the boss is still away")
+        return Verdict.not_yet(f"{len(away)} lieutenants are not connected to the boss: {', '.join(away)}")
     if not vs_routes(mesh):
         return Verdict.not_yet("the boss is here, but no VirtualService for reviews has reached productpage")
     versions = {r["version"] for r in mesh.curl_rows(POD, URL, n=6) if r["status"] == 200}
