@@ -19,6 +19,9 @@ raises the same class again (`from_wire`). The CLI maps each class to its exit c
 (True, 3, 3)
 >>> isinstance(from_wire("no-such-problem", "?"), MeshError)
 True
+>>> class Missing(EnvironmentProblem): ...
+>>> Missing.problem, Missing.exit_code
+('environment', 5)
 """
 
 from __future__ import annotations
@@ -37,58 +40,44 @@ class MeshError(Exception):
     problem: ClassVar[str] = "error"
     exit_code: ClassVar[int] = 1
 
+    def __init_subclass__(cls, problem: str = "", exit_code: int = 0, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)  # a subclass that names neither keeps its parent's
+        cls.problem, cls.exit_code = problem or cls.problem, exit_code or cls.exit_code
+
     def __init__(self, message: str, detail: Any = None) -> None:
         super().__init__(message)
         self.detail = detail
 
 
-class NotRunning(MeshError):
+class NotRunning(MeshError, problem="not-running", exit_code=4):
     """No mesh answers at this home (or kind port-forward)."""
 
-    problem = "not-running"
-    exit_code = 4
 
-
-class Starting(MeshError):
+class Starting(MeshError, problem="starting", exit_code=4):
     """The mesh is still booting."""
 
-    problem = "starting"
-    exit_code = 4
 
-
-class InvalidInput(MeshError):
+class InvalidInput(MeshError, problem="invalid", exit_code=2):
     """A document, field, name or argument is wrong; nothing was applied."""
 
-    problem = "invalid"
-    exit_code = 2
 
-
-class NotFound(MeshError):
+class NotFound(MeshError, problem="not-found", exit_code=2):
     """A pod or resource named in the request does not exist."""
 
-    problem = "not-found"
-    exit_code = 2
 
-
-class Nack(MeshError):
+class Nack(MeshError, problem="nack", exit_code=3):
     """Envoy rejected the pushed config; it keeps serving its last good one.
 
     `push` is the push record (who ACKed, who NACKed, Envoy's error text per pod).
     """
-
-    problem = "nack"
-    exit_code = 3
 
     @property
     def push(self) -> dict:
         return self.detail if isinstance(self.detail, dict) else {}
 
 
-class EnvironmentProblem(MeshError):
+class EnvironmentProblem(MeshError, problem="environment", exit_code=5):
     """This machine lacks something the mesh needs; `fix` says what to do about it."""
-
-    problem = "environment"
-    exit_code = 5
 
     def __init__(self, problem: str, fix: str = "", detail: Any = None) -> None:
         super().__init__(f"{problem}. Fix: {fix}" if fix else problem, detail)
@@ -96,25 +85,16 @@ class EnvironmentProblem(MeshError):
         self.fix = fix
 
 
-class Unsupported(MeshError):
+class Unsupported(MeshError, problem="unsupported", exit_code=2):
     """The operation does not exist on this runtime."""
 
-    problem = "unsupported"
-    exit_code = 2
 
-
-class Timeout(MeshError):
+class Timeout(MeshError, problem="timeout", exit_code=4):
     """The mesh did not answer, start or converge in time."""
 
-    problem = "timeout"
-    exit_code = 4
 
-
-class InternalError(MeshError):
+class InternalError(MeshError, problem="internal", exit_code=70):
     """A bug in meshkit: the daemon logged the traceback."""
-
-    problem = "internal"
-    exit_code = 70
 
 
 _BY_PROBLEM: dict[str, type[MeshError]] = {
