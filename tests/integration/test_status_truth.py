@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from meshkit import api
+from meshkit import client
 from meshkit.daemon import Daemon
 from meshkit.inspect import traffic
 from meshkit.inspect.tables import render
@@ -48,7 +48,7 @@ class InProcessBoss:
         self.daemon = Daemon(self.home)
         self.loop.run_until_complete(self.daemon.run())
 
-    def start(self, timeout: float = 120.0) -> api.Mesh:
+    def start(self, timeout: float = 120.0) -> client.Mesh:
         self.thread.start()
         deadline = time.monotonic() + timeout
         status = self.home / "daemon.json"
@@ -57,7 +57,7 @@ class InProcessBoss:
             if state.get("state") == "failed":
                 raise RuntimeError(state.get("error"))
             if state.get("state") == "ready":
-                return api.connect(self.home)
+                return client.connect(self.home)
             time.sleep(0.05)
         raise TimeoutError(f"the in-process boss was not ready within {timeout:.0f} s")
 
@@ -87,15 +87,15 @@ def boss(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBoss]:
 
 
 @pytest.fixture(scope="module")
-def mesh(boss: InProcessBoss) -> api.Mesh:
-    return api.connect(boss.home)
+def mesh(boss: InProcessBoss) -> client.Mesh:
+    return client.connect(boss.home)
 
 
-def pod_named(mesh: api.Mesh, deployment: str) -> str:
+def pod_named(mesh: client.Mesh, deployment: str) -> str:
     return next(p for p in mesh.pods() if p.startswith(deployment + "-"))
 
 
-def reviews_hosts(mesh: api.Mesh, pod: str) -> dict[str, str]:
+def reviews_hosts(mesh: client.Mesh, pod: str) -> dict[str, str]:
     """The reviews cluster's hosts in `pod`'s Envoy (`/clusters`): address -> EDS health."""
     clusters = json.loads(mesh.admin(pod, "/clusters?format=json"))
     return {h.address: h.health for h in traffic.hosts(clusters)
@@ -120,14 +120,14 @@ def wait_for(check, timeout: float, step: float = 0.02):
         time.sleep(step)
 
 
-def all_synced(mesh: api.Mesh) -> bool:
+def all_synced(mesh: client.Mesh) -> bool:
     rows = mesh.status_rows()
     return bool(rows) and all(r["connected"] and all(r["types"][t]["state"] == "SYNCED" for t in TYPES)
                               for r in rows)
 
 
 def test_a_pod_marked_not_ready_is_unhealthy_in_every_sidecar_and_never_chosen(boss: InProcessBoss,
-                                                                              mesh: api.Mesh) -> None:
+                                                                              mesh: client.Mesh) -> None:
     assert boss.daemon is not None and boss.daemon.plane is not None
     plane = boss.daemon.plane
     v1 = pod_named(mesh, "reviews-v1")
@@ -155,7 +155,7 @@ def test_a_pod_marked_not_ready_is_unhealthy_in_every_sidecar_and_never_chosen(b
     assert again, "reviews-v1 was not chosen again after it was marked healthy"
 
 
-def test_a_stopped_boss_is_said_and_a_started_one_resyncs(mesh: api.Mesh, boss: InProcessBoss) -> None:
+def test_a_stopped_boss_is_said_and_a_started_one_resyncs(mesh: client.Mesh, boss: InProcessBoss) -> None:
     assert all_synced(mesh)
     assert mesh.stop_boss() is False
     try:
@@ -178,7 +178,7 @@ def test_a_stopped_boss_is_said_and_a_started_one_resyncs(mesh: api.Mesh, boss: 
     assert "note" not in mesh.status().attrs
 
 
-def test_a_killed_sidecar_shows_disconnected_within_a_second(mesh: api.Mesh, boss: InProcessBoss) -> None:
+def test_a_killed_sidecar_shows_disconnected_within_a_second(mesh: client.Mesh, boss: InProcessBoss) -> None:
     from meshkit.widgets.panels import SyncTable
 
     assert all_synced(mesh)
