@@ -218,6 +218,22 @@ def test_certificate_rotation_under_load_loses_no_request(mesh):
     assert ok > 5 * ROTATIONS and failed == 0, failures
 
 
+def test_certificates_renew_themselves_at_half_life(mesh):
+    info = mesh.identity(ttl_s=4)  # re-issued now; the boss's timer renews them ~2 s later
+    try:
+        first, start = serial(mesh, "reviews-v1"), time.monotonic()
+        while (current := serial(mesh, "reviews-v1")) == first:
+            assert time.monotonic() - start < 8, "no renewal within 8 s of a 4 s certificate"
+            time.sleep(0.2)
+        renewed_after = time.monotonic() - start
+        by_timers = mesh.identity()["rotations"] - info["rotations"]
+    finally:
+        mesh.identity(ttl_s=600)
+    print(f"\nrenewal: a 4 s certificate on reviews-v1 was replaced after {renewed_after:.1f} s "
+          f"({by_timers} certificates renewed by the timers by then)")
+    assert current != first and renewed_after < 8
+
+
 def test_request_table_by_source_destination_and_code(mesh):
     mesh.curl_rows("productpage-v1", "http://productpage:9080/productpage", n=2)
     table = mesh.requests()
