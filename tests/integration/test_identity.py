@@ -1,5 +1,10 @@
 """Identity end to end: SDS certificates, mTLS between real Envoys, PeerAuthentication, AuthorizationPolicy,
-the outsider, and a certificate rotation under load. Figures are printed (`pytest -s` shows them)."""
+the outsider, and certificate rotations under load. Figures are printed (`pytest -s` shows them).
+
+A policy change rewrites the inbound filter chains (LDS, in place). Envoy keeps serving pooled
+connections accepted on the old chains for `--drain-time-s` (1 s) without telling HTTP/1.1 clients
+(no `Connection: close`), then closes them, request in flight or not: the client sidecar logs
+503 `UC`. `applied` therefore waits for those drains to end, so no test inherits a doomed connection."""
 
 from __future__ import annotations
 
@@ -40,13 +45,40 @@ spec:
 """
 
 
+DRAINING = "listener_manager.total_filter_chains_draining"
+
+
+def drains_settled(mesh: meshkit.Mesh, timeout: float = 10.0) -> float:
+    """Wait until no sidecar has a filter chain draining; returns the seconds waited."""
+    start = time.monotonic()
+    while True:
+        draining = {p: n for p in mesh.pods() if (n := mesh.stats(p, f"^{DRAINING}$").get(DRAINING, 0))}
+        if not draining:
+            return time.monotonic() - start
+        assert time.monotonic() - start < timeout, f"filter chains still draining: {draining}"
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def applied(mesh: meshkit.Mesh, text: str):
+    """`text` applied for the block; deleted after it, and the replaced chains' drains waited out."""
     mesh.apply(text)
     try:
         yield
     finally:
         mesh.delete(text)
+        drains_settled(mesh)
+
+
+def total(mesh: meshkit.Mesh, pods: tuple[str, ...], pattern: str) -> int:
+    """The sum over `pods` of the counters matching `pattern`."""
+    return sum(sum(mesh.stats(p, pattern).values()) for p in pods)
+
+
+def serial(mesh: meshkit.Mesh, pod: str) -> str:
+    """The serial number of the `default` certificate the pod's Envoy holds (its config dump)."""
+    rows = mesh.pc.secrets(pod)
+    return rows[rows["RESOURCE NAME"] == "default"]["SERIAL NUMBER"].iloc[0]
 
 
 def handshakes(mesh: meshkit.Mesh) -> int:
@@ -131,6 +163,17 @@ def test_authorization_policy_lets_only_productpage_call_reviews(mesh):
     print(f"policy deleted: ratings got 200 again after {eventually(mesh, 'ratings-v1', 200)} request(s)")
 
 
+ROTATIONS = 20
+# What would betray a rotation that is not SDS-only: listeners or clusters rebuilt (their pooled
+# connections drained or closed), or a connection closed under a request.
+ROTATION_COUNTERS = {
+    "TLS contexts rebuilt": r"ssl_socket_factory\.ssl_context_update_by_sds$",
+    "listeners changed": r"^listener_manager\.(listener_modified|listener_in_place_updated|listener_removed)$",
+    "clusters changed": r"^cluster_manager\.(cluster_modified|cluster_removed)$",
+    "closed under a request": r"upstream_cx_destroy_(remote|local)_with_active_rq$",
+}
+
+
 def test_certificate_rotation_under_load_loses_no_request(mesh):
     stop, results, failures = threading.Event(), [], []
 
@@ -141,25 +184,54 @@ def test_certificate_rotation_under_load_loses_no_request(mesh):
             failures.extend({k: r[k] for k in ("status", "error", "flags", "upstream_host", "body")}
                             for r in rows if r["status"] != 200)
 
-    serials = set()
-    mesh.identity(ttl_s=4)  # renew every ~2 s
+    waited = drains_settled(mesh)  # what an earlier policy change left draining is not rotation's doing
+    pods = ("productpage-v1", *REVIEWS_PODS)
+    before = {what: total(mesh, pods, pattern) for what, pattern in ROTATION_COUNTERS.items()}
+    serials = {pod: [serial(mesh, pod)] for pod in ("productpage-v1", "reviews-v1")}
     worker = threading.Thread(target=load)
     worker.start()
+    started = time.monotonic()
     try:
-        deadline = time.monotonic() + 9
-        while time.monotonic() < deadline:
-            rows = mesh.pc.secrets("reviews-v1")
-            serials.add(rows[rows["RESOURCE NAME"] == "default"]["SERIAL NUMBER"].iloc[0])
-            time.sleep(0.5)
+        for _ in range(ROTATIONS):  # every sidecar at once: both ends of every mTLS connection
+            info = mesh.identity(rotate=True)
+            for pod, seen in serials.items():
+                seen.append(serial(mesh, pod))
+                issued = next(c for name, c in info["certificates"].items() if name.startswith(pod))
+                assert seen[-1] == issued["serial"], f"{pod}'s Envoy holds {seen[-1]}, the boss issued {issued}"
+            time.sleep(0.2)  # let requests run on the connections each rotation left in place
+        time.sleep(0.5)
     finally:
         stop.set()
         worker.join()
-        info = mesh.identity(ttl_s=600)
+    elapsed = time.monotonic() - started
+    after = {what: total(mesh, pods, pattern) for what, pattern in ROTATION_COUNTERS.items()}
+    changed = {what: after[what] - before[what] for what in before}
     ok, failed = results.count(200), len(results) - results.count(200)
-    print(f"\nrotation: {len(serials)} certificates seen on reviews-v1 in 9 s, {info['rotations']} rotations "
-          f"so far; requests ok={ok} failed={failed}")
-    assert len(serials) >= 3
-    assert ok > 20 and failed == 0, failures
+    print(f"\nrotation: waited {waited:.1f} s for earlier drains; {ROTATIONS} rotations of every sidecar in "
+          f"{elapsed:.1f} s ({info['rotations']} certificates issued so far); distinct serials "
+          f"{ {pod: len(set(seen)) for pod, seen in serials.items()} }; requests ok={ok} failed={failed}; "
+          f"during the rotations: {changed}")
+    assert all(len(set(seen)) == ROTATIONS + 1 for seen in serials.values()), serials
+    assert changed["TLS contexts rebuilt"] >= ROTATIONS * len(pods), "each rotation reached the TLS contexts"
+    assert changed["listeners changed"] == 0 and changed["clusters changed"] == 0, "rotation is SDS only"
+    assert changed["closed under a request"] == 0, changed
+    assert ok > 5 * ROTATIONS and failed == 0, failures
+
+
+def test_certificates_renew_themselves_at_half_life(mesh):
+    info = mesh.identity(ttl_s=4)  # re-issued now; the boss's timer renews them ~2 s later
+    try:
+        first, start = serial(mesh, "reviews-v1"), time.monotonic()
+        while (current := serial(mesh, "reviews-v1")) == first:
+            assert time.monotonic() - start < 8, "no renewal within 8 s of a 4 s certificate"
+            time.sleep(0.2)
+        renewed_after = time.monotonic() - start
+        by_timers = mesh.identity()["rotations"] - info["rotations"]
+    finally:
+        mesh.identity(ttl_s=600)
+    print(f"\nrenewal: a 4 s certificate on reviews-v1 was replaced after {renewed_after:.1f} s "
+          f"({by_timers} certificates renewed by the timers by then)")
+    assert current != first and renewed_after < 8
 
 
 def test_request_table_by_source_destination_and_code(mesh):
