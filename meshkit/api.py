@@ -137,6 +137,31 @@ class Mesh:
     def history_rows(self) -> list[dict]:
         return self._call("history")  # type: ignore[return-value]
 
+    def push_diff(self, a: int, b: int, pods: Iterable[str] | None = None,
+                  types: Iterable[str] | None = None) -> list[dict]:
+        """What changed in Envoy's own YAML from push `a` to push `b` (ids from `history_rows()`).
+
+        One row per changed resource: {"type", "name", "action", "pods", "diff"} (a unified diff);
+        the boss keeps the last 50 pushes. `pods` / `types` (e.g. ["RDS"]) narrow it.
+        """
+        return self._call("push_diff", a=a, b=b, pods=list(pods or []),  # type: ignore[return-value]
+                          types=list(types or []))
+
+    def replay(self, push_id: int) -> dict:
+        """Put back the Istio config and raw overrides in force after push `push_id`, and push it."""
+        return self._call("replay", id=push_id)  # type: ignore[return-value]
+
+    def access_log(self, pods: Iterable[str] | None = None, request_id: str = "", client: str = "",
+                   since: Mapping[str, int] | None = None) -> dict[str, dict]:
+        """Sidecars' JSON access-log lines for one request: {pod: {"offset", "lines"}}.
+
+        `request_id` (x-request-id) selects HTTP lines, `client` (ip:port) TCP ones; `since`
+        ({pod: offset} from an earlier call) reads only what came after. With neither id nor
+        client it returns just the offsets, a mark to read from later.
+        """
+        return self._call("access_log", pods=list(pods or []), request_id=request_id,  # type: ignore[return-value]
+                          client=client, since=dict(since or {}))
+
     def curl(
         self,
         pod: str,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from google.protobuf import json_format
 
-from . import control
+from . import control, daemon_ops
 from .model import Topology, TopologyError, Workload
 from .model.analyze import analyze
 from .model.istio import parse_istio_document
@@ -54,7 +54,7 @@ STATUS_FILE = "daemon.json"
 # --control` answers exactly these with this class's handlers (standalone.py); the others (curl,
 # tcp, admin, pod_info) run client-side on kind (kind_mesh.py). Add an op here if it needs no pod.
 PLANE_OPS = ("ping", "topology", "status", "apply", "delete", "get", "xds", "revert", "history", "events",
-             "boss")
+             "boss", "push_diff", "replay")
 # --- end kind
 
 
@@ -161,6 +161,7 @@ class Daemon:
             "boss": self.op_boss,
             "identity": self.op_identity,
             "down": self.op_down,
+            **daemon_ops.handlers(self),  # access_log, push_diff, replay: traces and config time travel
         }
 
     def _plane(self) -> ControlPlane:
