@@ -20,11 +20,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import dump
 from .graph import Graph, Node
 from .tables import istioctl_table, render
 
-__all__ = ["FLAG_WORDS", "Call", "Hop", "Trace", "build_trace", "explain", "incomplete", "stops", "trace_graph",
-           "trace_text"]
+__all__ = ["FLAG_WORDS", "Call", "Hop", "Trace", "build_trace", "explain", "incomplete", "intended_clusters",
+           "short_pod", "stops", "trace_graph", "trace_text"]
 
 # Envoy's %RESPONSE_FLAGS%, in words (envoy/stream_info/stream_info.h; Istio's docs list the same).
 FLAG_WORDS = {
@@ -131,6 +132,7 @@ class Call:
     inbound: Hop | None
     callee: str = ""  # the pod that answered (its inbound sidecar), or the endpoint's pod
     retried: list[Hop] = field(default_factory=list)  # inbound hops of earlier attempts
+    wanted: list[str] = field(default_factory=list)  # NC/NR: the clusters its route names (intended_clusters)
     calls: list[Call] = field(default_factory=list)
 
     @property
@@ -225,6 +227,29 @@ def _nest(calls: list[Call], client: str, client_address: str) -> list[Call]:
     return client_first
 
 
+def intended_clusters(config_dump: Mapping[str, Any], hop: Hop) -> list[str]:
+    """The clusters the routes for `hop`'s host point at in this sidecar's config (for NC/NR: what it wanted).
+
+    The outbound route configuration is named by the port (`9080`); the virtual host is the one
+    whose domains hold the request's authority.
+    """
+    port = hop.downstream_local.rsplit(":", 1)[-1]
+    host = hop.authority.rsplit(":", 1)[0] if hop.authority.endswith(f":{port}") else hop.authority
+    found: list[str] = []
+    for config in dump.route_configs(dict(config_dump)):
+        if config.get("name") != port:
+            continue
+        for vhost in config.get("virtual_hosts", []):
+            domains = set(vhost.get("domains", []))
+            if hop.authority in domains or host in domains:
+                for route in vhost.get("routes", []):
+                    action = route.get("route", {})
+                    names = [action["cluster"]] if "cluster" in action else [
+                        c["name"] for c in action.get("weighted_clusters", {}).get("clusters", [])]
+                    found += [n for n in names if n not in found]
+    return found
+
+
 def incomplete(trace: Trace, sidecars: Iterable[str]) -> list[Call]:
     """Calls that reached a pod with a sidecar whose inbound line is not there (not flushed yet)."""
     pods = set(sidecars)
@@ -260,6 +285,8 @@ def stops(trace: Trace) -> list[str]:
                           f"{explain(inn)}")
             elif out.cluster or out.endpoint:
                 where += f", cluster {out.cluster or '?'}{' → ' + out.endpoint if out.endpoint else ''}"
+            elif call.wanted:
+                where += f"; its route names cluster {', '.join(call.wanted)}"
             found.append(f"{call.target}: {_code(out)} at {where}. {explain(out)}".strip())
         elif inn is not None and inn.failed:
             found.append(f"{call.target}: {_code(inn)} at {call.callee}'s sidecar (inbound). {explain(inn)}".strip())
@@ -283,7 +310,7 @@ def trace_rows(trace: Trace) -> list[list[str]]:
                 continue
             first = hop is (call.outbound or call.inbound)
             rows.append([str(number) if first else "", ("  " * depth + call.target) if first else "",
-                         hop.pod, hop.side[:3], "/".join(x for x in (hop.listener, hop.chain) if x) or "-",
+                         short_pod(hop.pod), hop.side[:3], "/".join(x for x in (hop.listener, hop.chain) if x) or "-",
                          hop.route or "-", hop.cluster or "-", hop.endpoint or "-",
                          str(hop.attempts) if hop.attempts else "-", str(hop.status or "-"), hop.flags,
                          f"{hop.duration_ms:g}" if hop.duration_ms is not None else "-"])
@@ -311,17 +338,17 @@ def trace_graph(trace: Trace, width: int = 30) -> Graph:
         out, inn = call.outbound, call.inbound
         lines = [_fit(call.target, width)]
         if out is not None:
-            lines += [_fit(f"out @{_short_pod(out.pod)}: {out.listener or '-'}, route {out.route or '-'}", width),
-                      _fit(f"→ {_short_cluster(out.cluster) or '(no cluster)'}", width),
-                      _fit(f"→ {out.endpoint or '(no endpoint)'}" + (f" ×{out.attempts}" if (out.attempts or 1) > 1
-                                                                     else ""), width)]
+            tries = f" ×{out.attempts}" if (out.attempts or 1) > 1 else ""
+            lines += [f"out @{short_pod(out.pod)}", f"{out.listener or '-'} · route {out.route or '-'}",
+                      f"→ {_short_cluster(out.cluster) or _missing(call)}",
+                      f"→ {out.endpoint or '(no endpoint)'}{tries}"]
         if inn is not None:
-            lines += [_fit(f"in @{_short_pod(inn.pod)}: {_inbound_listener(inn)}", width),
-                      _fit(f"→ {inn.cluster or '-'}", width)]
+            port = "15006" if inn.listener == INBOUND_LISTENER else inn.listener
+            lines += [f"in @{short_pod(inn.pod)} {port}", f"{inn.chain or '-'} → {inn.cluster or '-'}"]
         hop = out or inn
         assert hop is not None
         took = f" · {hop.duration_ms:g} ms" if hop.duration_ms is not None else ""
-        lines.append(_fit(_code(hop) + took, width))
+        lines = [_fit(line, width) for line in [*lines, _code(hop) + took]]
         failed = (out is not None and out.failed) or (inn is not None and inn.failed)
         why = explain(out) if out is not None and (out.failed or out.flags != "-") else (
             explain(inn) if inn is not None and inn.failed else "")
@@ -330,6 +357,10 @@ def trace_graph(trace: Trace, width: int = 30) -> Graph:
         graph.add(Node(node_id, "\n".join(lines), "call", _fit(why.split(":")[0], width) if why else "", state))
         graph.link(parents.get(depth, client), node_id, "", "error" if failed else "")
     return graph
+
+
+def _missing(call: Call) -> str:
+    return f"✗ {_short_cluster(call.wanted[0])}" if call.wanted else "(no cluster)"
 
 
 def _fit(text: str, width: int) -> str:
@@ -341,7 +372,7 @@ def _short_cluster(name: str) -> str:
     return name.replace(".svc.cluster.local", "").replace(".default", "")
 
 
-def _short_pod(pod: str) -> str:
+def short_pod(pod: str) -> str:
     """`reviews-v2-jjh7zkdq6x-bctg4` → `reviews-v2` (Kubernetes' deployment-hash-hash naming)."""
     parts = pod.split("-")
     return "-".join(parts[:-2]) if len(parts) > 3 else pod
@@ -366,8 +397,3 @@ def _time(text: str) -> float:
     except ValueError:
         return 0.0
 
-
-def _inbound_listener(hop: Hop) -> str:
-    """`15006/0.0.0.0_9080`: virtualInbound's port and the chain that took the connection."""
-    listener = "15006" if hop.listener == INBOUND_LISTENER else hop.listener
-    return "/".join(x for x in (listener, hop.chain) if x) or "-"

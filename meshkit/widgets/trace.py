@@ -14,6 +14,7 @@ new request. Without Graphviz it shows the table only.
 from __future__ import annotations
 
 import html
+import json
 import re
 import time
 import uuid
@@ -22,7 +23,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..inspect.trace import Trace, build_trace, incomplete, stops, trace_graph, trace_text
+from ..inspect.trace import Trace, build_trace, incomplete, intended_clusters, stops, trace_graph, trace_text
 from .base import View, status_html, weak_callback
 from .graphs import render_svg
 
@@ -51,6 +52,7 @@ def collect_trace(mesh: Any, row: Mapping[str, Any], client: str, wait_s: float 
         trace = build_trace(lines, request_id, client_pod, address, ips)
         count = sum(map(len, lines.values()))
         if (count and count == seen and not incomplete(trace, sidecars)) or time.monotonic() > deadline:
+            _add_wanted_clusters(mesh, trace)
             return trace
         seen = count
         time.sleep(0.15)
@@ -68,6 +70,17 @@ def fit_svg(svg: str, max_px: int = MAX_WIDTH_PX) -> str:
     width, height = float(size.group(1)) * PX_PER_PT, float(size.group(2)) * PX_PER_PT
     scale = min(1.0, max_px / width)
     return svg.replace(size.group(0), f'width="{width * scale:.0f}px" height="{height * scale:.0f}px"', 1)
+
+
+def _add_wanted_clusters(mesh: Any, trace: Trace) -> None:
+    """For calls that found no cluster (NC) or no route (NR): what the caller's routes name, from its Envoy."""
+    dumps: dict[str, dict] = {}
+    for _, call in trace.walk():
+        out = call.outbound
+        if out is not None and not out.cluster and {"NC", "NR"} & set(out.flags.split(",")):
+            if out.pod not in dumps:
+                dumps[out.pod] = json.loads(mesh.admin(out.pod, "/config_dump"))
+            call.wanted = intended_clusters(dumps[out.pod], out)
 
 
 class TraceView(View):

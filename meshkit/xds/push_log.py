@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import difflib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -91,7 +92,8 @@ def resource_yaml(packed: any_pb2.Any | None) -> list[str]:
     """One packed resource as Envoy's YAML lines (snake_case, as `/config_dump` shows it)."""
     if packed is None:
         return []
-    data = json_format.MessageToDict(packed, preserving_proto_field_name=True)
+    # through JSON: MessageToDict of an Any nests OrderedDicts, which safe_dump refuses
+    data = json.loads(json_format.MessageToJson(packed, preserving_proto_field_name=True))
     data.pop("@type", None)
     _hide_private_keys(data)
     return yaml.safe_dump(data, sort_keys=False, width=120).splitlines(keepends=True)
