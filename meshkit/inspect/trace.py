@@ -276,20 +276,20 @@ def stops(trace: Trace) -> list[str]:
     found = []
     for _, call in trace.walk():
         out, inn = call.outbound, call.inbound
+        caller, callee = short_pod(call.caller), short_pod(call.callee)
         if out is not None and out.failed:
-            where = f"{call.caller}'s sidecar (outbound)"
+            where = f"{caller}'s sidecar (outbound)"
             if inn is not None and not inn.failed:
-                where += f"; {call.callee} had answered {inn.status}"
+                where += f"; {callee} had answered {inn.status}"
             elif inn is not None:
-                where += (f"; {call.callee}'s sidecar (inbound) logged {inn.status or 'no answer'} {inn.flags}: "
-                          f"{explain(inn)}")
+                where += f"; {callee}'s sidecar (inbound) logged {inn.status or 'no answer'} {inn.flags}: {explain(inn)}"
             elif out.cluster or out.endpoint:
                 where += f", cluster {out.cluster or '?'}{' → ' + out.endpoint if out.endpoint else ''}"
             elif call.wanted:
                 where += f"; its route names cluster {', '.join(call.wanted)}"
             found.append(f"{call.target}: {_code(out)} at {where}. {explain(out)}".strip())
         elif inn is not None and inn.failed:
-            found.append(f"{call.target}: {_code(inn)} at {call.callee}'s sidecar (inbound). {explain(inn)}".strip())
+            found.append(f"{call.target}: {_code(inn)} at {callee}'s sidecar (inbound). {explain(inn)}".strip())
     return found
 
 

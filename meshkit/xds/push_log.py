@@ -123,6 +123,7 @@ def diff_states(a: PushState, b: PushState, pods: Iterable[str] | None = None,
     order = [SHORT_NAMES[t] for t in PUSH_ORDER]
     wanted_types = [t for t in order if not types or t in set(types)]
     grouped: dict[tuple[str, str, str, str], list[str]] = {}
+    texts: dict[tuple[bytes, bytes], str] = {}  # most pods got the same change: dump its YAML once
     for pod in sorted(wanted_pods):
         before, after = a.resources.get(pod, {}), b.resources.get(pod, {})
         for kind in wanted_types:
@@ -132,8 +133,12 @@ def diff_states(a: PushState, b: PushState, pods: Iterable[str] | None = None,
                 if x is y or (x is not None and y is not None and x.value == y.value):
                     continue
                 action = "added" if x is None else "removed" if y is None else "modified"
-                text = "".join(difflib.unified_diff(resource_yaml(x), resource_yaml(y),
-                                                    f"push {a.id}: {kind} {name}", f"push {b.id}: {kind} {name}"))
+                key = (x.value if x is not None else b"", y.value if y is not None else b"")
+                if key not in texts:
+                    texts[key] = "".join(difflib.unified_diff(resource_yaml(x), resource_yaml(y),
+                                                              f"push {a.id}: {kind} {name}",
+                                                              f"push {b.id}: {kind} {name}"))
+                text = texts[key]
                 grouped.setdefault((kind, name, action, text), []).append(pod)
     rows = [{"type": kind, "name": name, "action": action, "pods": found, "diff": text}
             for (kind, name, action, text), found in grouped.items()]
