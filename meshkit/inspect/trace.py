@@ -282,7 +282,8 @@ def stops(trace: Trace) -> list[str]:
             if inn is not None and not inn.failed:
                 where += f"; {callee} had answered {inn.status}"
             elif inn is not None:
-                where += f"; {callee}'s sidecar (inbound) logged {inn.status or 'no answer'} {inn.flags}: {explain(inn)}"
+                answer = inn.status or "no answer"
+                where += f"; {callee}'s sidecar (inbound) logged {answer} {inn.flags}: {explain(inn)}"
             elif out.cluster or out.endpoint:
                 where += f", cluster {out.cluster or '?'}{' → ' + out.endpoint if out.endpoint else ''}"
             elif call.wanted:
