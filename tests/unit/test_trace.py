@@ -103,7 +103,7 @@ def test_a_fault_abort_stops_before_ratings_and_the_rest_answered() -> None:
 def test_a_delay_is_explained_but_is_no_failure() -> None:
     trace = trace_of("fault_delay")
     ratings = next(c for _, c in trace.walk() if c.target.startswith("ratings"))
-    assert ratings.outbound.flags == "DI" and ratings.outbound.duration_ms >= 1000
+    assert ratings.outbound.flags == "DI" and ratings.outbound.duration_ms >= 990  # Envoy says 999 for 1 s
     assert not ratings.outbound.failed and stops(trace) == []
     assert explain(ratings.outbound).startswith("fault injection delay")
 
