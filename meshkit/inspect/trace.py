@@ -303,17 +303,22 @@ COLUMNS = ["#", "CALL", "SIDECAR", "SIDE", "LISTENER/CHAIN", "ROUTE", "CLUSTER",
 
 
 def trace_rows(trace: Trace) -> list[list[str]]:
-    """The text table's rows: one per hop, the outbound hop first, indented by call depth."""
+    """The text table's rows: one per hop, the outbound hop first, indented by call depth.
+
+    TRY is the outbound hop's attempt count, and on inbound hops which attempt reached that pod.
+    """
     rows = []
     for number, (depth, call) in enumerate(trace.walk(), 1):
+        tries = {id(h): i for i, h in enumerate([*call.retried, call.inbound], 1)}
         for hop in (call.outbound, *call.retried, call.inbound):
             if hop is None:
                 continue
             first = hop is (call.outbound or call.inbound)
+            attempt = hop.attempts if hop.side == "outbound" else tries.get(id(hop))
             rows.append([str(number) if first else "", ("  " * depth + call.target) if first else "",
                          short_pod(hop.pod), hop.side[:3], "/".join(x for x in (hop.listener, hop.chain) if x) or "-",
-                         hop.route or "-", hop.cluster or "-", hop.endpoint or "-",
-                         str(hop.attempts) if hop.attempts else "-", str(hop.status or "-"), hop.flags,
+                         hop.route or "-", hop.cluster or "-", hop.endpoint or "-", str(attempt or "-"),
+                         str(hop.status or "-"), hop.flags,
                          f"{hop.duration_ms:g}" if hop.duration_ms is not None else "-"])
     return rows
 
@@ -345,6 +350,8 @@ def trace_graph(trace: Trace, width: int = 30) -> Graph:
                       f"→ {out.endpoint or '(no endpoint)'}{tries}"]
         if inn is not None:
             port = "15006" if inn.listener == INBOUND_LISTENER else inn.listener
+            if call.retried:
+                lines.append("tried first: " + ", ".join(short_pod(h.pod) for h in call.retried))
             lines += [f"in @{short_pod(inn.pod)} {port}", f"{inn.chain or '-'} → {inn.cluster or '-'}"]
         hop = out or inn
         assert hop is not None

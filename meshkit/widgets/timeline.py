@@ -47,7 +47,8 @@ class PushTimeline(View):
         self.problem = ""
         self.last_replay: dict | None = None
         self._list = w.SelectMultiple(options=[], rows=10, layout=w.Layout(width="100%"))
-        self._list.observe(lambda change: self._picked(change["new"]), names="value")
+        self._redrawing = False  # options being replaced: the selection flickers, it does not change
+        self._list.observe(lambda change: self._redrawing or self._picked(change["new"]), names="value")
         self._replay = w.Button(description="Replay", icon="undo", disabled=True, layout=w.Layout(width="auto"),
                                 tooltip="push the Istio config and raw overrides in force after this push")
         self._replay.on_click(weak_callback(self._replay_clicked))
@@ -132,8 +133,12 @@ class PushTimeline(View):
                      f"{r['changed']:>3} changed  ACK {len(r['acked'])}{nack}  {r['ms']:g} ms")
             options.append((label, r["id"]))
         keep = tuple(i for i in self._list.value if i in {r["id"] for r in self.rows})
-        self._list.options = options
-        self._list.value = keep
+        self._redrawing = True
+        try:
+            self._list.options = options
+            self._list.value = keep
+        finally:
+            self._redrawing = False
         if self.problem:
             self._status.value = status_html(self.problem, "error")
 

@@ -3,7 +3,8 @@
 tests/fixtures/traffic/traces.json holds, per scenario, one request sent from productpage-v1 in
 a live Bookinfo mesh and every line each sidecar logged for it (capture_traces.py makes it):
 ok (productpage → details, reviews-v2 → ratings), no_route (NR), no_healthy_upstream (UH),
-fault_abort (FI), fault_delay (DI), timeout (UT, DC) and blackhole (REGISTRY_ONLY, block_all).
+fault_abort (FI), fault_delay (DI), timeout (UT, DC), retries (URX: three tries on three pods) and
+blackhole (REGISTRY_ONLY, block_all).
 The widget tests feed `TraceView` and `PushTimeline` those lines and a real ControlPlane.
 """
 
@@ -113,6 +114,18 @@ def test_a_call_logged_after_its_caller_gave_up_still_hangs_under_it() -> None:
     assert shape(trace)[-1] == (2, "ratings:9080/ratings/0", "reviews-v2", "ratings-v1")
     reviews = next(c for _, c in trace.walk() if c.target.startswith("reviews"))
     assert (reviews.outbound.status, reviews.outbound.flags, reviews.inbound.flags) == (504, "UT", "DC")
+
+
+def test_retries_show_every_attempt_and_the_pod_each_reached() -> None:
+    trace = trace_of("retries")  # reviews answers 503, the route retries 5xx twice
+    (call,) = [c for _, c in trace.walk()]
+    assert call.outbound.attempts == 3 and call.outbound.flags == "URX"
+    tried = [h.pod for h in (*call.retried, call.inbound)]
+    assert len(tried) == 3 and call.inbound.downstream_local == call.outbound.endpoint  # the last try is logged
+    assert all(h.status == 503 and h.flags == "-" for h in (*call.retried, call.inbound))
+    assert [row[8] for row in trace_rows(trace)] == ["3", "1", "2", "3"]
+    assert "retries exhausted" in stops(trace)[0] and "the app answered 503 itself" in stops(trace)[0]
+    assert "tried first: " in trace_graph(trace).nodes["call1"].label
 
 
 def test_registry_only_blocks_at_the_block_all_route() -> None:
