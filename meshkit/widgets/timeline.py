@@ -17,6 +17,7 @@ from typing import Any
 import ipywidgets as w
 
 from ..inspect.timeline import diff_summary, diff_text, push_rows, timeline_text
+from ..inspect.trace import short_pod
 from .base import View, status_html, weak_callback
 
 __all__ = ["PushTimeline", "diff_html"]
@@ -128,7 +129,7 @@ class PushTimeline(View):
     def _draw_list(self) -> None:
         options = []
         for r in reversed(self.rows):  # newest first
-            nack = f"  NACK {', '.join(r['nacked'])}" if r["nacked"] else ""
+            nack = f"  NACK {', '.join(short_pod(p) for p in r['nacked'])}" if r["nacked"] else ""
             label = (f"#{r['id']:<3} {r['time']}  {r['reason'][:60]:<60}  {','.join(r['types']) or '-':<15} "
                      f"{r['changed']:>3} changed  ACK {len(r['acked'])}{nack}  {r['ms']:g} ms")
             options.append((label, r["id"]))

@@ -143,3 +143,17 @@ def test_push_log_on_its_own_keeps_state_per_pod() -> None:
     assert log.ids() == []
     with pytest.raises(KeyError, match="none yet"):
         log.get(1)
+
+
+def test_a_nack_shows_who_refused_and_envoys_words() -> None:
+    from meshkit.xds.control_plane import Change, Push
+
+    push = Push(7, 0.0, "apply LDS broken", [Change("reviews-v1-abc12-x9z8y", "LDS", "broken", "added")],
+                results={"reviews-v1-abc12-x9z8y": {"LDS": "NACK"}, "ratings-v1-def34-q1w2e": {"LDS": "ACK"}},
+                errors={"reviews-v1-abc12-x9z8y": "has the same matching rules"}, finished=0.05)
+    (row,) = push_rows([push.as_dict()])
+    assert row["nacked"] == ["reviews-v1-abc12-x9z8y"] and row["acked"] == ["ratings-v1-def34-q1w2e"]
+    assert row["types"] == ["LDS"] and row["ms"] == 50.0
+    text = timeline_text([row])
+    assert "reviews-v1" in text.splitlines()[1] and text.splitlines()[-1] == (
+        "push 7 NACK reviews-v1: has the same matching rules")
