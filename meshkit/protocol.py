@@ -215,11 +215,17 @@ TCP: Operation[TcpReply] = _op("tcp", Scope.POD, ("pod", "host", "port", "text",
 ADMIN: Operation[str] = _op("admin", Scope.POD, ("pod", "path"), str, "GET from a pod's Envoy admin API")
 POD_INFO: Operation[str] = _op("pod_info", Scope.POD, ("pod", "what"), str,
                                "a read-only look inside a pod: iptables, sockets, hosts, addresses")
+PUSH_DIFF: Operation[list[dict]] = _op("push_diff", Scope.PLANE, ("a", "b", "pods", "types"), list[dict],
+                                      "what changed in Envoy's own YAML from push a to push b")
+REPLAY: Operation[PushRecord] = _op("replay", Scope.PLANE, ("push_id",), PushRecord,
+                                    "put back the config in force after an earlier push, and push it")
+ACCESS_LOG: Operation[dict[str, dict]] = _op("access_log", Scope.POD, ("pods", "request_id", "client", "since"),
+                                             dict[str, dict], "sidecars' access-log lines for one request")
 DOWN: Operation[Stopping] = _op("down", Scope.POD, (), Stopping, "stop the mesh and everything it started")
 
 OPERATIONS: dict[str, Operation[Any]] = {
     op.name: op for op in (PING, TOPOLOGY, STATUS, APPLY, DELETE, GET, XDS, REVERT, HISTORY, EVENTS, BOSS,
-                           IDENTITY, CURL, TCP, ADMIN, POD_INFO, DOWN)
+                           IDENTITY, PUSH_DIFF, REPLAY, CURL, TCP, ADMIN, POD_INFO, ACCESS_LOG, DOWN)
 }
 PLANE_OPS = frozenset(name for name, op in OPERATIONS.items() if op.scope is Scope.PLANE)
 

@@ -137,6 +137,18 @@ class FakeTransport:
                   pods: list[str] | None = None) -> p.Identity:
         return {"ttl_s": ttl_s or 86400.0, "rotations": int(rotate), "certificates": {}, "push": None}
 
+    def _push_diff(self, a: int, b: int, pods: list[str] | None = None,
+                   types: list[str] | None = None) -> list[dict]:
+        return [{"type": "RDS", "name": "9080", "action": "changed", "pods": ["productpage-v1"],
+                 "diff": "-          weight: 100\n+          weight: 50\n"}]
+
+    def _replay(self, push_id: int) -> p.PushRecord:
+        return self._push(f"replay push {push_id}")
+
+    def _access_log(self, pods: list[str] | None = None, request_id: str = "", client: str = "",
+                    since: dict[str, int] | None = None) -> dict[str, dict]:
+        return {pod: {"offset": 0, "lines": []} for pod in (pods or BOOKINFO_PODS)}
+
     def _curl(self, pod: str, url: str, headers: dict | None = None, n: int = 1, method: str = "GET",
               timeout_s: float = 10.0) -> list[p.CurlRow]:
         self.curls += 1

@@ -36,6 +36,7 @@ from ..constants import default_home
 from ..errors import EnvironmentProblem, InvalidInput, MeshError, NotFound, NotRunning, Starting, Timeout, Unsupported
 from ..model import Workload
 from ..runtime import curl
+from ..runtime.access_log import select_lines
 from ..runtime.admin import AdminClient, AdminError
 from ..runtime.kind import APPS_DIR, ClusterInfo, kind_topology, state_dir
 from . import wire
@@ -46,6 +47,7 @@ RUNTIMES = ("local", "kind")
 DEFAULT_CLUSTER = "meshkit"
 POD_CLIENT = f"{APPS_DIR}/pod_client.py"
 LOG_WAIT_S = 3.0
+LOG_WINDOW_S = 600.0  # how far back a trace looks in a sidecar's stdout on kind
 
 
 def runtime_name(runtime: str | None = None) -> str:
@@ -73,7 +75,7 @@ class KindTransport:
         self._pods = {w.deployment: w for w in topology.sidecars()}
         self._services = [s.name for s in topology.services]
         self._pod_ops = {p.ADMIN.name: self._admin, p.CURL.name: self._curl, p.TCP.name: self._tcp,
-                         p.POD_INFO.name: self._pod_info}
+                         p.POD_INFO.name: self._pod_info, p.ACCESS_LOG.name: self._access_log}
 
     def __repr__(self) -> str:
         return f"KindTransport(cluster={self.info.name!r}, control={self.info.control_address})"
@@ -165,6 +167,15 @@ class KindTransport:
             raise InvalidInput(f"unknown view {what!r}; choose one of iptables, sockets, hosts, addresses")
         names = self._services if what == "hosts" else []
         return str(_json_output(self._exec(pod, "view", what, *names), "pod_info"))
+
+    def _access_log(self, pods: list[str] | None = None, request_id: str = "", client: str = "",
+                    since: dict[str, int] | None = None) -> dict[str, dict]:
+        """Each sidecar's lines for one request from its stdout (`kubectl logs -c istio-proxy`); on kind
+        there is no byte offset to resume from, so every call reads the recent log."""
+        names = pods or sorted(self._pods)
+        return {pod: {"offset": 0, "lines": select_lines(self._logs(pod, "istio-proxy", since_s=LOG_WINDOW_S)
+                                                         .encode().splitlines(), request_id, client)}
+                for pod in names}
 
     def _admin(self, pod: str, path: str) -> str:
         """GET `path` from the pod's Envoy admin API through its port-forward."""

@@ -166,6 +166,19 @@ class Mesh:
     def history_rows(self) -> list[p.PushRecord]:
         return self._call(p.HISTORY)
 
+    def push_diff(self, a: int, b: int, pods: Iterable[str] | None = None,
+                  types: Iterable[str] | None = None) -> list[dict]:
+        """What changed in Envoy's own YAML from push `a` to push `b` (ids from `history_rows()`).
+
+        One row per changed resource: {"type", "name", "action", "pods", "diff"} (a unified diff);
+        the boss keeps the last 50 pushes. `pods` / `types` (e.g. ["RDS"]) narrow it.
+        """
+        return self._call(p.PUSH_DIFF, a=a, b=b, pods=list(pods or []), types=list(types or []))
+
+    def replay(self, push_id: int) -> p.PushRecord:
+        """Put back the Istio config and raw overrides in force after push `push_id`, and push it."""
+        return self._call(p.REPLAY, push_id=push_id)
+
     def events(self, after: int = 0, timeout: float = 0.0) -> p.Events:
         """Sync events (CONNECTED, SENT, ACK, NACK, ...) numbered after `after`.
 
@@ -209,6 +222,17 @@ class Mesh:
     def admin(self, pod: str, path: str) -> str:
         """GET `path` from the Envoy admin API of `pod`'s sidecar."""
         return self._call(p.ADMIN, pod=pod, path=path)
+
+    def access_log(self, pods: Iterable[str] | None = None, request_id: str = "", client: str = "",
+                   since: Mapping[str, int] | None = None) -> dict[str, dict]:
+        """Sidecars' JSON access-log lines for one request: {pod: {"offset", "lines"}}.
+
+        `request_id` (x-request-id) selects HTTP lines, `client` (ip:port) TCP ones; `since`
+        ({pod: offset} from an earlier call) reads only what came after. With neither id nor
+        client it returns just the offsets, a mark to read from later.
+        """
+        return self._call(p.ACCESS_LOG, pods=list(pods or []), request_id=request_id, client=client,
+                          since=dict(since or {}))
 
     def stats(self, pod: str, pattern: str = "") -> dict[str, int]:
         """The pod's Envoy counters whose names match `pattern` (a regex), from `/stats`."""

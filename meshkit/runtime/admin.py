@@ -2,7 +2,7 @@
 
 The admin port of a sidecar listens on 127.0.0.1 *inside the pod*, so each runtime hands it a
 socket factory that reaches there: a connection from within the pod's network namespace
-(iptables capture), the pod IP (userspace capture), a port-forward (kind, `kind_mesh.py`); tests
+(iptables capture), the pod IP (userspace capture), a port-forward (kind, `client/kind.py`); tests
 simply connect to a local port. The one admin client of meshkit. Only the standard library is used.
 
     >>> admin = AdminClient(lambda: socket.create_connection(("127.0.0.1", 15000)))

@@ -3,7 +3,7 @@
 `meshkit serve-xds` (standalone.py) gives the daemon's control-plane handlers this runtime. The
 lifecycle calls are no-ops (Kubernetes started the pods and will stop them; the boss records
 nothing that outlives it), and every operation that needs to be inside a pod raises
-`NotOnThisRuntime`: on kind those run client-side, through `kubectl` (kind_mesh.py).
+`NotOnThisRuntime`: on kind those run client-side, through `kubectl` (client/kind.py).
 """
 
 from __future__ import annotations
@@ -62,16 +62,16 @@ class InCluster:
 
     # -- inside a pod: client-side on kind ------------------------------------------------------
     def connect(self, pod: str, host: str, port: int, timeout: float = 5.0) -> socket.socket:
-        self._not_here("connect", "kind_mesh.py runs it through `kubectl exec` into the pod")
+        self._not_here("connect", "client/kind.py runs it through `kubectl exec` into the pod")
 
     def admin_get(self, pod: str, path: str) -> str:
-        self._not_here("admin_get", "kind_mesh.py reads the admin API through its port-forward")
+        self._not_here("admin_get", "client/kind.py reads the admin API through its port-forward")
 
     def access_log(self, pod: str) -> Path:
         self._not_here("access_log", "`kubectl logs <pod> -c istio-proxy` is the access log")
 
     def pod_view(self, pod: str, what: str) -> str:
-        self._not_here("pod_view", "kind_mesh.py reads it with `kubectl logs` / `kubectl exec`")
+        self._not_here("pod_view", "client/kind.py reads it with `kubectl logs` / `kubectl exec`")
 
     def outside(self) -> None:
         return None  # no outside-world server runs in the cluster

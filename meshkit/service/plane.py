@@ -22,6 +22,7 @@ from ..runtime.base import Runtime
 from ..xds import generate
 from ..xds.capture import USERSPACE_DIFFERENCE
 from ..xds.control_plane import ControlPlane, Push
+from ..xds.push_log import diff_states
 from ..xds.resources import SHORT_NAMES
 from ..xds.server import AdsServer
 from ..xds.status import SyncEvent, SyncTracker
@@ -52,6 +53,24 @@ class PlaneService:
         if self.plane is None or self.ready_s is None:
             raise Starting("the mesh is still starting; try again in a moment")
         return self.plane
+
+    async def push_diff(self, a: int, b: int, pods: list[str] | None = None,
+                        types: list[str] | None = None) -> list[dict]:
+        """The per-resource YAML diff between two kept pushes."""
+        pushes = self._plane().pushes
+        try:
+            first, second = pushes.get(int(a)), pushes.get(int(b))
+        except KeyError as exc:
+            raise NotFound(exc.args[0]) from exc
+        return diff_states(first, second, pods or None, types or None)
+
+    async def replay(self, push_id: int) -> p.PushRecord:
+        """Put back the config in force after push `push_id`, and push it."""
+        try:
+            push = await self._plane().replay(int(push_id))
+        except KeyError as exc:
+            raise NotFound(exc.args[0]) from exc
+        return _checked(push)
 
     @property
     def book(self) -> Topology:

@@ -12,6 +12,7 @@ from typing import cast
 from .. import protocol as p
 from ..errors import InvalidInput
 from ..runtime import curl
+from ..runtime.access_log import read_access_log
 from ..runtime.base import Runtime
 from .hosts import KubeProxy, resolve
 from .plane import PlaneService
@@ -63,6 +64,18 @@ class PodService:
     async def admin(self, pod: str, path: str = "/server_info") -> str:
         workload = self._boss.pods([pod])[0]
         return await asyncio.to_thread(self._runtime.admin_get, workload.name, path)
+
+    async def access_log(self, pods: list[str] | None = None, request_id: str = "", client: str = "",
+                         since: dict[str, int] | None = None) -> dict[str, dict]:
+        """Each sidecar's access-log lines for one request, read from `since[pod]` (or the recent tail)."""
+        workloads = [w for w in self._boss.pods(pods) if w.sidecar]
+        marks = dict(since or {})
+
+        def run() -> dict[str, dict]:
+            return {w.name: read_access_log(self._runtime.access_log(w.name), marks.get(w.name), request_id, client)
+                    for w in workloads}
+
+        return await asyncio.to_thread(run)
 
     async def pod_info(self, pod: str, what: str = "iptables") -> str:
         """Read-only views from inside a pod: its iptables rules, listening sockets, hosts file."""

@@ -7,6 +7,8 @@
     >>> mw.WeightSliders(mesh, "reviews", ["v1", "v2", "v3"])
     >>> mw.HeaderMatchForm(mesh, "reviews"); mw.FaultForm(mesh, "ratings"); mw.YamlEditor(mesh)
     >>> mw.SyncTable(mesh); mw.TrafficPanel(mesh, "productpage-v1", "http://reviews:9080/reviews/0")
+    >>> mw.TraceView(mesh, "productpage-v1", "http://productpage:9080/productpage")  # one request, hop by hop
+    >>> mw.PushTimeline(mesh)                        # every push; diff two, replay one
 
 Every widget also has `.text()` and displays a text/plain (and text/html) fallback for front
 ends that cannot render widgets; `mw.fallback_only()` or `MESHKIT_WIDGETS=text` shows only text.
@@ -21,6 +23,7 @@ _PUBLIC = {
     "ProxyGraph": "graphs", "MeshGraph": "graphs",
     "WeightSliders": "editors", "HeaderMatchForm": "editors", "FaultForm": "editors", "YamlEditor": "editors",
     "SyncTable": "panels", "TrafficPanel": "panels",
+    "TraceView": "trace", "PushTimeline": "timeline",
     "fallback_only": "base", "text_only": "base",
 }
 __all__ = sorted(_PUBLIC)

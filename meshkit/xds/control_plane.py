@@ -27,6 +27,7 @@ from ..model.topology import Topology, Workload
 from . import generate, secrets
 from .ca import CertificateAuthority, IssuedCert
 from .cache import SnapshotCache
+from .push_log import PushLog, PushState
 from .resources import PUSH_ORDER, SECRET, SHORT_NAMES, resource_name
 from .snapshot import Snapshot
 from .status import OutcomeKind, SyncTracker
@@ -93,6 +94,7 @@ class ControlPlane:
         # pod name -> (type_url, resource name) -> the learner's raw resource
         self._overrides: dict[str, dict[tuple[str, str], RawResource]] = {}
         self._history: list[Push] = []
+        self.pushes = PushLog()  # what each recent push sent, for diffs and replay
 
     # -- desired state -------------------------------------------------------------------
     def desired(self, proxy: Workload) -> dict[str, list[Message]]:
@@ -195,6 +197,16 @@ class ControlPlane:
         self.topology = replace(self.topology, workloads=workloads)
         return await self.push(self.topology.sidecars(), f"{pod.name} {'ready' if healthy else 'not ready'}")
 
+    async def replay(self, push_id: int) -> Push:
+        """Put back the Istio config, mesh config and raw overrides in force after push `push_id`, and push.
+
+        KeyError when that push is no longer kept (see `pushes`).
+        """
+        state: PushState = self.pushes.get(push_id)
+        self.topology = replace(self.topology, istio=state.istio, mesh=state.mesh)
+        self._overrides = {pod: dict(items) for pod, items in state.overrides.items()}
+        return await self.push(self.topology.sidecars(), f"replay push {push_id}")
+
     async def wait_synced(self, pods: Iterable[Workload], timeout: float) -> dict[str, dict[str, str]]:
         """Wait until each pod's sidecar has ACKed (or NACKed) every type of its current snapshot.
 
@@ -227,6 +239,8 @@ class ControlPlane:
             if changed and self.tracker.connected(pod.node_id):  # others get it when they connect
                 expected[pod.node_id] = changed
         self.cache.set_many(snapshots)
+        self.pushes.record(record.id, self.topology.istio, self.topology.mesh, self._overrides,
+                           {pod.name: snapshots[pod.node_id] for pod in pods})
         for pod in pods:
             self._schedule_renewal(pod.name)
         outcomes = await self.tracker.wait_for(expected, timeout) if expected else {}

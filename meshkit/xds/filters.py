@@ -43,7 +43,9 @@ from .values import ads_config_source, duration, pack, struct
 ACCESS_LOG_PATH = "/dev/stdout"
 
 # istiod's EnvoyJSONLogFormatIstio (pilot/pkg/model/telemetry_logging.go). meshkit's curl tool
-# reads request_id, response_flags, upstream_host and upstream_cluster from these lines.
+# reads request_id, response_flags, upstream_host and upstream_cluster from these lines. The last
+# three keys are meshkit's, not Istio's: they let a trace (inspect/trace.py) name the listener and
+# filter chain a request met and how many upstream attempts (retries) it took.
 ACCESS_LOG_JSON_FORMAT = {
     "start_time": "%START_TIME%",
     "route_name": "%ROUTE_NAME%",
@@ -69,6 +71,9 @@ ACCESS_LOG_JSON_FORMAT = {
     "downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%",
     "requested_server_name": "%REQUESTED_SERVER_NAME%",
     "upstream_transport_failure_reason": "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
+    "listener_name": "%LISTENER_NAME%",
+    "filter_chain_name": "%FILTER_CHAIN_NAME%",
+    "upstream_request_attempt_count": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
 }
 
 HCM = "envoy.filters.network.http_connection_manager"

@@ -416,11 +416,9 @@ def test_sync_table_shows_disconnected_and_boss_stopped_in_their_own_colours() -
             tracker.on_ack(node, url, "v1", f"{node}{n}")
     tracker.on_disconnect("reviews-v1.default")
 
-    class TrackedMesh(FakeMesh):
-        def status_rows(self) -> list[dict]:
-            return [{"name": s.node_id, "cluster": "Kubernetes", **s.as_row()} for s in tracker.status()]
-
-    table = SyncTable(TrackedMesh(), watch=False)
+    mesh = FakeMesh()
+    mesh.status_rows = lambda: [{"name": s.node_id, "cluster": "Kubernetes", **s.as_row()} for s in tracker.status()]
+    table = SyncTable(mesh, watch=False)
     html = table.html()
     assert html.count('background:#b7b7b7" title="v1">DISCONNECTED') == 4  # CDS LDS EDS RDS
     assert html.count('background:#d9ead3" title="v1">SYNCED') == 4
