@@ -30,8 +30,10 @@ from .inspect import secrets as inspect_secrets
 from .inspect import stats as inspect_stats
 from .inspect.sync_status import status_table
 from .runtime.local import LocalRuntime
+from .runtime.processes import owner_alive
 
 UP_TIMEOUT_S = 60.0
+POD_COLUMNS = ("NAME", "READY", "STATUS", "RESTARTS", "AGE")
 DOWN_TIMEOUT_S = 15.0
 
 
@@ -173,6 +175,15 @@ class Mesh:
         """A read-only look inside a pod: 'iptables' (nat rules), 'sockets', 'hosts' or 'addresses'."""
         return self._call("pod_info", pod=pod, what=what)  # type: ignore[return-value]
 
+    def pods_table(self) -> pd.DataFrame:
+        """`kubectl get pods`: NAME READY STATUS RESTARTS AGE, as the runtime's supervisor sees the pods.
+
+        A crashed app or sidecar is restarted with Kubernetes' back-off; RESTARTS counts it.
+        """
+        rows = self._call("pods")
+        return pd.DataFrame([{k: r[k] for k in POD_COLUMNS} for r in rows],  # type: ignore[union-attr]
+                            columns=list(POD_COLUMNS))
+
     def stop_boss(self) -> bool:
         """Stop the control plane's ADS server; sidecars keep serving their last config."""
         return self._call("boss", action="stop")["running"]  # type: ignore[index]
@@ -288,6 +299,10 @@ def up(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_S, cap
         pass
     except ControlError:
         return _wait_ready(path, None, timeout)
+    if owner_alive(path) is False:  # its daemon was killed (SIGKILL): its pods and network are still there
+        print(f"meshkit: the mesh at {path} lost its daemon (killed?); removing what it left and starting fresh",
+              file=sys.stderr)
+        down(path)
     path.mkdir(parents=True, exist_ok=True)
     (path / "daemon.json").unlink(missing_ok=True)
     with open(path / "daemon.log", "ab") as logfile:

@@ -70,6 +70,8 @@ class Daemon:
         self._direct_turn = 0  # kube-proxy's round robin for the sidecar-less outsider
         self._new_event = asyncio.Condition()
         self.tracker.subscribe(self._on_sync_event)
+        self.pod_health: dict[str, bool] = {}  # pods whose readiness changed since start: the last word
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def run(self) -> None:
@@ -86,7 +88,8 @@ class Daemon:
             await self.shutdown()
 
     async def start(self) -> None:
-        runtime = choose.create(self.home, self.capture)  # iptables or userspace capture (issue 6)
+        self._loop = asyncio.get_running_loop()
+        runtime = choose.create(self.home, self.capture, self._on_pod_health)  # iptables or userspace capture
         topology = runtime.topology
         self.runtime = runtime
         runtime.preflight()
@@ -113,11 +116,24 @@ class Daemon:
             self.plane.close()  # identity: certificate renewal timers
         if self.server is not None:
             await self.server.stop(0.2)
+        # runtime.stop() halts its supervisor before it kills, so nothing killed is restarted;
+        # without a runtime (choose.create failed) cleanup finds whatever state.json recorded
+        await asyncio.to_thread(self.runtime.stop if self.runtime is not None else lambda: None)
         await asyncio.to_thread(LocalRuntime.cleanup, self.home)
         (self.home / "control.sock").unlink(missing_ok=True)
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _on_pod_health(self, pod: str, healthy: bool) -> None:
+        """The runtime's word that a pod stopped (or started again) being ready; from its supervisor thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._pod_health_changed, pod, healthy)
+
+    def _pod_health_changed(self, pod: str, healthy: bool) -> None:
+        """On the event loop: where the control plane learns a pod's health (EDS marks it)."""
+        log.warning("pod %s is %s", pod, "ready again" if healthy else "not ready")
+        self.pod_health[pod] = healthy
 
     def _write_status(self, state: str, error: str = "") -> None:
         info = {"state": state, "pid": os.getpid(), "error": error, "ready_s": self.ready_s}
@@ -152,6 +168,7 @@ class Daemon:
             "events": self.op_events,
             "tcp": self.op_tcp,
             "pod_info": self.op_pod_info,
+            "pods": self.op_pods,
             "boss": self.op_boss,
             "identity": self.op_identity,
             "down": self.op_down,
@@ -413,6 +430,10 @@ class Daemon:
         if what not in POD_VIEWS:
             raise control.ControlError(f"unknown view {what!r}; choose one of {', '.join(POD_VIEWS)}", "invalid")
         return await asyncio.to_thread(runtime.pod_view, pod.name, what)
+
+    async def op_pods(self, args: dict) -> list[dict]:
+        """`kubectl get pods`: READY, STATUS, RESTARTS, AGE of every pod, as the runtime's supervisor sees them."""
+        return await asyncio.to_thread(self._runtime().pods_table)
 
     async def op_boss(self, args: dict) -> dict:
         """Stop or start the ADS server: the lieutenants keep their last orders while the boss is away."""
