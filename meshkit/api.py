@@ -180,9 +180,11 @@ class Mesh:
 
         A crashed app or sidecar is restarted with Kubernetes' back-off; RESTARTS counts it.
         """
-        rows = self._call("pods")
-        return pd.DataFrame([{k: r[k] for k in POD_COLUMNS} for r in rows],  # type: ignore[union-attr]
-                            columns=list(POD_COLUMNS))
+        return pd.DataFrame([{k: r[k] for k in POD_COLUMNS} for r in self.pods_rows()], columns=list(POD_COLUMNS))
+
+    def pods_rows(self) -> list[dict]:
+        """As `pods_table`, as dicts, with the numbers behind the text (`restarts`, `ready`, per-container pids)."""
+        return self._call("pods")  # type: ignore[return-value]
 
     def stop_boss(self) -> bool:
         """Stop the control plane's ADS server; sidecars keep serving their last config."""
