@@ -16,7 +16,8 @@ Where each operation goes:
   (the app image has no iproute2, and on Kubernetes the cluster DNS, not /etc/hosts, names
   the Services — the view adds what DNS answers for each).
 
-Not on kind: `outside()` (no outside-world server in the cluster) and `down()` (the cluster is
+Not on kind: `outside()` (no outside-world server in the cluster), `pods_table()` (the kubelet
+heals the pods there: `kubectl get pods`) and `down()` (the cluster is
 `meshkit cluster down`'s business).
 """
 
@@ -177,6 +178,10 @@ class KindMesh(Mesh):
                                "not-running") from exc
 
     # -- not on kind ---------------------------------------------------------------------------
+    def pods_rows(self) -> list[dict]:
+        raise ControlError("on kind the kubelet keeps the pods running: `kubectl get pods` shows READY, STATUS, "
+                           "RESTARTS and AGE", "kind")
+
     def outside(self) -> dict:
         raise ControlError("the kind cluster has no outside-world server (only the local runtime runs one)", "kind")
 
