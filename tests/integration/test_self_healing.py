@@ -159,6 +159,25 @@ def test_a_killed_app_is_restarted_too(healing):
     assert [r["status"] for r in rows] == [200] * 3
 
 
+def test_a_killed_capture_process_is_restarted_in_userspace_mode(healing):
+    """userspace capture's process plays istio-init's rules for every pod: it heals like a container."""
+    mesh = healing
+    if mesh.capture != "userspace":
+        pytest.skip("iptables capture has no capture process: the rules live in the kernel")
+    recorded = json.loads((mesh.home / "state.json").read_text())["pids"]
+    pid = [p["pid"] for p in recorded if p["what"] == "capture"][-1]
+    os.kill(pid, signal.SIGKILL)
+    start = time.monotonic()
+    while True:
+        rows = mesh.curl_rows("productpage-v1", URL, n=1, timeout=1.0)
+        if rows[0]["status"] == 200:
+            break
+        assert time.monotonic() - start < BACK_WITHIN_S, rows
+        time.sleep(0.2)
+    recorded = json.loads((mesh.home / "state.json").read_text())["pids"]
+    assert [p["pid"] for p in recorded if p["what"] == "capture"][-1] != pid
+
+
 def test_up_after_the_daemon_was_sigkilled_cleans_up_and_boots_fresh(healing):
     mesh = healing
     home: Path = mesh.home
