@@ -141,6 +141,7 @@ class PodProcesses:
 
     def pods_table(self) -> list[dict]:
         """`kubectl get pods`: NAME READY STATUS RESTARTS AGE per pod (see supervisor.py)."""
+        self.supervisor.probe_now()
         return self.supervisor.rows()
 
     def stop(self) -> None:

@@ -152,6 +152,12 @@ class Supervisor:
         with self._lock:
             return [c.what for c in self._containers if c.restarts or c.restart_at is not None]
 
+    def probe_now(self) -> None:
+        """Probe every running container not yet ready, so a table read right after a start is current."""
+        for container in list(self._containers):
+            if container.restart_at is None and not container.ready:
+                self._probe(container, time.monotonic())
+
     def rows(self) -> list[dict]:
         """One row per pod, as `kubectl get pods` shows it (plus the numbers behind the text)."""
         now = time.time()
@@ -222,13 +228,16 @@ class Supervisor:
             log.warning("%s exited with %s; restarting in %.0f s", container.what, code, backoff(container.streak))
             return
         if now >= container.next_probe:
-            ready = True
-            if container.probe is not None:
-                ready = False
-                with contextlib.suppress(Exception):
-                    ready = bool(container.probe())
-            container.ready = ready
-            container.next_probe = now + (PROBE_S if ready else PROBE_S / 5)
+            self._probe(container, now)
+
+    @staticmethod
+    def _probe(container: Container, now: float) -> None:
+        ready = container.probe is None
+        if container.probe is not None:
+            with contextlib.suppress(Exception):
+                ready = bool(container.probe())
+        container.ready = ready
+        container.next_probe = now + (PROBE_S if ready else PROBE_S / 5)
 
     def _report_health(self) -> None:
         if self._on_pod_health is None:

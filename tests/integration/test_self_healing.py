@@ -51,7 +51,7 @@ def _pod(mesh: meshkit.Mesh, deployment: str) -> dict:
 
 
 def _all_ready(mesh: meshkit.Mesh, timeout: float = 5.0) -> list[dict]:
-    """The pods once every one is Ready (`kubectl wait --for=condition=Ready`): probes lag a start by ~0.2 s."""
+    """The pods once every one is Ready, as `kubectl wait --for=condition=Ready` waits."""
     start = time.monotonic()
     while True:
         rows = mesh.pods_rows()
