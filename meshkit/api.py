@@ -33,8 +33,8 @@ from .runtime.local import LocalRuntime
 from .runtime.processes import owner_alive
 
 UP_TIMEOUT_S = 60.0
-POD_COLUMNS = ("NAME", "READY", "STATUS", "RESTARTS", "AGE")
 DOWN_TIMEOUT_S = 15.0
+POD_COLUMNS = ("NAME", "READY", "STATUS", "RESTARTS", "AGE")  # kubectl get pods
 
 
 def home_dir(home: str | os.PathLike | None = None) -> Path:

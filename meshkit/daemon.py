@@ -116,10 +116,9 @@ class Daemon:
             self.plane.close()  # identity: certificate renewal timers
         if self.server is not None:
             await self.server.stop(0.2)
-        # runtime.stop() halts its supervisor before it kills, so nothing killed is restarted;
-        # without a runtime (choose.create failed) cleanup finds whatever state.json recorded
-        await asyncio.to_thread(self.runtime.stop if self.runtime is not None else lambda: None)
-        await asyncio.to_thread(LocalRuntime.cleanup, self.home)
+        if self.runtime is not None:  # stop() halts the supervisor first: nothing it kills is restarted
+            await asyncio.to_thread(self.runtime.stop)
+        await asyncio.to_thread(LocalRuntime.cleanup, self.home)  # also what a failed start recorded
         (self.home / "control.sock").unlink(missing_ok=True)
 
     def stop(self) -> None:

@@ -109,6 +109,9 @@ def test_in_cluster_says_pod_operations_are_not_here(tmp_path):
 
 
 def test_unknown_views_name_the_known_ones(tmp_path):
+    from meshkit.runtime.local import VIEW_COMMANDS
+
+    assert tuple(VIEW_COMMANDS) == base.POD_VIEWS  # every view the daemon offers, the netns runtime shows
     for runtime in list(_runtimes(tmp_path).values())[:2]:
         with pytest.raises(Exception, match="choose one of " + ", ".join(base.POD_VIEWS)):
             runtime.pod_view("productpage-v1", "routes")
