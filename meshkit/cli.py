@@ -7,6 +7,7 @@
     meshkit apply -f route.yaml --pod productpage-v1
     meshkit revert
     meshkit history
+    meshkit get pods                             kubectl get pods: READY STATUS RESTARTS AGE
     meshkit down
 """
 
@@ -112,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("-f", "--file", required=True)
     cmd.set_defaults(func=cmd_delete)
 
-    cmd = sub.add_parser("get", help="list the Istio resources the boss holds")
-    cmd.add_argument("kind", choices=sorted(GET_KINDS))
+    cmd = sub.add_parser("get", help="list the Istio resources the boss holds, or the pods (get pods)")
+    cmd.add_argument("kind", choices=sorted([*GET_KINDS, *POD_KINDS]))
     _output(cmd, ("table", "yaml"))
     cmd.set_defaults(func=cmd_get)
 
@@ -184,6 +185,8 @@ GET_KINDS = {
     "destinationrules": "DestinationRule", "destinationrule": "DestinationRule", "dr": "DestinationRule",
     "serviceentries": "ServiceEntry", "serviceentry": "ServiceEntry", "se": "ServiceEntry",
 }
+
+POD_KINDS = ("pods", "pod", "po")
 
 
 def _output(cmd: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
@@ -321,6 +324,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    if args.kind in POD_KINDS:  # kubectl get pods: READY, STATUS, RESTARTS, AGE
+        table = _mesh(args).pods_table()
+        print(yaml.safe_dump(table.to_dict("records"), sort_keys=False) if args.output == "yaml"
+              else proxy_config.render(table, padding=3))
+        return 0
     items = _mesh(args).get(GET_KINDS[args.kind])
     if args.output == "yaml":
         print(yaml.safe_dump_all(items, sort_keys=False), end="")

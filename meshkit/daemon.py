@@ -41,12 +41,13 @@ class Daemon:
 
     def __init__(self, home: Path, capture: str | None = None) -> None:
         self.home = home
-        self.runtime: Runtime = choose.create(home, capture)
+        self.runtime: Runtime = choose.create(home, capture, self._on_pod_health)
         self.server = AdsServer(SnapshotCache(), SyncTracker())
         self.plane: ControlPlane | None = None
         self.service = PlaneService(self.runtime, self.server, self.server.tracker, str(home))
         self.pods = PodService(self.service, self.runtime)
         self._stop = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self) -> None:
         table = handlers(self.service, self.pods, extra={"down": self.down})
@@ -63,6 +64,7 @@ class Daemon:
             await self.shutdown()
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         runtime = self.runtime
         runtime.preflight()
         runtime.register_pid(os.getpid())
@@ -85,11 +87,23 @@ class Daemon:
             self.plane.close()  # certificate renewal timers
         if self.server.running:
             await self.server.stop(0.2)
-        await asyncio.to_thread(type(self.runtime).cleanup, self.home)
+        await asyncio.to_thread(self.runtime.stop)  # halts the supervisor first: nothing it kills is restarted
+        await asyncio.to_thread(type(self.runtime).cleanup, self.home)  # also what a failed start recorded
         (self.home / "control.sock").unlink(missing_ok=True)
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _on_pod_health(self, pod: str, healthy: bool) -> None:
+        """The supervisor's word (from its thread) that a pod stopped, or started again, being ready."""
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._mark(pod, healthy), self._loop)
+
+    async def _mark(self, pod: str, healthy: bool) -> None:
+        """As Kubernetes readiness would: callers stop choosing a pod that is down (EDS marks it UNHEALTHY)."""
+        if self.plane is not None:
+            log.warning("pod %s is %s", pod, "ready again" if healthy else "not ready")
+            await self.plane.set_pod_health(pod, healthy)
 
     async def down(self) -> Stopping:
         asyncio.get_running_loop().call_later(0.05, self.stop)

@@ -151,6 +151,16 @@ class TopologyInfo(TypedDict):
     workloads: list[WorkloadInfo]
 
 
+class PodRow(TypedDict, total=False):
+    NAME: str
+    READY: str  # "2/2": app and sidecar ready
+    STATUS: str  # Running, Error, CrashLoopBackOff, Completed
+    RESTARTS: str  # kubectl's "1 (5s ago)"
+    AGE: str
+    restarts: int
+    ready: bool
+
+
 class BossState(TypedDict):
     running: bool
 
@@ -219,13 +229,15 @@ PUSH_DIFF: Operation[list[dict]] = _op("push_diff", Scope.PLANE, ("a", "b", "pod
                                       "what changed in Envoy's own YAML from push a to push b")
 REPLAY: Operation[PushRecord] = _op("replay", Scope.PLANE, ("push_id",), PushRecord,
                                     "put back the config in force after an earlier push, and push it")
+PODS: Operation[list[PodRow]] = _op("pods", Scope.POD, (), list[PodRow],
+                                    "kubectl get pods: READY, STATUS, RESTARTS, AGE as the supervisor sees them")
 ACCESS_LOG: Operation[dict[str, dict]] = _op("access_log", Scope.POD, ("pods", "request_id", "client", "since"),
                                              dict[str, dict], "sidecars' access-log lines for one request")
 DOWN: Operation[Stopping] = _op("down", Scope.POD, (), Stopping, "stop the mesh and everything it started")
 
 OPERATIONS: dict[str, Operation[Any]] = {
     op.name: op for op in (PING, TOPOLOGY, STATUS, APPLY, DELETE, GET, XDS, REVERT, HISTORY, EVENTS, BOSS,
-                           IDENTITY, PUSH_DIFF, REPLAY, CURL, TCP, ADMIN, POD_INFO, ACCESS_LOG, DOWN)
+                           IDENTITY, PUSH_DIFF, REPLAY, CURL, TCP, ADMIN, POD_INFO, PODS, ACCESS_LOG, DOWN)
 }
 PLANE_OPS = frozenset(name for name, op in OPERATIONS.items() if op.scope is Scope.PLANE)
 

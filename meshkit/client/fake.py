@@ -164,6 +164,10 @@ class FakeTransport:
     def _admin(self, pod: str, path: str) -> str:
         return self.config_dump if path.startswith("/config_dump") else self.clusters
 
+    def _pods(self) -> list[p.PodRow]:
+        return [{"NAME": name, "READY": "2/2", "STATUS": "Running", "RESTARTS": "0", "AGE": "5m", "restarts": 0,
+                 "ready": True} for name in BOOKINFO_PODS]
+
     def _pod_info(self, pod: str, what: str = "iptables") -> str:
         return f"# {what} of {pod} (fake)\n"
 

@@ -16,8 +16,8 @@ Where each operation goes:
   (the app image has no iproute2, and on Kubernetes the cluster DNS, not /etc/hosts, names
   the Services — the view adds what DNS answers for each).
 
-Not on kind: `outside()` (no outside-world server in the cluster) and `down()` (the cluster is
-`meshkit cluster down`'s business).
+Not on kind: `outside()` (no outside-world server in the cluster), `pods_table()` (the kubelet
+heals the pods there: `kubectl get pods`) and `down()` (the cluster is `meshkit cluster down`'s business).
 """
 
 from __future__ import annotations
@@ -84,6 +84,9 @@ class KindTransport:
         args = op.request(args)
         if op.scope is p.Scope.PLANE:
             return wire.call(self.info.control_address, op.name, args, timeout=timeout)
+        if op is p.PODS:
+            raise Unsupported("on kind the kubelet keeps the pods running: `kubectl get pods` shows READY, STATUS, "
+                              "RESTARTS and AGE")
         if op.name not in self._pod_ops:
             raise Unsupported(f"{op.name!r} does not exist on kind")
         return self._pod_ops[op.name](**args)

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..constants import default_home
 from ..errors import EnvironmentProblem, MeshError, NotRunning, Starting, Timeout
 from ..protocol import DOWN
-from ..runtime.processes import PodProcesses
+from ..runtime.processes import PodProcesses, owner_alive
 from .mesh import Mesh
 from .transport import ControlTransport
 
@@ -68,11 +68,11 @@ def down(home: str | os.PathLike | None = None) -> None:
 
 
 def _clean_after_crash(path: Path) -> None:
-    """A boss that died (even by SIGKILL) leaves records behind: remove what they name before booting anew."""
-    pid = _daemon_pid(path)
-    if pid is not None and not _alive(pid):
-        PodProcesses.cleanup(path)
-        (path / "control.sock").unlink(missing_ok=True)
+    """A boss killed by SIGKILL leaves its pods and network behind: remove them before booting anew."""
+    if owner_alive(path) is False:
+        print(f"meshkit: the mesh at {path} lost its daemon (killed?); removing what it left and starting fresh",
+              file=sys.stderr)
+        down(path)
 
 
 def _wait_ready(path: Path, process: subprocess.Popen | None, timeout: float) -> Mesh:

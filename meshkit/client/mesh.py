@@ -29,6 +29,7 @@ from ..inspect.sync_status import status_table
 from .transport import Transport
 
 CURL_COLUMNS = ["status", "pod", "version", "flags", "upstream_cluster", "elapsed_ms", "error"]
+POD_COLUMNS = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]  # kubectl get pods
 HISTORY_COLUMNS = ["PUSH", "TIME", "REASON", "CHANGED", "ACK", "NACK", "MS"]
 
 
@@ -263,6 +264,17 @@ class Mesh:
     def pod_info(self, pod: str, what: str = "iptables") -> str:
         """A read-only look inside a pod: 'iptables' (nat rules), 'sockets', 'hosts' or 'addresses'."""
         return self._call(p.POD_INFO, pod=pod, what=what)
+
+    def pods_table(self) -> pd.DataFrame:
+        """`kubectl get pods`: NAME READY STATUS RESTARTS AGE, as the runtime's supervisor sees the pods.
+
+        A crashed app or sidecar is restarted with Kubernetes' back-off; RESTARTS counts it.
+        """
+        return pd.DataFrame([{k: r.get(k, "") for k in POD_COLUMNS} for r in self.pods_rows()], columns=POD_COLUMNS)
+
+    def pods_rows(self) -> list[p.PodRow]:
+        """As `pods_table`, as dicts, with the numbers behind the text (`restarts`, `ready`)."""
+        return self._call(p.PODS)
 
     def down(self) -> None:
         """Stop the mesh and remove everything it made (on kind: says to use `meshkit cluster down`)."""

@@ -70,3 +70,6 @@ class Runtime(Protocol):
 
     def outside(self) -> dict[str, Any] | None:
         """The outside world's {"host", "address", "ports"}, or None when none runs."""
+
+    def pods_table(self) -> list[dict]:
+        """`kubectl get pods`: one row per pod with NAME, READY, STATUS, RESTARTS, AGE (supervisor.py)."""

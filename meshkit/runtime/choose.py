@@ -18,6 +18,7 @@ from ..model import bookinfo
 from .base import Runtime
 from .errors import RuntimeProblem
 from .local import TOOLS, LocalRuntime
+from .supervisor import PodHealth
 from .userspace import UserspaceRuntime
 
 __all__ = ["AUTO", "CAPTURES", "IPTABLES", "USERSPACE", "create", "iptables_problem", "resolve"]
@@ -43,8 +44,11 @@ def resolve(requested: str | None = None) -> str:
     return wanted
 
 
-def create(home: Path, requested: str | None = None) -> Runtime:
-    """The runtime for `home` with its topology (`.topology`) on free addresses; `.capture` says which."""
+def create(home: Path, requested: str | None = None, on_pod_health: PodHealth | None = None) -> Runtime:
+    """The runtime for `home` with its topology (`.topology`) on free addresses; `.capture` says which.
+
+    `on_pod_health(pod, healthy)` is called when a pod stops or starts being ready (supervisor.py).
+    """
     if resolve(requested) == USERSPACE:
-        return UserspaceRuntime.create(home)
-    return LocalRuntime(home, bookinfo(pod_subnet=LocalRuntime.allocate_subnet(home)))
+        return UserspaceRuntime.create(home, on_pod_health)
+    return LocalRuntime(home, bookinfo(pod_subnet=LocalRuntime.allocate_subnet(home)), on_pod_health)

@@ -73,6 +73,9 @@ class InCluster:
     def pod_view(self, pod: str, what: str) -> str:
         self._not_here("pod_view", "client/kind.py reads it with `kubectl logs` / `kubectl exec`")
 
+    def pods_table(self) -> list[dict]:
+        self._not_here("pods_table", "`kubectl get pods` shows the cluster's pods")
+
     def outside(self) -> None:
         return None  # no outside-world server runs in the cluster
 

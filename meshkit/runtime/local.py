@@ -27,8 +27,9 @@ from .base import POD_VIEWS, Runtime
 from .bootstrap import XdsAddress, envoy_bootstrap
 from .envoy import find_envoy, start_envoy
 from .errors import RuntimeProblem
-from .processes import PodProcesses, mesh_id
+from .processes import PodProcesses, mesh_id, popen
 from .shared import world_usable
+from .supervisor import PodHealth, accepts
 
 OUTSIDE_HOST = "httpbin.example.com"  # .example.com is reserved (RFC 2606): nothing real answers it
 OUTSIDE_PORTS = (9080, 8080)  # 9080: a port the sidecars have an HTTP listener for; 8080: none
@@ -52,8 +53,8 @@ class LocalRuntime(PodProcesses):
 
     capture: ClassVar[str] = IPTABLES
 
-    def __init__(self, home: Path, topology: Topology) -> None:
-        super().__init__(home, topology)
+    def __init__(self, home: Path, topology: Topology, on_pod_health: PodHealth | None = None) -> None:
+        super().__init__(home, topology, on_pod_health=on_pod_health)
         first = topology.workloads[0].ip
         self.subnet = ip_network(f"{first}/{POD_PREFIX}", strict=False)
         self.gateway = str(self.subnet.network_address + 1)
@@ -148,30 +149,32 @@ class LocalRuntime(PodProcesses):
 
         Also the outside world: a plain HTTP server on the host (no netns, no sidecar), as uid 1000,
         bound to the bridge's gateway address only, so only this mesh's pods (and the host) reach it.
+        Each process is supervised: one that exits is started again (supervisor.py).
         """
         envoy, apps = self._envoy or world_usable(find_envoy()), self._apps or world_usable(APPS_DIR)
-        with open(self.home / "outside.log", "ab") as log:
-            argv = [app_python(), "-I", str(apps / "outside.py"), "--address", self.gateway,
-                    *(arg for port in OUTSIDE_PORTS for arg in ("--port", str(port))), "--mesh-home", str(self.home)]
-            outside = subprocess.Popen(
-                ["setpriv", f"--reuid={APP_UID}", f"--regid={APP_UID}", "--clear-groups", "--", *argv],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            )
-        self._started(outside, "outside")
+        argv = [app_python(), "-I", str(apps / "outside.py"), "--address", self.gateway,
+                *(arg for port in OUTSIDE_PORTS for arg in ("--port", str(port))), "--mesh-home", str(self.home)]
+        outside = ["setpriv", f"--reuid={APP_UID}", f"--regid={APP_UID}", "--clear-groups", "--", *argv]
+        self._supervise(None, "outside", "outside", lambda: popen(outside, self.home / "outside.log"))
         for workload in self.topology.workloads:
             ns, pod_dir = self.netns(workload.name), self.pod_dir(workload.name)
             pod_dir.mkdir(parents=True, exist_ok=True)
             if not workload.ports:  # identity: the outsider pod runs nothing, it only sends requests
                 continue
-            with open(pod_dir / "app.log", "ab") as log:
-                app = subprocess.Popen(
-                    netns.command_in(ns, app_command(workload, apps), uid=APP_UID),
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                )
-            self._started(app, f"app {workload.name}")
-            if workload.sidecar:
-                bootstrap = envoy_bootstrap(workload, xds, admin_port=ADMIN_PORT)
-                self._started(start_envoy(ns, bootstrap, pod_dir, envoy), f"envoy {workload.name}")
+            self._supervise_pod(workload, ns, pod_dir, app_command(workload, apps), xds, envoy)
+        self.supervisor.start()
+
+    def _supervise_pod(self, workload: Workload, ns: str, pod_dir: Path, command: list[str], xds: XdsAddress,
+                       envoy: Path) -> None:
+        """The pod's app and sidecar, each restarted when it exits, each with its readiness probe."""
+        name, port = workload.name, workload.ports[0]
+        app = netns.command_in(ns, command, uid=APP_UID)
+        self._supervise(name, workload.app, f"app {name}", lambda: popen(app, pod_dir / "app.log"),
+                        accepts(lambda: self.connect(name, "127.0.0.1", port, 0.5)))
+        if workload.sidecar:
+            bootstrap = envoy_bootstrap(workload, xds, admin_port=ADMIN_PORT)
+            self._supervise(name, "istio-proxy", f"envoy {name}", lambda: start_envoy(ns, bootstrap, pod_dir, envoy),
+                            lambda: self.admin_get(name, "/ready", 0.5).strip() == "LIVE")
 
     def wait_apps(self, timeout: float = 30.0) -> None:
         """Return once every app accepts on 127.0.0.1:<port> inside its pod, and the outside world on the host."""
@@ -203,7 +206,7 @@ class LocalRuntime(PodProcesses):
                     del waiting[pod]
                 except OSError:
                     pass
-            dead = [what for what, process in self._procs.items() if process.poll() is not None]
+            dead = self._dead()
             if dead or (waiting and time.monotonic() > deadline):
                 what = f"processes exited: {dead}" if dead else f"not listening after {timeout:.0f} s: {waiting}"
                 raise RuntimeProblem(f"pods did not come up ({what})",

@@ -1,5 +1,5 @@
 """What both local runtimes share: the state file that makes `cleanup` work after SIGKILL, and
-the pods' processes and log folders.
+the pods' processes (kept running by `supervisor.Supervisor`) and log folders.
 
 Everything a runtime creates is written to `<home>/state.json` *before* it is created, so a fresh
 process can tear down a mesh whose owner was killed: `LocalRuntime.cleanup(home)` needs nothing else.
@@ -16,12 +16,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from ..model import Topology
 from . import netns
+from .supervisor import PodHealth, Supervisor
 
 STATE_FILE = "state.json"
 
@@ -55,6 +56,18 @@ def kill_all(pids: Iterable[int], grace_s: float = 1.0) -> None:
             return
 
 
+def owner_alive(home: Path) -> bool | None:
+    """Whether the process that owns `home`'s mesh (the daemon) still runs; None when no mesh is recorded.
+
+    False means it was killed (SIGKILL leaves no time to clean up): its pods and network remain
+    and `cleanup(home)` must remove them before a fresh start.
+    """
+    state = load_state(home)
+    if state is None:
+        return None
+    return any(p["what"] == "registered" and start_time(p["pid"]) == p["start"] for p in state["pids"])
+
+
 def load_state(home: Path) -> dict[str, Any] | None:
     try:
         return json.loads((Path(home) / STATE_FILE).read_text())
@@ -62,10 +75,19 @@ def load_state(home: Path) -> dict[str, Any] | None:
         return None
 
 
+def popen(argv: list[str], log: Path, stdout: Path | None = None, env: dict[str, str] | None = None
+          ) -> subprocess.Popen:
+    """Start `argv` in its own session, stderr (and stdout, unless `stdout` names its own file) appended to `log`."""
+    with open(log, "ab") as err, open(stdout or os.devnull, "ab") as out:
+        return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out if stdout else err,
+                                stderr=err, start_new_session=True)
+
+
 class PodProcesses:
     """A mesh's home, its recorded state, and the processes it started (apps, sidecars, helpers)."""
 
-    def __init__(self, home: Path, topology: Topology, **state: Any) -> None:
+    def __init__(self, home: Path, topology: Topology, *, on_pod_health: PodHealth | None = None,
+                 **state: Any) -> None:
         self.home = Path(home).resolve()
         self.topology = topology
         self.mesh_id = mesh_id(self.home)
@@ -73,7 +95,8 @@ class PodProcesses:
         self._state: dict[str, Any] = load_state(self.home) or {
             "mesh_id": self.mesh_id, "bridge": None, "netns": [], "etc_netns": [], "pids": []}
         self._state.update(state)
-        self._procs: dict[str, subprocess.Popen] = {}
+        self._procs: dict[str, subprocess.Popen] = {}  # the current process of each, restarts included
+        self.supervisor = Supervisor(self._started, on_pod_health)
 
     def pod_dir(self, pod: str) -> Path:
         """Where a pod's logs go: `<home>/pods/<pod name>/`."""
@@ -102,12 +125,28 @@ class PodProcesses:
         """Record another process (the daemon) for `cleanup` to stop; a pid reused since is spared."""
         self._record_pid(pid, "registered")
 
-    def _started(self, process: subprocess.Popen, what: str) -> None:
+    def _started(self, what: str, process: subprocess.Popen) -> None:
         self._procs[what] = process
         self._record_pid(process.pid, what)
 
+    def _supervise(self, pod: str | None, name: str, what: str, spawn: Callable[[], subprocess.Popen],
+                   probe: Callable[[], bool] | None = None) -> subprocess.Popen:
+        """Start a process now and restart it whenever it exits (with Kubernetes' back-off)."""
+        return self.supervisor.add(pod, name, what, spawn, probe)
+
+    def _dead(self) -> list[str]:
+        """Processes that exited since they were started (at start-up: a failed start)."""
+        exited = [what for what, process in self._procs.items() if process.poll() is not None]
+        return sorted({*exited, *self.supervisor.crashed()})
+
+    def pods_table(self) -> list[dict]:
+        """`kubectl get pods`: NAME READY STATUS RESTARTS AGE per pod (see supervisor.py)."""
+        self.supervisor.probe_now()
+        return self.supervisor.rows()
+
     def stop(self) -> None:
         """Stop this runtime's processes and remove everything it created."""
+        self.supervisor.stop()  # first: nothing killed below may be restarted
         kill_all(p.pid for p in self._procs.values())
         for process in self._procs.values():
             process.wait()

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..constants import ADMIN_PORT, INBOUND_PORT, OUTBOUND_PORT, SIDECAR_PORTS, USERSPACE, XDS_PORT
-from ..model import Topology, bookinfo
+from ..model import Topology, Workload, bookinfo
 from .admin import AdminClient
 from .apps import HERE as APPS_DIR
 from .apps import app_command
@@ -53,7 +53,8 @@ from .bootstrap import XdsAddress, envoy_bootstrap
 from .envoy import ENVOY_FLAGS, find_envoy
 from .errors import RuntimeProblem
 from .local import OUTSIDE_HOST, OUTSIDE_PORTS
-from .processes import PodProcesses, mesh_id
+from .processes import PodProcesses, mesh_id, popen
+from .supervisor import PodHealth, accepts
 
 CAPTURE = USERSPACE
 OUTSIDE_OCTET = 253  # 127.N.253.1: the outside world, on no pod's address
@@ -76,19 +77,19 @@ class UserspaceRuntime(PodProcesses):
 
     capture: ClassVar[str] = CAPTURE
 
-    def __init__(self, home: Path, topology: Topology, block: int) -> None:
-        super().__init__(home, topology, capture=CAPTURE, block=block)
+    def __init__(self, home: Path, topology: Topology, block: int, on_pod_health: PodHealth | None = None) -> None:
+        super().__init__(home, topology, on_pod_health=on_pod_health, capture=CAPTURE, block=block)
         self.block = block
         self._block_lock: int | None = None
         self._envoy: Path | None = None
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
-    def create(cls, home: Path) -> UserspaceRuntime:
+    def create(cls, home: Path, on_pod_health: PodHealth | None = None) -> UserspaceRuntime:
         """A runtime on a free 127.N.0.0/16 (held by a lock file for as long as this process lives)."""
         home = Path(home).resolve()
         block, lock_fd = cls.allocate_block(home)
-        runtime = cls(home, cls.topology_for(block), block)
+        runtime = cls(home, cls.topology_for(block), block, on_pod_health)
         runtime._block_lock = lock_fd
         return runtime
 
@@ -179,11 +180,8 @@ class UserspaceRuntime(PodProcesses):
         for workload in self.topology.workloads:
             self.pod_dir(workload.name).mkdir(parents=True, exist_ok=True)
             (self.pod_dir(workload.name) / "hosts").write_text("\n".join(self.hosts_lines(workload.name)) + "\n")
-        log = open(self.home / "capture.log", "ab")  # noqa: SIM115 - handed to the child
-        with log:
-            process = subprocess.Popen([sys.executable, "-I", "-u", str(CAPTURE_SCRIPT), str(config)],
-                                       stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        self._started(process, "capture")
+        argv = [sys.executable, "-I", "-u", str(CAPTURE_SCRIPT), str(config)]
+        process = self._supervise(None, "capture", "capture", lambda: popen(argv, self.home / "capture.log"))
         deadline = time.monotonic() + 10.0
         while b"capture ready" not in (self.home / "capture.log").read_bytes():
             if process.poll() is not None or time.monotonic() > deadline:
@@ -227,29 +225,31 @@ class UserspaceRuntime(PodProcesses):
         return boot
 
     def start_pods(self, xds: XdsAddress) -> None:
+        """Start the outside world, every app and every sidecar, each supervised (supervisor.py)."""
         envoy = self._envoy or find_envoy()
         outside = self.outside()
-        with open(self.home / "outside.log", "ab") as log:
-            argv = [sys.executable, "-I", str(APPS_DIR / "outside.py"), "--address", outside["address"],
-                    *(arg for port in OUTSIDE_PORTS for arg in ("--port", str(port))), "--mesh-home", str(self.home)]
-            self._started(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                           start_new_session=True), "outside")
+        argv = [sys.executable, "-I", str(APPS_DIR / "outside.py"), "--address", outside["address"],
+                *(arg for port in OUTSIDE_PORTS for arg in ("--port", str(port))), "--mesh-home", str(self.home)]
+        self._supervise(None, "outside", "outside", lambda: popen(argv, self.home / "outside.log"))
         for workload in self.topology.workloads:
-            pod_dir = self.pod_dir(workload.name)
-            pod_dir.mkdir(parents=True, exist_ok=True)
-            env = {**os.environ, "MESHKIT_POD_LISTEN": self.app_ip(workload.name),
-                   "MESHKIT_POD_SOURCE": self.app_ip(workload.name), "MESHKIT_POD_HOSTS": str(pod_dir / "hosts")}
-            if workload.ports:  # the outsider serves nothing: it is only a place to call from
-                with open(pod_dir / "app.log", "ab") as log:
-                    app = subprocess.Popen(app_command(workload, APPS_DIR), env=env, stdin=subprocess.DEVNULL,
-                                           stdout=log, stderr=log, start_new_session=True)
-                self._started(app, f"app {workload.name}")
-            if workload.sidecar:
-                argv = [str(envoy), "--config-yaml", json.dumps(self.bootstrap(workload, xds)), *ENVOY_FLAGS]
-                with open(pod_dir / "access.log", "ab") as access, open(pod_dir / "envoy.log", "ab") as log:
-                    proxy = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=access, stderr=log,
-                                             start_new_session=True)
-                self._started(proxy, f"envoy {workload.name}")
+            self.pod_dir(workload.name).mkdir(parents=True, exist_ok=True)
+            self._supervise_pod(workload, xds, envoy)
+        self.supervisor.start()
+
+    def _supervise_pod(self, workload: Workload, xds: XdsAddress, envoy: Path) -> None:
+        """The pod's app and sidecar, each restarted when it exits, each with its readiness probe."""
+        name, pod_dir, app_ip = workload.name, self.pod_dir(workload.name), self.app_ip(workload.name)
+        env = {**os.environ, "MESHKIT_POD_LISTEN": app_ip, "MESHKIT_POD_SOURCE": app_ip,
+               "MESHKIT_POD_HOSTS": str(pod_dir / "hosts")}
+        if workload.ports:  # the outsider serves nothing: it is only a place to call from
+            app, port = app_command(workload, APPS_DIR), workload.ports[0]
+            self._supervise(name, workload.app, f"app {name}", lambda: popen(app, pod_dir / "app.log", env=env),
+                            accepts(lambda: socket.create_connection((app_ip, port), 0.5)))
+        if workload.sidecar:
+            proxy = [str(envoy), "--config-yaml", json.dumps(self.bootstrap(workload, xds)), *ENVOY_FLAGS]
+            self._supervise(name, "istio-proxy", f"envoy {name}",
+                            lambda: popen(proxy, pod_dir / "envoy.log", stdout=pod_dir / "access.log"),
+                            lambda: self.admin_get(name, "/ready", 0.5).strip() == "LIVE")
 
     def wait_apps(self, timeout: float = 30.0) -> None:
         targets = {w.name: (self.app_ip(w.name), w.ports[0]) for w in self.topology.workloads if w.ports}
@@ -267,7 +267,7 @@ class UserspaceRuntime(PodProcesses):
                 with contextlib.suppress(OSError):
                     socket.create_connection(address, timeout=0.5).close()
                     del waiting[name]
-            dead = [what for what, process in self._procs.items() if process.poll() is not None]
+            dead = self._dead()
             if dead or (waiting and time.monotonic() > deadline):
                 what = f"processes exited: {dead}" if dead else f"not listening after {timeout:.0f} s: {waiting}"
                 raise RuntimeProblem(f"pods did not come up ({what})",

@@ -77,6 +77,10 @@ class PodService:
 
         return await asyncio.to_thread(run)
 
+    async def pods(self) -> list[p.PodRow]:
+        """`kubectl get pods`: every pod as the runtime's supervisor sees it."""
+        return cast(list[p.PodRow], await asyncio.to_thread(self._runtime.pods_table))
+
     async def pod_info(self, pod: str, what: str = "iptables") -> str:
         """Read-only views from inside a pod: its iptables rules, listening sockets, hosts file."""
         workload = self._boss.pods([pod])[0]

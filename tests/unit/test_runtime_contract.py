@@ -43,7 +43,8 @@ def runtime(request, tmp_path):
 
 def test_the_protocol_names_what_the_daemon_uses():
     assert set(METHODS) == {"preflight", "start_network", "xds_address", "start_pods", "wait_apps", "stop",
-                            "cleanup", "register_pid", "connect", "admin_get", "access_log", "pod_view", "outside"}
+                            "cleanup", "register_pid", "connect", "admin_get", "access_log", "pod_view", "outside",
+                            "pods_table"}
     assert set(ATTRIBUTES) == {"capture", "topology", "home"}
 
 
@@ -101,12 +102,16 @@ def test_in_cluster_says_pod_operations_are_not_here(tmp_path):
                  lambda: runtime.admin_get("productpage-v1", "/ready"),
                  lambda: runtime.access_log("productpage-v1"),
                  lambda: runtime.pod_view("productpage-v1", "iptables"),
+                 runtime.pods_table,
                  lambda: runtime.start_pods(runtime.xds_address())):
         with pytest.raises(NotOnThisRuntime, match="not on this runtime"):
             call()
 
 
 def test_unknown_views_name_the_known_ones(tmp_path):
+    from meshkit.runtime.local import VIEW_COMMANDS
+
+    assert tuple(VIEW_COMMANDS) == base.POD_VIEWS  # every view the daemon offers, the netns runtime shows
     for runtime in list(_runtimes(tmp_path).values())[:2]:
         with pytest.raises(Exception, match="choose one of " + ", ".join(base.POD_VIEWS)):
             runtime.pod_view("productpage-v1", "routes")
