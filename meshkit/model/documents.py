@@ -11,6 +11,7 @@ a message that says the limit and what to do:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import yaml
@@ -61,12 +62,15 @@ def load_yaml_all(text: str) -> list[object]:
     try:
         _screen_events(text)
         loaded = list(yaml.load_all(text, Loader=_Loader))
+    except ModelError:
+        raise
     except yaml.YAMLError as exc:
-        raise ResourceError(f"not valid YAML or JSON: {exc}") from exc
+        text = str(exc).replace("found unhashable key", "found a list or mapping used as a key")
+        raise ResourceError(f"not valid YAML or JSON: {text}") from exc
     except RecursionError as exc:  # the screen bounds depth; this is a last guard
         raise ResourceError(f"nesting too deep; meshkit reads at most {MAX_DEPTH} levels") from exc
     except (ValueError, TypeError, OverflowError) as exc:  # a tagged or date-like scalar that is not one
-        raise ResourceError(f"not valid YAML or JSON: a value cannot be read as its type ({exc})") from exc
+        raise ResourceError(f"not valid YAML or JSON: a value cannot be read as its type ({plain(str(exc))})") from exc
     budget = [MAX_VALUES]
     for index, item in enumerate(loaded):
         _screen_values(item, index, budget)
@@ -124,3 +128,28 @@ def _check_text(value: str, index: int) -> None:
     except UnicodeEncodeError as exc:
         raise ResourceError(f"YAML document {index + 1}: the string {value[:40]!r} holds a character UTF-8 "
                             f"cannot carry (a lone surrogate at position {exc.start}); remove it") from None
+
+
+# What protobuf's JSON reader says in Python's words, and what it means for a YAML writer.
+_PLAIN = (
+    (re.compile(r"expected string or bytes-like object|has no attribute '(split|encode|strip)'"), "expected a string"),
+    (re.compile(r"invalid literal for int\(\) with base \d+: (.*)"), r"\1 is not an integer"),
+    (re.compile(r"int\(\) argument must be|could not convert|must be real number"), "expected a number"),
+    (re.compile(r"unhashable type|string indices must be integers"),
+     "expected a name or a number, not a list or mapping"),
+    (re.compile(r"object is not iterable|is not a mapping|object has no attribute 'items'"),
+     "expected a mapping or a list here"),
+)
+_PYTHON_WORDS = re.compile(r"\w+(Error|Exception)\b|<class |object has no attribute|NoneType|\bint\(\)")
+
+
+def plain(text: str) -> str:
+    """protobuf's or Python's wording of a bad value, as a learner writing YAML reads it."""
+    for pattern, meaning in _PLAIN:
+        match = pattern.search(text)
+        if match:
+            return match.expand(meaning) if match.groups() else meaning
+    text = text.strip().rstrip(".")
+    if _PYTHON_WORDS.search(text) or not text:
+        return "a value of the wrong type for this field"
+    return text[:300]

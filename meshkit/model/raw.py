@@ -31,7 +31,7 @@ from envoy.config.route.v3 import route_pb2
 from google.protobuf import json_format, symbol_database
 from google.protobuf.message import Message
 
-from .documents import ResourceError, load_documents
+from .documents import ResourceError, load_documents, plain
 from .envoy_types import CLUSTER, ENDPOINT, LISTENER, ROUTE, SHORT_NAMES
 from .schema import nearest, shown
 
@@ -102,7 +102,7 @@ def parse_document(doc: dict, index: int = 0) -> RawResource:
         raise ResourceError(f"{where}: nested too deep for Envoy's schema; flatten it") from None
     except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError) as exc:
         # protobuf's JSON reader lets a few shapes through as plain exceptions (odd keys, huge numbers)
-        raise ResourceError(f"{where}: Envoy's schema cannot read this document ({_plain(exc)}); check the "
+        raise ResourceError(f"{where}: Envoy's schema cannot read this document ({plain(str(exc))}); check the "
                             "field types against the Envoy API reference") from None
     name = message.cluster_name if short == "EDS" else message.name  # type: ignore[attr-defined]
     if not name:
@@ -112,21 +112,16 @@ def parse_document(doc: dict, index: int = 0) -> RawResource:
 
 
 
-def _plain(exc: BaseException) -> str:
-    """An exception's text without Python's vocabulary (a learner wrote YAML, not Python)."""
-    text = str(exc).strip("'\"") or "a value of the wrong shape"
-    return text[:200]
-
-
-_NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "(\w+)" at "([^"]*)"')
-
-
+_NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "([^"]*)" at "([^"]*)"')
+_CHAIN = re.compile(r"Failed to parse (\S+) field: ")
 def _explain(exc: json_format.ParseError, cls: type[Message]) -> str:
-    """Turn protobuf's parse error into field path + nearest valid name."""
+    """Turn protobuf's parse error into field path + nearest valid name, or path + what is wrong."""
     text = str(exc)
     match = _NO_FIELD.search(text)
     if not match:
-        return text
+        fields = _CHAIN.findall(text)
+        location = ".".join([cls.DESCRIPTOR.name, *fields])
+        return f"{location}: {plain(_CHAIN.sub('', text))}"
     full_name, field, path = match.groups()
     try:
         descriptor = symbol_database.Default().pool.FindMessageTypeByName(full_name)
