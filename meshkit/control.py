@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,8 @@ from pathlib import Path
 
 Handler = Callable[[dict], Awaitable[object]]
 MAX_MESSAGE = 64 * 1024 * 1024
+DAEMON_LOG = "daemon.log"  # next to control.sock: where the daemon's stderr goes (api.up)
+log = logging.getLogger("meshkit.control")
 
 
 class ControlError(RuntimeError):
@@ -38,21 +41,30 @@ class NotRunning(ControlError):
 Address = Path | str  # a unix socket path, or "host:port" for TCP
 
 
-def _answerer(handlers: dict[str, Handler]) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter],
-                                                        Awaitable[None]]:
+def _answerer(handlers: dict[str, Handler], log_path: Path | None = None,
+              ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """The connection handler; an unexpected exception is logged with its traceback (to `log_path`,
+    the daemon's log) and answered as problem 'internal', never with Python's words."""
+    where = str(log_path) if log_path else "the boss's log"
+
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = json.loads(await reader.readline())
-            handler = handlers.get(request.get("op", ""))
+            try:
+                request = json.loads(await reader.readline())
+                op = request.get("op", "") if isinstance(request, dict) else None
+            except ValueError:
+                request, op = {}, None
+            handler = handlers.get(op) if isinstance(op, str) else None
             if handler is None:
-                reply: dict = {"ok": False, "error": f"unknown operation {request.get('op')!r}"}
+                reply: dict = {"ok": False, "error": f"unknown operation {op!r}", "problem": "invalid"}
             else:
                 try:
                     reply = {"ok": True, "result": await handler(request.get("args") or {})}
                 except ControlError as exc:
                     reply = {"ok": False, "error": str(exc), "problem": exc.problem, "detail": exc.detail}
-                except Exception as exc:  # report, never kill the boss
-                    reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "problem": "error"}
+                except Exception:  # report, never kill the boss
+                    log.exception("operation %r failed", op)
+                    reply = {"ok": False, "error": f"internal error (see {where})", "problem": "internal"}
             writer.write(json.dumps(reply, default=str).encode() + b"\n")
             await writer.drain()
         finally:
@@ -63,7 +75,7 @@ def _answerer(handlers: dict[str, Handler]) -> Callable[[asyncio.StreamReader, a
 
 async def serve(path: Path, handlers: dict[str, Handler]) -> asyncio.AbstractServer:
     """Answer requests on `path` with the handler named by each request's `op`."""
-    on_connection = _answerer(handlers)
+    on_connection = _answerer(handlers, path.parent / DAEMON_LOG)
     if path.exists():
         path.unlink()
     old_umask = os.umask(0o177)

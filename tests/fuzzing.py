@@ -44,11 +44,9 @@ BOMB = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
 
 
 @cache
-def istio_seeds() -> tuple[dict, ...]:
-    docs = []
-    for path in ISTIO_SEED_FILES:
-        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
-    return tuple(docs)
+def istio_seeds() -> tuple[tuple[dict, ...], ...]:
+    """The documents of each seed file (a VirtualService with the DestinationRule it needs)."""
+    return tuple(tuple(d for d in yaml.safe_load_all(path.read_text()) if d) for path in ISTIO_SEED_FILES)
 
 
 @cache
@@ -180,14 +178,21 @@ def mutate_text(text: str, rng: random.Random) -> str:
 
 def mutated_text(rng: random.Random, raw: bool | None = None) -> str:
     """One to three mutated documents from the seeds, sometimes with text-level damage too."""
+    return mutated(rng, raw)[0]
+
+
+def mutated(rng: random.Random, raw: bool | None = None) -> tuple[str, int]:
+    """`mutated_text` and how many documents went into it."""
     raw = rng.random() < 0.3 if raw is None else raw
-    seeds = raw_seeds() if raw else istio_seeds()
-    docs = [rng.choice(seeds) for _ in range(rng.choice([1, 1, 2, 3]))]
-    docs = [mutate_doc(d, rng) if rng.random() < 0.9 else copy.deepcopy(d) for d in docs]
-    for i in range(rng.randrange(len(docs) + 1)):  # a second change to some of them
+    if raw:
+        docs = [copy.deepcopy(rng.choice(raw_seeds())) for _ in range(rng.choice([1, 1, 2, 3]))]
+    else:
+        docs = [copy.deepcopy(d) for d in rng.choice(istio_seeds())]
+    for _ in range(rng.choice([1, 1, 1, 2, 3])):
+        i = rng.randrange(len(docs))
         docs[i] = mutate_doc(docs[i], rng)
     text = dump(docs, rng)
-    return mutate_text(text, rng) if rng.random() < 0.15 else text
+    return (mutate_text(text, rng) if rng.random() < 0.15 else text), len(docs)
 
 
 def outcome(text: str) -> tuple[str, object]:

@@ -22,7 +22,7 @@ MAX_BYTES = 1024 * 1024
 MAX_DOCUMENTS = 100
 MAX_DEPTH = 64
 MAX_ALIASES = 100
-MAX_VALUES = 500_000
+MAX_VALUES = 250_000
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _OPEN = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
@@ -137,7 +137,7 @@ _PLAIN = (
     (re.compile(r"int\(\) argument must be|could not convert|must be real number"), "expected a number"),
     (re.compile(r"unhashable type|string indices must be integers"),
      "expected a name or a number, not a list or mapping"),
-    (re.compile(r"object is not iterable|is not a mapping|object has no attribute 'items'"),
+    (re.compile(r"object is not (iterable|subscriptable)|is not a mapping|object has no attribute 'items'"),
      "expected a mapping or a list here"),
 )
 _PYTHON_WORDS = re.compile(r"\w+(Error|Exception)\b|<class |object has no attribute|NoneType|\bint\(\)")

@@ -113,7 +113,7 @@ LOAD_BALANCER = Obj({
     "simple": Enum(("UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST")),
     "consistentHash": Obj({
         "httpHeaderName": str, "useSourceIp": bool, "httpQueryParameterName": str,
-        "httpCookie": Obj({"name": str, "path": str, "ttl": Duration}),
+        "httpCookie": Obj({"name": str, "path": str, "ttl": Duration}, required=("name",)),
         "ringHash": Obj({"minimumRingSize": int}), "maglev": Obj({"tableSize": int}),
         "minimumRingSize": int,
     }),

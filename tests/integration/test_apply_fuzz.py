@@ -1,0 +1,127 @@
+"""The boss stays up through 2,000 mutated documents: every bad one gets a clear refusal.
+
+Mutated Istio and raw Envoy documents (tests/fuzzing.py, a fixed seed) go through the real
+control socket to a live mesh. Counted: refusals ('invalid'), Envoy rejections ('nack'),
+accepted applies, internal errors (must be 0) and calls that did not answer in time (must be 0).
+Whatever a call left behind is deleted or reverted before the next one, so each document meets
+the Bookinfo mesh as `meshkit up` made it; at the end productpage must still answer 200.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+
+import pytest
+import yaml
+
+from meshkit import control
+from meshkit.control import ControlError
+from meshkit.model.checks import DNS1123_LABEL_MESSAGE, DNS1123_SUBDOMAIN_MESSAGE
+from meshkit.model.istio import KINDS
+
+from ..fuzzing import PYTHON_NOISE, mutated
+
+pytestmark = pytest.mark.mesh
+
+DOCUMENTS = 2000
+SEED = 20261201
+CALL_TIMEOUT_S = 30.0
+BUDGET_S = 240.0
+
+
+def is_internal(exc: ControlError) -> bool:
+    """Whether the boss failed on its own account rather than refusing the input.
+
+    One place to adapt when meshkit/errors.py's typed exceptions replace `problem` strings."""
+    return exc.problem not in ("invalid", "nack", "not-found")
+
+
+def call(mesh, op: str, **args: object) -> object:
+    """One control call with a bound: a TimeoutError here is a hang."""
+    return control.call(mesh.home / "control.sock", op, args, timeout=CALL_TIMEOUT_S)
+
+
+def reset(mesh) -> None:
+    """Delete every Istio resource, drop raw overrides and restore ALLOW_ANY: Bookinfo as it booted."""
+    for kind in KINDS:
+        sources = call(mesh, "get", kind=kind) if kind != "MeshConfig" else []
+        if sources:
+            call(mesh, "delete", text=yaml.safe_dump_all(sources))
+    call(mesh, "revert", pods=[])
+    if call(mesh, "topology")["mesh"]["outbound_traffic_policy"] != "ALLOW_ANY":  # type: ignore[index]
+        mesh.set_outbound_traffic_policy("ALLOW_ANY")
+
+
+def test_two_thousand_mutated_documents_never_break_the_boss(mesh):
+    rng = random.Random(SEED)
+    counts: Counter[str] = Counter()
+    internal: list[str] = []
+    noisy: list[str] = []
+    documents = calls = 0
+    slowest = 0.0
+    started = time.monotonic()
+    while documents < DOCUMENTS:
+        text, n = mutated(rng)
+        documents += n
+        calls += 1
+        began = time.monotonic()
+        try:
+            call(mesh, "apply", text=text, pods=[])
+            counts["applied"] += 1
+            reset(mesh)
+        except ControlError as exc:
+            if is_internal(exc):
+                internal.append(f"{exc.problem}: {exc} <- {text[:300]!r}")
+            counts[exc.problem] += 1
+            if PYTHON_NOISE.search(str(exc)):
+                noisy.append(f"{exc} <- {text[:200]!r}")
+            if exc.problem == "nack":
+                reset(mesh)
+        except TimeoutError:
+            counts["hang"] += 1
+            internal.append(f"no answer within {CALL_TIMEOUT_S}s <- {text[:300]!r}")
+        slowest = max(slowest, time.monotonic() - began)
+        assert time.monotonic() - started < BUDGET_S, f"over budget after {documents} documents: {dict(counts)}"
+    elapsed = time.monotonic() - started
+    print(f"\napply fuzz: {documents} documents in {calls} calls, {elapsed:.1f}s (slowest call {slowest:.2f}s): "
+          + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f", internal {len(internal)}")
+    assert not internal, "\n".join(internal[:10])
+    assert counts["hang"] == 0
+    assert not noisy, "\n".join(noisy[:10])
+    assert counts["invalid"] > 0 and counts["applied"] > 0, counts
+    rows = mesh.curl_rows("productpage-v1", "http://productpage:9080/productpage", n=5)
+    assert [r["status"] for r in rows] == [200] * 5, rows
+
+
+VS = """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: %s, namespace: %s}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews}
+"""
+
+
+@pytest.mark.parametrize(("name", "namespace", "rule"), [
+    ("../../etc/passwd", "default", DNS1123_SUBDOMAIN_MESSAGE),
+    ("not a regex (", "default", DNS1123_SUBDOMAIN_MESSAGE),
+    ("reviews", "*", DNS1123_LABEL_MESSAGE),
+    ("reviews", "a.b", "must not contain dots"),
+])
+def test_names_kubernetes_refuses_are_refused_by_the_boss(mesh, name, namespace, rule):
+    with pytest.raises(ControlError) as error:
+        call(mesh, "apply", text=VS % (f'"{name}"', f'"{namespace}"'), pods=[])
+    assert error.value.problem == "invalid"
+    assert rule in str(error.value) and str(error.value).startswith("document 1 (VirtualService ")
+    listed = [(r["metadata"]["name"], r["metadata"].get("namespace")) for r in call(mesh, "get", kind="VirtualService")]
+    assert (name, namespace) not in listed
+
+
+def test_empty_name_is_refused_by_the_boss(mesh):
+    with pytest.raises(ControlError, match="name or generateName is required") as error:
+        call(mesh, "apply", text=VS % ('""', "default"), pods=[])
+    assert error.value.problem == "invalid"
