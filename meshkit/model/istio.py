@@ -306,6 +306,9 @@ def _semantic_problems(kind: str, spec: dict) -> list[str]:
     problems = []
     if kind == "VirtualService":
         for i, http in enumerate(spec.get("http", [])):
+            if not (http.get("route") or "redirect" in http or "directResponse" in http):
+                problems.append(f"spec.http[{i}]: give it a route, a redirect or a directResponse (Istio: \"http "
+                                "route or redirect or delegate is required\"; meshkit does not follow delegate)")
             for j, match in enumerate(http.get("match", [])):
                 for field, value in match.items():
                     for key, string_match in (value.items() if field in MULTI_MATCHES else [("", value)]):

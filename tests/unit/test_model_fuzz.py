@@ -18,7 +18,7 @@ from meshkit.model.istio import parse_istio
 from meshkit.model.raw import ResourceError, parse_resources
 from meshkit.model.schema import ModelError, SchemaError
 
-from ..fuzzing import BOMB, PYTHON_NOISE, mutated_text, outcome, translate
+from ..fuzzing import BOMB, NAMED_VS, PYTHON_NOISE, mutated_text, outcome, translate
 
 FUZZ = settings(derandomize=True, deadline=None, max_examples=200, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -92,15 +92,7 @@ def test_random_envoy_fields_are_parsed_or_refused(type_url, body):
 
 # -- limits and wording ---------------------------------------------------------------------------------
 
-VS = """apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: %s, namespace: %s}
-spec:
-  hosts: [reviews]
-  http:
-  - route:
-    - destination: {host: reviews}
-"""
+VS = NAMED_VS
 
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "not a regex (", "UPPER", "-dash", "a" * 254])
@@ -205,3 +197,9 @@ def test_raw_any_type_never_imports_other_packages():
 
 def test_every_refusal_is_a_model_error():
     assert issubclass(SchemaError, ModelError) and issubclass(ResourceError, ModelError)
+
+
+def test_http_rule_without_an_action_is_refused_before_envoy_nacks_it():
+    text = (VS % ("reviews", "default")).replace("  - route:\n    - destination: {host: reviews}\n", "  - {}\n")
+    with pytest.raises(SchemaError, match=r"spec\.http\[0\]: give it a route, a redirect or a directResponse"):
+        parse_istio(text)
