@@ -23,6 +23,7 @@ MAX_DOCUMENTS = 100
 MAX_DEPTH = 64
 MAX_ALIASES = 100
 MAX_VALUES = 250_000
+PURE_PYTHON_MAX = 128 * 1024  # bytes: the longest text re-read for a clearer YAML error
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _OPEN = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
@@ -65,8 +66,11 @@ def load_yaml_all(text: str) -> list[object]:
     except ModelError:
         raise
     except yaml.YAMLError as exc:
-        text = str(exc).replace("found unhashable key", "found a list or mapping used as a key")
-        raise ResourceError(f"not valid YAML or JSON: {text}") from exc
+        if "maximum nesting depth" in str(exc):  # libyaml's own limit, met while looking ahead
+            raise ResourceError(f"nested more than {MAX_DEPTH} levels deep; flatten it") from exc
+        said = str(_pure_python_error(text) or exc)
+        said = said.replace("found unhashable key", "found a list or mapping used as a key")
+        raise ResourceError(f"not valid YAML or JSON: {said}") from exc
     except RecursionError as exc:  # the screen bounds depth; this is a last guard
         raise ResourceError(f"nesting too deep; meshkit reads at most {MAX_DEPTH} levels") from exc
     except (ValueError, TypeError, OverflowError) as exc:  # a tagged or date-like scalar that is not one
@@ -75,6 +79,20 @@ def load_yaml_all(text: str) -> list[object]:
     for index, item in enumerate(loaded):
         _screen_values(item, index, budget)
     return loaded
+
+
+def _pure_python_error(text: str) -> yaml.YAMLError | None:
+    """PyYAML's own parser quotes the line with a caret under the fault, where libyaml gives only a
+    position; run it (events only: it does not recurse) on the error path to say it that way.
+    Not on big texts: it is pure Python, and slower still on deep flow nesting."""
+    if len(text) > PURE_PYTHON_MAX or text.count("[") + text.count("{") > MAX_DEPTH * 16:
+        return None
+    try:
+        for _ in yaml.parse(text, Loader=yaml.SafeLoader):
+            pass
+    except yaml.YAMLError as exc:
+        return exc
+    return None
 
 
 def _screen_events(text: str) -> None:
