@@ -304,6 +304,8 @@ def document_label(doc: dict, index: int) -> str:
 def _semantic_problems(kind: str, spec: dict) -> list[str]:
     """What the schema cannot see: one StringMatch form at a time, `when` values their key types."""
     problems = []
+    if kind in ("VirtualService", "ServiceEntry") and not spec.get("hosts"):
+        problems.append(f"spec.hosts: list at least one host (Istio: \"{HOSTS_RULE[kind]}\")")
     if kind == "VirtualService":
         for i, http in enumerate(spec.get("http", [])):
             if not (http.get("route") or "redirect" in http or "directResponse" in http):
@@ -327,6 +329,8 @@ def _semantic_problems(kind: str, spec: dict) -> list[str]:
     return problems
 
 
+HOSTS_RULE = {"VirtualService": "virtual service must have at least one host",
+              "ServiceEntry": "service entry must have at least one host"}
 STRING_MATCHES = ("uri", "scheme", "method", "authority")
 MULTI_MATCHES = ("headers", "queryParams", "withoutHeaders")
 

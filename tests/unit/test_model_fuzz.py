@@ -216,3 +216,8 @@ def test_http_rule_without_an_action_is_refused_before_envoy_nacks_it():
     text = (VS % ("reviews", "default")).replace("  - route:\n    - destination: {host: reviews}\n", "  - {}\n")
     with pytest.raises(SchemaError, match=r"spec\.http\[0\]: give it a route, a redirect or a directResponse"):
         parse_istio(text)
+
+
+def test_virtual_service_without_hosts_is_refused_with_istios_rule():
+    with pytest.raises(SchemaError, match="virtual service must have at least one host"):
+        parse_istio((VS % ("reviews", "default")).replace("hosts: [reviews]", "hosts: []"))
