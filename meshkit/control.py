@@ -62,15 +62,22 @@ def _answerer(handlers: dict[str, Handler], log_path: Path | None = None,
                     reply = {"ok": True, "result": await handler(request.get("args") or {})}
                 except ControlError as exc:
                     reply = {"ok": False, "error": str(exc), "problem": exc.problem, "detail": exc.detail}
-                except Exception:  # report, never kill the boss
-                    log.exception("operation %r failed", op)
-                    reply = {"ok": False, "error": f"internal error (see {where})", "problem": "internal"}
+                except Exception as exc:  # report, never kill the boss
+                    reply = _failure(exc, op, where)
             writer.write(json.dumps(reply, default=str).encode() + b"\n")
             await writer.drain()
         finally:
             writer.close()
 
     return on_connection
+
+
+def _failure(exc: Exception, op: str, log_where: str) -> dict:
+    """The answer for an exception a handler did not turn into a ControlError."""
+    if isinstance(getattr(exc, "fix", None), str):  # the runtime's RuntimeProblem: already said for learners
+        return {"ok": False, "error": str(exc), "problem": "runtime"}
+    log.exception("operation %r failed", op)
+    return {"ok": False, "error": f"internal error (see {log_where})", "problem": "internal"}
 
 
 async def serve(path: Path, handlers: dict[str, Handler]) -> asyncio.AbstractServer:
