@@ -194,6 +194,19 @@ def mutated(rng: random.Random, raw: bool | None = None) -> tuple[str, int]:
     return (mutate_text(text, rng) if rng.random() < 0.15 else text), len(docs)
 
 
+def gently_mutated(rng: random.Random) -> str:
+    """A seed file with one to four values swapped for edge cases of the same type: most of these
+    parse, so they reach analysis and the translators."""
+    docs = [copy.deepcopy(d) for d in rng.choice(istio_seeds())]
+    for _ in range(rng.randint(1, 4)):
+        doc = rng.choice(docs)
+        path = rng.choice(_paths(doc)[1:])
+        if path[0] not in ("apiVersion", "kind"):
+            parent = _get(doc, path[:-1])
+            parent[path[-1]] = _edge_like(parent[path[-1]], rng)
+    return json.dumps(docs)
+
+
 def outcome(text: str) -> tuple[str, object]:
     """('parsed', (raws, istio)) or ('refused', message), as the daemon reads an apply.
 

@@ -35,6 +35,7 @@ from .schema import (
     PERCENTAGE,
     PORT,
     Duration,
+    DurationOf,
     Enum,
     Int,
     Map,
@@ -51,6 +52,7 @@ from .schema import (
 NETWORKING_VERSIONS = ("networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3")
 SECURITY_VERSIONS = ("security.istio.io/v1", "security.istio.io/v1beta1")
 DEFAULT_NAMESPACE = "default"
+KEEPALIVE = DurationOf(2**32 - 1)  # Envoy takes keepalive times as whole seconds in a uint32
 
 # -- schemas (Istio API, networking/v1) --------------------------------------------------------
 STRING_MATCH = Obj({"exact": str, "prefix": str, "regex": MATCH_REGEX})  # regex "*": the header is present
@@ -123,7 +125,7 @@ LOAD_BALANCER = Obj({
 CONNECTION_POOL = Obj({
     "tcp": Obj({"maxConnections": int, "connectTimeout": Duration, "maxConnectionDuration": Duration,
                 "idleTimeout": Duration,
-                "tcpKeepalive": Obj({"probes": int, "time": Duration, "interval": Duration})}),
+                "tcpKeepalive": Obj({"probes": int, "time": KEEPALIVE, "interval": KEEPALIVE})}),
     "http": Obj({"http1MaxPendingRequests": int, "http2MaxRequests": int, "maxRequestsPerConnection": int,
                  "maxRetries": int, "idleTimeout": Duration, "maxConcurrentStreams": int,
                  "h2UpgradePolicy": Enum(("DEFAULT", "DO_NOT_UPGRADE", "UPGRADE")),

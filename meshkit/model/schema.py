@@ -8,7 +8,7 @@ A schema is a plain Python value:
 - `Obj({...})` a mapping with known keys (each key → a schema), `Map(schema)` free (string) keys,
 - `[schema]` a list of items, `Enum(...)` one of some words,
 - leaves: `str`, `bool`, `int` (0 to 2³¹-1), `float` (finite), `Int(low, high)` and
-  `Num(low, high)` for narrower ranges, `Duration` (`2s`, `100ms`, `1h30m`), `Text(test, what)`
+  `Num(low, high)` for narrower ranges, `Duration` (`2s`, `100ms`, `1h30m`; `DurationOf(high)`), `Text(test, what)`
   for a string a function checks (a regex, a CIDR),
 - `ANY` anything (left to a later, semantic check).
 
@@ -79,13 +79,15 @@ class _Any:
         return "ANY"
 
 
-class _Duration:
-    def __repr__(self) -> str:
-        return "Duration"
+@dataclass(frozen=True)
+class DurationOf:
+    """An Istio duration ("1s", "0.5s", "100ms", "1h30m"; a bare number is seconds) up to `high` seconds."""
+
+    high: float = MAX_DURATION_S
 
 
 ANY = _Any()
-Duration = _Duration()  # Istio durations ("1s", "0.5s", "100ms", "1h30m"); a bare number is seconds
+Duration = DurationOf()
 PORT = Int(1, 65535)
 PERCENTAGE = Num(0, 100)
 
@@ -153,8 +155,8 @@ def _leaf_problem(value: object, kind: object) -> str | None:
         hint = nearest(str(value), kind.choices)
         return (f"{shown(value)} is not one of {', '.join(kind.choices)}"
                 + (f" (did you mean {hint!r}?)" if hint else ""))
-    if kind is Duration:
-        return _duration_problem(value)
+    if isinstance(kind, DurationOf):
+        return _duration_problem(value, kind.high)
     if kind is bool:
         return None if isinstance(value, bool) else f"expected true or false, got {describe(value)}"
     if kind is str or isinstance(kind, Text):
@@ -176,14 +178,15 @@ def _leaf_problem(value: object, kind: object) -> str | None:
     return f"expected {kind!r}, got {describe(value)}"
 
 
-def _duration_problem(value: object) -> str | None:
+def _duration_problem(value: object, high: float) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return f"expected a duration like '2s' or '500ms', got {describe(value)}"
     seconds = float(value) if not isinstance(value, str) else duration_seconds(value)
     if seconds is None:
         return f"{shown(value)} is not a duration like '2s' or '500ms' (units: h, m, s, ms, us, ns)"
-    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_DURATION_S:
-        return f"{shown(value)} is out of range: a duration is from 0s to {MAX_DURATION_S}s (10,000 years)"
+    if not math.isfinite(seconds) or not 0 <= seconds <= high:
+        years = " (10,000 years)" if high == MAX_DURATION_S else ""
+        return f"{shown(value)} is out of range: this duration is from 0s to {high:.0f}s{years}"
     return None
 
 
