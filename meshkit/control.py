@@ -33,7 +33,7 @@ def answerer(handlers: Mapping[str, Handler], log_path: Path | str = "the daemon
         try:
             name, args = decode_request(line)
             handler = handlers.get(name)
-            if handler is None:
+            if handler is None or name not in OPERATIONS:
                 raise InvalidInput(f"unknown operation {name!r}; this boss answers {', '.join(sorted(handlers))}")
             args = OPERATIONS[name].request(args)
             try:

@@ -24,7 +24,6 @@ import pkgutil
 import re
 from dataclasses import dataclass
 
-import yaml
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
@@ -32,8 +31,11 @@ from envoy.config.route.v3 import route_pb2
 from google.protobuf import json_format, symbol_database
 from google.protobuf.message import Message
 
+from .documents import ResourceError, load_documents, plain
 from .envoy_types import CLUSTER, ENDPOINT, LISTENER, ROUTE, SHORT_NAMES
-from .schema import nearest
+from .schema import nearest, shown
+
+__all__ = ["TYPES", "RawResource", "ResourceError", "load_documents", "parse_document", "parse_resources"]
 
 # The types a learner may hand over raw (secrets come from the boss's CA, never from a file).
 TYPES: dict[str, tuple[str, type[Message]]] = {
@@ -45,10 +47,6 @@ TYPES: dict[str, tuple[str, type[Message]]] = {
         (ROUTE, route_pb2.RouteConfiguration),
     )
 }
-
-
-class ResourceError(ValueError):
-    """A raw resource that cannot become an Envoy v3 message; the text says where and why."""
 
 
 @dataclass(frozen=True)
@@ -70,25 +68,6 @@ class RawResource:
         return self.message.name  # type: ignore[attr-defined]
 
 
-def load_documents(text: str) -> list[dict]:
-    """YAML (several `---` documents allowed) or JSON (an object or a list) into dicts."""
-    try:
-        loaded = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise ResourceError(f"not valid YAML or JSON: {exc}") from exc
-    docs: list[dict] = []
-    for item in loaded:
-        if item is None:
-            continue
-        for doc in item if isinstance(item, list) else [item]:
-            if not isinstance(doc, dict):
-                raise ResourceError(f"each document must be a mapping, got {type(doc).__name__}")
-            docs.append(doc)
-    if not docs:
-        raise ResourceError("no documents found")
-    return docs
-
-
 def is_raw_document(doc: dict) -> bool:
     return "@type" in doc
 
@@ -99,39 +78,50 @@ def parse_resources(text: str) -> list[RawResource]:
 
 
 def parse_document(doc: dict, index: int = 0) -> RawResource:
-    where = f"document {index + 1}"
+    """One document as an Envoy v3 message, or ResourceError naming the document, the field and the fix."""
     type_url = doc.get("@type")
-    if type_url not in TYPES:
+    where = f"document {index + 1}"
+    if not isinstance(type_url, str) or type_url not in TYPES:
         known = ", ".join(TYPES)
         hint = nearest(str(type_url), TYPES)
         raise ResourceError(
-            f"{where}: '@type' is {type_url!r}; expected one of {known}"
+            f"{where}: '@type' is {shown(type_url)}; expected one of {known}"
             + (f" (did you mean {hint}?)" if hint else "")
         )
     short, cls = TYPES[type_url]
+    name = doc.get("cluster_name" if short == "EDS" else "name", doc.get("clusterName", ""))
+    where = f"{where} ({short} {shown(name, quote=False) if name else 'without a name'})"
     body = {k: v for k, v in doc.items() if k != "@type"}
     message = cls()
     try:
         _import_any_types(body)
         json_format.ParseDict(json.loads(json.dumps(body, default=str)), message)
     except json_format.ParseError as exc:
-        raise ResourceError(f"{where} ({short}): {_explain(exc, cls)}") from exc
+        raise ResourceError(f"{where}: {_explain(exc, cls)}") from None
+    except RecursionError:
+        raise ResourceError(f"{where}: nested too deep for Envoy's schema; flatten it") from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+        # protobuf's JSON reader lets a few shapes through as plain exceptions (odd keys, huge numbers)
+        raise ResourceError(f"{where}: Envoy's schema cannot read this document ({plain(str(exc))}); check the "
+                            "field types against the Envoy API reference") from None
     name = message.cluster_name if short == "EDS" else message.name  # type: ignore[attr-defined]
     if not name:
         field = "cluster_name" if short == "EDS" else "name"
-        raise ResourceError(f"{where} ({short}): the resource has no {field!r}; Envoy finds it by name")
+        raise ResourceError(f"{where}: the resource has no {field!r}; Envoy finds it by name")
     return RawResource(type_url, message, doc)
 
 
-_NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "(\w+)" at "([^"]*)"')
 
-
+_NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "([^"]*)" at "([^"]*)"')
+_CHAIN = re.compile(r"Failed to parse (\S+) field: ")
 def _explain(exc: json_format.ParseError, cls: type[Message]) -> str:
-    """Turn protobuf's parse error into field path + nearest valid name."""
+    """Turn protobuf's parse error into field path + nearest valid name, or path + what is wrong."""
     text = str(exc)
     match = _NO_FIELD.search(text)
     if not match:
-        return text
+        fields = _CHAIN.findall(text)
+        location = ".".join([cls.DESCRIPTOR.name, *fields])
+        return f"{location}: {plain(_CHAIN.sub('', text))}"
     full_name, field, path = match.groups()
     try:
         descriptor = symbol_database.Default().pool.FindMessageTypeByName(full_name)
@@ -157,7 +147,13 @@ def _import_any_types(value: object) -> None:
             _import_any_types(item)
 
 
+# Only Envoy's, xDS's and protobuf's own packages are imported on a document's say-so.
+_PROTO_PACKAGES = ("envoy.", "xds.", "udpa.", "google.protobuf.", "validate.")
+
+
 def _import_package_of(full_name: str) -> None:
+    if not full_name.startswith(_PROTO_PACKAGES) or not all(part.isidentifier() for part in full_name.split(".")):
+        return  # ParseDict then reports the unknown type by name
     try:
         symbol_database.Default().pool.FindMessageTypeByName(full_name)
         return
@@ -166,7 +162,7 @@ def _import_package_of(full_name: str) -> None:
     package = full_name.rsplit(".", 1)[0]
     try:
         module = importlib.import_module(package)
-    except ImportError:
+    except (ImportError, ValueError):
         return  # ParseDict then reports the unknown type by name
     for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
         if info.name.endswith("_pb2"):

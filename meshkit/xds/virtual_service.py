@@ -330,7 +330,7 @@ def translate_fault(fault: dict | None) -> fault_pb2.HTTPFault | None:
         out.delay.CopyFrom(
             common_fault_pb2.FaultDelay(
                 fixed_delay=istio_duration(delay["fixedDelay"]),
-                percentage=percentage(delay["percentage"]["value"])
+                percentage=percentage(delay["percentage"].get("value", 0))
                 if "percentage" in delay
                 else integer_percent(delay.get("percent", 0)),
             )
@@ -342,7 +342,7 @@ def translate_fault(fault: dict | None) -> fault_pb2.HTTPFault | None:
         else:
             out.abort.grpc_status = GRPC_STATUS.get(abort["grpcStatus"], 0)
         if "percentage" in abort:
-            out.abort.percentage.CopyFrom(percentage(abort["percentage"]["value"]))
+            out.abort.percentage.CopyFrom(percentage(abort["percentage"].get("value", 0)))
     return out if out.HasField("delay") or out.HasField("abort") else None
 
 
