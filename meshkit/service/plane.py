@@ -77,7 +77,7 @@ class PlaneService:
         """The boss's book as it stands (Starting while the mesh boots)."""
         return self._plane().topology
 
-    def pods(self, names: list[str] | None) -> list[Workload]:
+    def workloads(self, names: list[str] | None) -> list[Workload]:
         """The sidecars `names` call for (all of them when empty); NotFound names the known pods."""
         topology = self._plane().topology
         if not names:
@@ -134,7 +134,7 @@ class PlaneService:
             if docs.raw:
                 _checked(push)
         if docs.raw:
-            push = await plane.apply_raw(docs.raw, self.pods(pods))
+            push = await plane.apply_raw(docs.raw, self.workloads(pods))
         if push is None:
             raise InvalidInput("the file holds no document to apply")
         result = _checked(push)
@@ -157,7 +157,7 @@ class PlaneService:
     async def xds(self, pod: str, text: str = "") -> dict[str, list[dict]]:
         """The xDS a file would produce for one pod, without applying it ("show generated xDS")."""
         plane = self._plane()
-        workload = self.pods([pod])[0]
+        workload = self.workloads([pod])[0]
         topology = plane.topology
         if text.strip():
             topology, _ = with_istio(topology, Documents.parse(text).istio)
@@ -166,7 +166,7 @@ class PlaneService:
                 for type_url, messages in generate.generate(topology, workload).items()}
 
     async def revert(self, pods: list[str] | None = None) -> p.PushRecord:
-        return _checked(await self._plane().revert(self.pods(pods)))
+        return _checked(await self._plane().revert(self.workloads(pods)))
 
     async def history(self) -> list[p.PushRecord]:
         return [_record(push) for push in self._plane().history()]

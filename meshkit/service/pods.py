@@ -28,7 +28,7 @@ class PodService:
 
     async def curl(self, pod: str, url: str, headers: dict | None = None, n: int = 1, method: str = "GET",
                    timeout_s: float = 10.0) -> list[p.CurlRow]:
-        workload = self._boss.pods([pod])[0]
+        workload = self._boss.workloads([pod])[0]
         topology, runtime = self._boss.book, self._runtime
         try:
             host, port, path = curl.parse_url(url)
@@ -51,7 +51,7 @@ class PodService:
 
     async def tcp(self, pod: str, host: str, port: int, text: str = "hello\n", timeout_s: float = 3.0) -> p.TcpReply:
         """Open a TCP connection from inside a pod (captured like the app's), send text, read the reply."""
-        workload = self._boss.pods([pod])[0]
+        workload = self._boss.workloads([pod])[0]
         runtime = self._runtime
         address = resolve(self._boss.book, host, runtime.outside())
 
@@ -62,13 +62,13 @@ class PodService:
         return cast(p.TcpReply, await asyncio.to_thread(run))
 
     async def admin(self, pod: str, path: str = "/server_info") -> str:
-        workload = self._boss.pods([pod])[0]
+        workload = self._boss.workloads([pod])[0]
         return await asyncio.to_thread(self._runtime.admin_get, workload.name, path)
 
     async def access_log(self, pods: list[str] | None = None, request_id: str = "", client: str = "",
                          since: dict[str, int] | None = None) -> dict[str, dict]:
         """Each sidecar's access-log lines for one request, read from `since[pod]` (or the recent tail)."""
-        workloads = [w for w in self._boss.pods(pods) if w.sidecar]
+        workloads = [w for w in self._boss.workloads(pods) if w.sidecar]
         marks = dict(since or {})
 
         def run() -> dict[str, dict]:
@@ -83,5 +83,5 @@ class PodService:
 
     async def pod_info(self, pod: str, what: str = "iptables") -> str:
         """Read-only views from inside a pod: its iptables rules, listening sockets, hosts file."""
-        workload = self._boss.pods([pod])[0]
+        workload = self._boss.workloads([pod])[0]
         return await asyncio.to_thread(self._runtime.pod_view, workload.name, what)

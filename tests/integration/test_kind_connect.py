@@ -154,7 +154,15 @@ def boss(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 @pytest.fixture(scope="module")
 def mesh(boss: dict) -> meshkit.Mesh:
-    return meshkit.connect(boss["home"], runtime="kind", name="kt")
+    """The boss opens its control port once its first push is out: on a busy machine, after its ADS socket."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return meshkit.connect(boss["home"], runtime="kind", name="kt")
+        except (meshkit.NotRunning, meshkit.Starting):
+            if time.monotonic() > deadline or boss["server"].poll() is not None:
+                raise
+            time.sleep(0.1)
 
 
 def wait_for(predicate, timeout: float = 20.0):
