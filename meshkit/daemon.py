@@ -194,7 +194,7 @@ class Daemon:
             "workloads": [
                 {"name": w.name, "deployment": w.deployment, "namespace": w.namespace, "ip": w.ip,
                  "labels": w.label_map, "service_account": w.service_account, "node_id": w.node_id,
-                 "sidecar": w.sidecar}
+                 "sidecar": w.sidecar, "calls": list(w.calls)}
                 for w in topology.workloads
             ],
         }

@@ -76,6 +76,7 @@ class Workload:
     service_account: str
     ports: tuple[int, ...]
     sidecar: bool = True
+    calls: tuple[str, ...] = ()  # the Services its app calls (names): the call graph views draw before traffic
 
     @property
     def label_map(self) -> dict[str, str]:
