@@ -63,7 +63,7 @@ def proxy_graph(config_dump: Mapping[str, Any], clusters_json: Mapping[str, Any]
     for listener in dump.listeners(config_dump):
         if _in_focus(listener, listeners, direction, port):
             chosen.append(_add_listener(graph, listener, route_configs, expand_inbound, versions))
-    _mark_rejected(graph, config_dump, chosen, listeners, port)
+    _mark_rejected(graph, config_dump, chosen, listeners)
     if clusters_json is None:
         _add_eds_endpoints(graph, config_dump)
     else:
@@ -304,11 +304,12 @@ _REJECTABLE = {"LDS": ("listener:", "listener"), "CDS": ("cluster:", "cluster"),
                "RDS": ("rc:", "route_config")}
 
 
-def _mark_rejected(graph: Graph, config_dump: Mapping[str, Any], chosen: list[str], names: Iterable[str] | None,
-                   port: int | None) -> None:
+def _mark_rejected(graph: Graph, config_dump: Mapping[str, Any], chosen: list[str], names: Iterable[str] | None
+                   ) -> None:
     """Resources whose last update Envoy NACKed: state `error`, Envoy's text as the detail.
 
-    A rejected listener is drawn too (beside the others) unless the focus names other listeners.
+    A rejected listener is drawn too, whatever the direction or port (Envoy does not say which its
+    failed version had), unless the focus names other listeners: a NACK is never out of sight.
     """
     wanted = None if names is None else set(names)
     for row in dump.versions(config_dump).itertuples(index=False):
@@ -320,7 +321,7 @@ def _mark_rejected(graph: Graph, config_dump: Mapping[str, Any], chosen: list[st
         held = graph.nodes.get(nid, Node(nid, row.NAME, kind))
         graph.nodes[nid] = replace(held, state="error", detail=f"NACK: {error}", tooltip=f"Envoy rejected {row.TYPE} "
                                    f"{row.NAME}:\n{error}\n(the last good version keeps serving)")
-        if kind == "listener" and nid not in chosen and port is None and (wanted is None or row.NAME in wanted):
+        if kind == "listener" and nid not in chosen and (wanted is None or row.NAME in wanted):
             chosen.append(nid)
 
 

@@ -46,9 +46,18 @@ ENVOY = REPO / "tests" / "fixtures" / "envoy"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
+CALLS = {"productpage-v1": ["details", "reviews"], "reviews-v2": ["ratings"], "reviews-v3": ["ratings"]}
+
+
 def workload(name: str, ip: str) -> dict:
     app, version = name.rsplit("-", 1)
-    return {"name": name, "ip": ip, "labels": {"app": app, "version": version}, "sidecar": True}
+    return {"name": name, "ip": ip, "labels": {"app": app, "version": version}, "sidecar": True,
+            "calls": CALLS.get(name, []), "service_account": f"bookinfo-{app}", "namespace": "default"}
+
+
+def service(name: str, vip: str) -> dict:
+    return {"name": name, "vip": vip, "selector": {"app": name}, "fqdn": f"{name}.default.svc.cluster.local",
+            "ports": [{"name": "http", "port": 9080}]}
 
 
 class FakeMesh:
@@ -73,7 +82,8 @@ class FakeMesh:
     def topology(self) -> dict:
         names = {"productpage-v1": "10.244.0.12", "reviews-v1": "10.244.0.14", "reviews-v2": "10.244.0.15",
                  "reviews-v3": "10.244.0.16", "ratings-v1": "10.244.0.13", "details-v1": "10.244.0.11"}
-        return {"services": [{"name": "reviews", "vip": "10.96.0.14", "selector": {"app": "reviews"}}],
+        return {"services": [service("details", "10.96.0.11"), service("reviews", "10.96.0.14"),
+                             service("ratings", "10.96.0.13")],
                 "workloads": [workload(n, ip) for n, ip in names.items()]}
 
     def pods(self) -> list[str]:
@@ -96,12 +106,16 @@ class FakeMesh:
                 "CDS": [{"name": "outbound|9080|v1|reviews.default.svc.cluster.local"}]}
 
     def status_rows(self) -> list[dict]:
-        return [{"name": "productpage-v1.default", "cluster": "Kubernetes", "istiod": "meshkit", "version": "",
+        return [{"name": "productpage-v1.default", "pod": "productpage-v1", "cluster": "Kubernetes", "connected": True,
+                 "istiod": "meshkit", "version": "",
                  "types": {"CDS": {"state": "SYNCED"}, "LDS": {"state": "ERROR", "error": "bad filter"}}}]
 
     def curl_rows(self, pod: str, url: str, headers: dict | None = None, n: int = 1, method: str = "GET") -> list:
+        """Rows as the daemon builds them from the client sidecar's access log."""
         self.curls += 1
-        return [{"status": 200, "pod": "reviews-v1", "version": "v1"}] * n
+        return [{"status": 200, "pod": "reviews-v1", "version": "v1", "flags": "-", "route_name": "default",
+                 "upstream_cluster": "outbound|9080|v1|reviews.default.svc.cluster.local",
+                 "upstream_host": "10.244.0.14:9080"}] * n
 
     def push_event(self, kind: str, pod: str, type_: str = "LDS") -> None:
         self.seq += 1
@@ -331,9 +345,9 @@ def test_graph_thread_stops_when_the_view_is_collected() -> None:
 
 def test_graph_shows_the_nack_text() -> None:
     graph = ProxyGraph(FakeMesh("config_dump_nack.json"), "productpage-v1", watch=False)
-    assert ("listener bad-listener (NACK: Didn't find a registered implementation for 'not.a.filter' with type URL: "
-            "'google.protobuf.Empty') [error]") in graph.text().splitlines()
-    assert "not.a.filter" in graph.html()
+    assert ("  -> listener bad-listener (NACK: Didn't find a registered implementation for 'not.a.filter' with type "
+            "URL: 'google.protobuf.Empty') [error]") in graph.text().splitlines()
+    assert "not.a.filter" in graph.html() and "#cc0000" in graph.html()
 
 
 def test_without_dot_graphs_say_how_to_install_it_and_show_text(monkeypatch: pytest.MonkeyPatch,
@@ -341,7 +355,7 @@ def test_without_dot_graphs_say_how_to_install_it_and_show_text(monkeypatch: pyt
     monkeypatch.setenv("PATH", str(tmp_path))
     graph = ProxyGraph(FakeMesh(), "productpage-v1", listeners=["0.0.0.0_9080"], watch=False)
     assert "sudo apt-get install graphviz" in graph.html() and "brew install graphviz" in graph.html()
-    assert "route config 9080 (from RDS)" in graph.html()  # the text tree instead of the SVG
+    assert "-[RDS]-&gt; route config 9080 (from RDS)" in graph.html()  # the text tree instead of the SVG
     assert DOT_MISSING in graph.text()
 
 
@@ -357,11 +371,52 @@ def test_mesh_graph_draws_pods_and_refreshes_live() -> None:
     graph = MeshGraph(mesh, refresh_s=0.2)
     try:
         assert graph.graph.title == "mesh: requests since each Envoy started"
-        assert "pod productpage-v1 (10.244.0.12)" in graph.text()
+        assert "-[xDS ERROR]-> pod productpage-v1 (10.244.0.12" in graph.text()  # the boss's stream, its state
+        assert "-[no traffic]-> pod details-v1" in graph.text()  # the call graph before any request
         assert wait_until(lambda: graph.redraws >= 2)  # no event: refresh_s passed
         assert graph.graph.title.startswith("mesh: requests in the last ")
+        drawn = graph.redraws
+        mesh.push_event("SENT", "reviews-v1", "RDS")  # the boss pushes: reviews-v1's stream flashes
+        assert wait_until(lambda: graph.redraws > drawn and "xDS disconnected (SENT)" in graph.text()), graph.text()
+        mesh.push_event("ACK", "reviews-v1", "RDS")
+        assert wait_until(lambda: graph.last_redraw_latency_s is not None), graph.text()
+        assert "xDS disconnected (ACK)" in graph.text() and graph.last_redraw_latency_s < 1.0
     finally:
         graph.close()
+
+
+def test_proxy_graph_starts_small_and_focus_menus_change_it() -> None:
+    graph = ProxyGraph(FakeMesh(), "productpage-v1", watch=False)
+    assert (graph.direction, graph.port) == ("outbound", 9080)  # the port its app calls
+    listeners = [n.label for n in graph.graph.nodes.values() if n.kind == "listener"]
+    assert listeners == ["0.0.0.0_9080"]
+    graph._direction.value = "inbound"  # as the learner picks it
+    graph._port.value = None
+    assert [n.label for n in graph.graph.nodes.values() if n.kind == "listener"] == ["virtualInbound"]
+    assert "collapsed 8 filter chains" in graph.text()
+    graph._expand.value = True
+    assert "collapsed" not in graph.text() and len([n for n in graph.graph.nodes.values() if n.kind == "chain"]) == 8
+    graph.focus(direction="outbound", port=9080, host="ratings", expand_inbound=False)
+    assert graph._host.value == "ratings" and "reviews" not in graph.text()
+    assert 'width="100%"' in graph.html() and "max-width:" in graph.html()  # scales with the notebook
+
+
+def test_proxy_graph_marks_changes_and_shows_a_request() -> None:
+    mesh = FakeMesh()
+    graph = ProxyGraph(mesh, "productpage-v1", watch=False)
+    assert "[changed]" not in graph.text()
+    mesh.dump = mesh.dump.replace('"weight": 80', '"weight": 70').replace('"weight": 20', '"weight": 30')
+    graph.refresh("after ACK RDS")
+    assert "-[2. /*]-> route default [changed]" in graph.text() and "● changed" in graph.html()
+    graph.refresh("again, nothing new")  # the marks stay until the next version
+    assert "[changed]" in graph.text()
+    row = graph.send("http://reviews:9080/reviews/0")
+    assert row["upstream_host"] == "10.244.0.14:9080" and mesh.curls == 1
+    lit = [n.id for n in graph.graph.nodes.values() if n.highlight]
+    assert lit[-2:] == ["cluster:outbound|9080|v1|reviews.default.svc.cluster.local", "endpoint:10.244.0.14:9080"]
+    assert "#1155cc" in graph.html() and "▶ 200 &#45;" in graph.html() and "[request path]" in graph.text()
+    graph.show_request(None)
+    assert not [n for n in graph.graph.nodes.values() if n.highlight]
 
 
 # --- editors --------------------------------------------------------------------------------------
