@@ -16,7 +16,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-__all__ = ["Edge", "Graph", "Node", "Subgraph", "highlight", "mark_changes", "to_dot", "to_text"]
+__all__ = ["Edge", "Graph", "Node", "Subgraph", "changed", "fingerprint", "highlight", "mark_changes", "to_dot",
+           "to_text"]
 
 # Node/edge states a view colours: ok (healthy), bad (unhealthy endpoint), error (NACK, 5xx),
 # missing (referenced, not received), idle (configured, no traffic), blackhole; stream states
@@ -142,8 +143,16 @@ def ancestors(graph: Graph, targets: Iterable[str]) -> set[str]:
 # --- overlays -----------------------------------------------------------------------------------
 
 def _signature(graph: Graph, children: Mapping[str, list[Edge]], node: Node) -> tuple:
+    # the request counts on edges into endpoints are traffic, not config: they change nothing
     return (node.label, node.detail, node.state, node.version,
-            tuple(sorted((e.dst, e.label, e.share) for e in children.get(node.id, []))))
+            tuple(sorted((e.dst, "" if graph.nodes.get(e.dst, node).kind == "endpoint" else e.label, e.share)
+                         for e in children.get(node.id, []))))
+
+
+def fingerprint(graph: Graph) -> tuple:
+    """What the config in `graph` is, without live counters: equal fingerprints, same version."""
+    children = graph.children()
+    return tuple((nid, _signature(graph, children, n)) for nid, n in graph.nodes.items())
 
 
 def mark_changes(before: Graph | None, after: Graph) -> Graph:
@@ -188,8 +197,8 @@ _SHAPES = {  # kind: (shape, fill)
     "downstream": ("box", "#efefef"), "listener": ("box", "#cfe2f3"), "chain": ("box", "#e8f0fa"),
     "collapsed": ("box", "#e8f0fa"), "filter": ("box", "#d0e0e3"), "route_config": ("folder", "#fff2cc"),
     "virtual_host": ("box", "#fff8e1"), "route": ("box", "#fffbee"), "direct_response": ("octagon", "#f3f3f3"),
-    "redirect": ("octagon", "#f3f3f3"), "cluster": ("box3d", "#d9ead3"), "endpoint": ("ellipse", "#ffffff"),
-    "boss": ("doubleoctagon", "#fce5cd"), "pod": ("box", "#cfe2f3"), "outsider": ("box", "#ffffff"),
+    "redirect": ("octagon", "#f3f3f3"), "cluster": ("box3d", "#d9ead3"), "endpoint": ("box", "#ffffff"),
+    "boss": ("box", "#fce5cd"), "pod": ("box", "#cfe2f3"), "outsider": ("box", "#ffffff"),
     "outside": ("ellipse", "#f3f3f3"), "external": ("ellipse", "#f3f3f3"),
 }
 _STATE_STYLE = {  # state: extra DOT attributes of a node
@@ -218,7 +227,7 @@ _CHANGED = {"color": "#e69138", "penwidth": "3", "fontname": "Helvetica-Bold"}
 _LIT = {"color": "#1155cc", "penwidth": "3.5", "fillcolor": "#c9daf8", "fontname": "Helvetica-Bold"}
 WIDTH_PX = 900
 FONT_PT = 10.5  # at 96 dpi: 14 px unscaled; ≥ 11 px after Graphviz shrinks a wide picture to WIDTH_PX
-WRAP = 17  # characters per label line: keeps the LR columns narrow
+WRAP = 13  # characters per label line: ten columns of this fit 900 px with 11 px text
 
 
 def to_dot(graph: Graph, width_px: int = WIDTH_PX) -> str:
@@ -226,9 +235,9 @@ def to_dot(graph: Graph, width_px: int = WIDTH_PX) -> str:
     inches = width_px / 96
     lines = ["digraph meshkit {",
              f'  graph [rankdir={graph.rankdir}, fontname="Helvetica", fontsize={FONT_PT + 1}, labelloc=t, '
-             f'labeljust=l, label={_quote(_title(graph))}, size="{inches * 0.985:.3f},60", nodesep=0.12, ranksep=0.22, '
+             f'labeljust=l, label={_quote(_title(graph))}, size="{inches * 0.985:.3f},60", nodesep=0.1, ranksep={0.12 if graph.rankdir == "LR" else 0.3}, '
              'margin=0.05, pad=0.05, newrank=true, forcelabels=true];',
-             f'  node [fontname="Helvetica", fontsize={FONT_PT}, style="rounded,filled", margin="0.06,0.03", '
+             f'  node [fontname="Helvetica", fontsize={FONT_PT}, style="rounded,filled", margin="0.04,0.03", '
              'width=0.3, height=0.3];',
              f'  edge [fontname="Helvetica", fontsize={FONT_PT - 0.5}, color="#555555", arrowsize=0.6];']
     for index, subgraph in enumerate(graph.subgraphs):
@@ -278,7 +287,7 @@ def _short(text: str) -> str:
 
 
 def _detail(text: str) -> str:
-    return "\n".join(_wrap(line, WRAP + 7) for line in _short(text).splitlines()[:8])
+    return "\n".join(_wrap(line, WRAP + 3) for line in _short(text).splitlines()[:8])
 
 
 def _wrap(text: str, width: int = WRAP) -> str:
@@ -286,7 +295,13 @@ def _wrap(text: str, width: int = WRAP) -> str:
     lines: list[str] = []
     for raw in text.split("\n"):
         line = ""
-        for piece in re.findall(r"[^|.;, /]*[|.;, /]?", raw):
+        pieces = re.findall(r"[^|.;, /:]*[|.;, /:]?", raw)
+        if re.fullmatch(r"[\d.]+:\d+", raw):  # an address:port breaks only before its port
+            pieces = [raw] if len(raw) <= width + 4 else [raw[:raw.rindex(":")], raw[raw.rindex(":"):]]
+        # a long CamelCase name (PassthroughFilterChain) breaks between its words
+        pieces = [part for piece in pieces if piece for part in
+                  (re.findall(r"[A-Z]?[^A-Z]*", piece)[:-1] if len(piece) > width else [piece])]
+        for piece in pieces:
             if line and len(line) + len(piece.rstrip()) > width:
                 lines.append(line.rstrip())
                 line = ""

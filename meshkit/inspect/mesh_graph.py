@@ -26,6 +26,8 @@ BOSS = "boss"
 OUTSIDE = "outside"
 _STREAM = {"SYNCED": "synced", "STALE": "stale", "ERROR": "error", "NOT SENT": "notsent"}
 _FLASH = {"SENT": "flash-sent", "ACK": "flash-ack", "NACK": "flash-nack"}
+LEGEND = ("xDS streams: green SYNCED, orange STALE, red ERROR, grey dotted NOT SENT/disconnected, bold: just SENT "
+          "(blue), ACK (green), NACK (red). Calls: grey dashed = configured, no traffic yet; green ok, red 5xx")
 
 
 def mesh_graph(topology: Mapping[str, Any], per_pod_clusters: Mapping[str, Mapping[str, Any]], *,
@@ -43,18 +45,19 @@ def mesh_graph(topology: Mapping[str, Any], per_pod_clusters: Mapping[str, Mappi
     `tls` to the clusters it sends to over mTLS. Edges without requests and without a configured
     call are left out unless `idle`; upstream hosts that are no pod are `external` nodes.
     """
-    graph = Graph("mesh", rankdir="TB")
+    graph = Graph("mesh", rankdir="TB", note=LEGEND)
     workloads = list(topology.get("workloads", []))
     pods_by_ip = {w["ip"]: w["name"] for w in workloads}
     outside = topology.get("outside") or {}
     sidecars = [w for w in workloads if w.get("sidecar", True)]
     if status_rows is not None or sidecars:
-        graph.add(Node(BOSS, "the boss (istiod)", "boss", "xDS over one ADS stream per sidecar"))
+        graph.add(Node(BOSS, "the boss (istiod)", "boss", "one xDS (ADS) stream\nper sidecar"))
         graph.first = (BOSS,)
     for workload in workloads:
         _add_pod(graph, workload)
     if outside.get("address"):
-        graph.add(Node(OUTSIDE, "outside world", "outside", f"{outside.get('host', '')}\nno sidecar, not in the mesh"))
+        graph.add(Node(OUTSIDE, "outside world", "outside", f"{outside.get('host', '')}\nnot in the mesh"))
+    graph.last = tuple(n for n in graph.nodes if graph.nodes[n].kind in ("outsider", "outside"))
     for service in topology.get("services", []):
         selector = service.get("selector", {}).items()
         members = tuple(f"pod:{w['name']}" for w in workloads if selector and selector <= w.get("labels", {}).items())
@@ -102,7 +105,9 @@ def _add_streams(graph: Graph, sidecars: list[Mapping[str, Any]], status_rows: I
         flash = flashes.get(name, "")
         if flash in _FLASH:
             state, label = _FLASH[flash], f"{flash}!" if not label else f"{label} ({flash})"
-        graph.link(BOSS, f"pod:{name}", f"xDS {label}".strip(), state)
+        elif label == "SYNCED":
+            label = ""  # the green says it; labels only where something is going on
+        graph.link(BOSS, f"pod:{name}", label, state)
 
 
 def _configured_calls(topology: Mapping[str, Any], per_pod_clusters: Mapping[str, Mapping[str, Any]]
@@ -146,7 +151,6 @@ def _add_requests(graph: Graph, pod: str, counted: Mapping[traffic.HostKey, traf
             dst = OUTSIDE
         else:
             dst = f"external:{address}:{port}"
-            graph.add(Node(dst, f"{address}:{port}", "external", parts[3]))
         per_dst = by_service.setdefault(parts[3], {})
         per_dst[dst] = per_dst.get(dst, traffic.Counts()) + counts
         secured[dst] = secured.get(dst, False) or cluster in tls
@@ -158,6 +162,8 @@ def _add_requests(graph: Graph, pod: str, counted: Mapping[traffic.HostKey, traf
             configured = dst.startswith("pod:") and calls.get(dst[4:]) == service
             if not (counts.total or idle or configured):
                 continue
+            if dst.startswith("external:"):  # a host no pod has: drawn only when there is an edge to it
+                graph.add(Node(dst, dst.split(":", 1)[1], "external", service))
             share = counts.total / everything if everything else 0.0
             quiet = "no traffic" if configured else "0 rq"
             parts = [f"{counts.total} rq · {share:.0%}" if counts.total else quiet]
@@ -173,15 +179,15 @@ def _add_requests(graph: Graph, pod: str, counted: Mapping[traffic.HostKey, traf
                 _show_identity(graph, dst)
             state = "idle" if not counts.total else "error" if counts.error == counts.total else \
                 "mixed" if counts.error else "ok"
-            graph.link(f"pod:{pod}", dst, ("🔒 " if secured.get(dst) else "") + " · ".join(parts), state, share)
+            graph.link(f"pod:{pod}", dst, ("mTLS · " if secured.get(dst) else "") + " · ".join(parts), state, share)
 
 
 def _show_identity(graph: Graph, nid: str) -> None:
     node = graph.nodes.get(nid)
-    if node is None or node.kind != "pod" or "sa/" in node.detail:
+    if node is None or node.kind != "pod" or "mTLS" in node.detail:
         return
     account = node.tooltip.split("sa/")[-1] if "sa/" in node.tooltip else ""
-    graph.nodes[nid] = Node(node.id, node.label, node.kind, f"{node.detail}\n🔒 sa/{account}" if account else
+    graph.nodes[nid] = Node(node.id, node.label, node.kind, f"{node.detail}\nmTLS: sa/{account}" if account else
                             node.detail, node.state, node.version, node.tooltip)
 
 

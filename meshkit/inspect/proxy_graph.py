@@ -10,10 +10,10 @@ rejected carry its NACK text; `request_path(graph, row)` lights up the way one r
 
     >>> graph = proxy_graph(dump, port=9080)
     >>> print(to_text(graph))
-    downstream Downstream (the app: its outbound calls)
-      -> listener 0.0.0.0_9080 (0.0.0.0:9080)
-        -[Trans: raw_buffer; App: http/1.1,h2c]-> chain #0 (Trans: raw_buffer; App: http/1.1,h2c)
-          -> filter HCM (http_connection_manager)
+    downstream Downstream (the app (out), pods (in))
+      -> listener 0.0.0.0_9080
+        -[Trans: raw_buffer; App: http/1.1,h2c]-> chain #0
+          -> filter HCM
             -[RDS]-> route config 9080 (from RDS)
     ...
 """
@@ -103,15 +103,15 @@ def _in_focus(listener: Mapping[str, Any], names: Iterable[str] | None, directio
 def _frame(graph: Graph, chosen: list[str], direction: str) -> Graph:
     """Downstream on the left (pointing at the listeners shown), the endpoints framed as Upstream."""
     shown = [lid for lid in chosen if lid in graph.nodes]
-    who = {"outbound": "the app: its outbound calls", "inbound": "other pods calling this one"}.get(
-        direction, "the app (outbound), other pods (inbound)")
+    who = {"outbound": "the app calling out", "inbound": "pods calling in"}.get(
+        direction, "the app (out), pods (in)")
     nodes = {"downstream": Node("downstream", "Downstream", "downstream", who), **graph.nodes}
     nodes = dict(sorted(nodes.items(), key=lambda item: _ORDER.index(item[1].kind) if item[1].kind in _ORDER
                         else len(_ORDER)))  # the way a request goes: the text view reads in that order
     graph = replace(graph, nodes=nodes, first=("downstream",))
     for lid in shown:
         graph.link("downstream", lid)
-    endpoints = tuple(nid for nid, n in graph.nodes.items() if n.kind in ("endpoint", "direct_response", "redirect"))
+    endpoints = tuple(nid for nid, n in graph.nodes.items() if n.kind == "endpoint")  # a 418 is Envoy's own
     if endpoints:
         graph.subgraphs.append(Subgraph("upstream", "Upstream", endpoints, "side"))
     return graph
@@ -136,7 +136,9 @@ def _add_listener(graph: Graph, listener: Mapping[str, Any], route_configs: Mapp
     name = listener.get("name", "")
     socket_address = listener.get("address", {}).get("socket_address", {})
     where = f"{socket_address.get('address', '')}:{socket_address.get('port_value', '')}"
-    lid = graph.add(Node(f"listener:{name}", name, "listener", where, version=versions.get(("LDS", name), "")))
+    shown = "" if name.replace("_", ":") == where else where  # 0.0.0.0_9080 says its address already
+    lid = graph.add(Node(f"listener:{name}", name, "listener", shown, version=versions.get(("LDS", name), ""),
+                         tooltip=f"listener {name} on {where}"))
     chains = [(c, _describe_match(c.get("filter_chain_match"))) for c in listener.get("filter_chains", [])]
     if listener.get("default_filter_chain"):
         chains.append((listener["default_filter_chain"], "no chain matched (default)"))
@@ -158,9 +160,9 @@ def _add_listener(graph: Graph, listener: Mapping[str, Any], route_configs: Mapp
 def _add_filter(graph: Graph, cid: str, fid: str, filter_: Mapping[str, Any], route_configs: Mapping[str, Any],
                 before: list[str], versions: Mapping[tuple[str, str], str]) -> None:
     config = filter_.get("typed_config", {})
-    long_name = filter_.get("name", "").rsplit(".", 1)[-1]
-    detail = long_name + (f"\nafter {', '.join(before)}" if before else "")
-    graph.link(cid, graph.add(Node(fid, _FILTER_NAMES[filter_["name"]], "filter", detail)))
+    detail = f"after {', '.join(before)}" if before else ""
+    graph.link(cid, graph.add(Node(fid, _FILTER_NAMES[filter_["name"]], "filter", detail,
+                                   tooltip=f"network filter {filter_.get('name', '')}\n{detail}")))
     if filter_.get("name") == TCP_PROXY:
         _link_destinations(graph, fid, config, "tcp_proxy")
     elif "route_config" in config:

@@ -27,7 +27,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..inspect.graph import Graph, changed, mark_changes, to_dot, to_text
+from ..inspect.graph import Graph, changed, fingerprint, mark_changes, to_dot, to_text
 from ..inspect.mesh_graph import mesh_graph, tls_clusters
 from ..inspect.proxy_graph import DIRECTIONS, listener_ports, proxy_graph, request_path
 from .base import View, status_html, weak_callback
@@ -253,7 +253,7 @@ class ProxyGraph(_GraphView):
                             host=self.host, expand_inbound=self.expand_inbound,
                             title=f"{self.pod}: what its Envoy holds ({self._focus_text()})")
         self._offer_ports(listener_ports(dump))
-        if self._plain is not None and to_dot(self._plain) != to_dot(plain):
+        if self._plain is not None and fingerprint(self._plain) != fingerprint(plain):
             self._before = self._plain  # a new version: compare with the one before it
         self._plain = plain
         graph = mark_changes(self._before, plain)

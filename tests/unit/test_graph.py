@@ -164,7 +164,7 @@ def test_proxy_graph_has_downstream_left_and_upstream_right(dump: dict) -> None:
     assert ("downstream", "listener:0.0.0.0_9080") in {(e.src, e.dst) for e in graph.edges}
     upstream = next(s for s in graph.subgraphs if s.id == "upstream")
     assert upstream.label == "Upstream" and "endpoint:10.244.0.14:9080" in upstream.members
-    assert all(graph.nodes[m].kind in ("endpoint", "direct_response") for m in upstream.members)
+    assert all(graph.nodes[m].kind == "endpoint" for m in upstream.members)
 
 
 def test_proxy_graph_chain_order_is_the_requests_way(dump: dict) -> None:
@@ -284,7 +284,7 @@ def test_mesh_graph_boss_streams_and_the_call_graph_before_any_traffic() -> None
     assert graph.nodes["boss"].kind == "boss" and graph.first == ("boss",) and graph.rankdir == "TB"
     streams = {e.dst: (e.state, e.label) for e in graph.edges if e.src == "boss"}
     assert set(streams) == {f"pod:{p}" for p in pods}  # one stream per sidecar, none to the outsider
-    assert streams["pod:productpage-v1"] == ("synced", "xDS SYNCED")
+    assert streams["pod:productpage-v1"] == ("synced", "")  # green says it: labels only where something happens
     assert streams["pod:reviews-v1"][0] == "error" and streams["pod:reviews-v2"][0] == "stale"
     assert streams["pod:details-v1"][0] == "disconnected" and streams["pod:ratings-v1"][0] == "disconnected"
     assert streams["pod:reviews-v3"][0] == "flash-ack"
@@ -307,10 +307,10 @@ def test_mesh_graph_weights_rates_and_padlocks() -> None:
     sample = load("envoy/clusters.json")
     graph = mesh_graph(topology, {"productpage-v1": sample}, routes=routes, tls=tls, window_s=2.0)
     edges = {e.dst: e.label for e in graph.edges if e.src == "pod:productpage-v1"}
-    assert edges["pod:reviews-v1"] == "🔒 no traffic · w 80%"
-    assert edges["pod:details-v1"] == "🔒 no traffic"
+    assert edges["pod:reviews-v1"] == "mTLS · no traffic · w 80%"
+    assert edges["pod:details-v1"] == "mTLS · no traffic"
     assert edges["pod:reviews-v3"] == "no traffic · w 20%"
-    assert "🔒 sa/bookinfo-productpage" in graph.nodes["pod:productpage-v1"].detail
+    assert "mTLS: sa/bookinfo-productpage" in graph.nodes["pod:productpage-v1"].detail
     assert route_weights(routes["productpage-v1"])["reviews.default.svc.cluster.local"] == {"v1": 0.8, "v3": 0.2}
     assert tls_clusters(load("envoy/config_dump.json")) == set()  # the fixture's sidecar has no TLS sockets
 
@@ -333,10 +333,9 @@ def test_stream_state() -> None:
 def test_to_text_is_an_indented_tree(dump: dict) -> None:
     text = to_text(proxy_graph(dump, listeners=["0.0.0.0_9080"], title="productpage-v1"))
     lines = text.splitlines()
-    assert lines[:5] == ["productpage-v1", "downstream Downstream (the app (outbound), other pods (inbound))",
-                         "  -> listener 0.0.0.0_9080 (0.0.0.0:9080)",
-                         "    -[Trans: raw_buffer; App: http/1.1,h2c]-> chain #0",
-                         "      -> filter HCM (http_connection_manager)"]
+    assert lines[:5] == ["productpage-v1", "downstream Downstream (the app (out), pods (in))",
+                         "  -> listener 0.0.0.0_9080", "    -[Trans: raw_buffer; App: http/1.1,h2c]-> chain #0",
+                         "      -> filter HCM"]
     assert "              -[80%]-> cluster outbound|9080|v1|reviews.default.svc.cluster.local (EDS)" in lines
     assert "                -> endpoint 10.244.0.13:9080 (UNHEALTHY) [bad]" in lines
 
