@@ -235,7 +235,8 @@ def to_dot(graph: Graph, width_px: int = WIDTH_PX) -> str:
     inches = width_px / 96
     lines = ["digraph meshkit {",
              f'  graph [rankdir={graph.rankdir}, fontname="Helvetica", fontsize={FONT_PT + 1}, labelloc=t, '
-             f'labeljust=l, label={_quote(_title(graph))}, size="{inches * 0.985:.3f},60", nodesep=0.1, ranksep={0.12 if graph.rankdir == "LR" else 0.3}, '
+             f'labeljust=l, label={_quote(_title(graph))}, size="{inches * 0.985:.3f},60", nodesep=0.1, '
+             f'ranksep={0.12 if graph.rankdir == "LR" else 0.3}, '
              'margin=0.05, pad=0.05, newrank=true, forcelabels=true];',
              f'  node [fontname="Helvetica", fontsize={FONT_PT}, style="rounded,filled", margin="0.04,0.03", '
              'width=0.3, height=0.3];',

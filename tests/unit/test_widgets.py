@@ -377,7 +377,8 @@ def test_mesh_graph_draws_pods_and_refreshes_live() -> None:
         assert graph.graph.title.startswith("mesh: requests in the last ")
         drawn = graph.redraws
         mesh.push_event("SENT", "reviews-v1", "RDS")  # the boss pushes: reviews-v1's stream flashes
-        assert wait_until(lambda: graph.redraws > drawn and "-[disconnected (SENT)]-> pod reviews-v1" in graph.text()), graph.text()
+        sent = "-[disconnected (SENT)]-> pod reviews-v1"
+        assert wait_until(lambda: graph.redraws > drawn and sent in graph.text()), graph.text()
         mesh.push_event("ACK", "reviews-v1", "RDS")
         assert wait_until(lambda: graph.last_redraw_latency_s is not None), graph.text()
         assert "-[disconnected (ACK)]-> pod reviews-v1" in graph.text() and graph.last_redraw_latency_s < 1.0
