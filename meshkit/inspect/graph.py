@@ -222,6 +222,7 @@ _EDGE_STYLE = {
     "flash-sent": {"color": "#3d85c6", "fontcolor": "#0b5394", "penwidth": "3"},
     "flash-ack": {"color": "#00a000", "fontcolor": "#006000", "penwidth": "3.5"},
     "flash-nack": {"color": "#cc0000", "fontcolor": "#cc0000", "penwidth": "3.5"},
+    "invisible": {"style": "invis", "minlen": "3"},  # only places a node (the outsider below the pods)
 }
 _CHANGED = {"color": "#e69138", "penwidth": "3", "fontname": "Helvetica-Bold"}
 _LIT = {"color": "#1155cc", "penwidth": "3.5", "fillcolor": "#c9daf8", "fontname": "Helvetica-Bold"}

@@ -58,6 +58,8 @@ def mesh_graph(topology: Mapping[str, Any], per_pod_clusters: Mapping[str, Mappi
     if outside.get("address"):
         graph.add(Node(OUTSIDE, "outside world", "outside", f"{outside.get('host', '')}\nnot in the mesh"))
     graph.last = tuple(n for n in graph.nodes if graph.nodes[n].kind in ("outsider", "outside"))
+    for strange in graph.last if BOSS in graph.nodes else ():  # held low: strangers, not the boss's lieutenants
+        graph.link(BOSS, strange, state="invisible")
     for service in topology.get("services", []):
         selector = service.get("selector", {}).items()
         members = tuple(f"pod:{w['name']}" for w in workloads if selector and selector <= w.get("labels", {}).items())

@@ -15,6 +15,7 @@ Without Graphviz's `dot` program the widgets say how to install it and show the 
 
 from __future__ import annotations
 
+import collections
 import html
 import json
 import re
@@ -38,6 +39,7 @@ DOT_MISSING = ("Graphviz's `dot` program is not installed, so this is the text v
                "`sudo apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz` (macOS), "
                "then run the cell again.")
 DOT_TIMEOUT_S = 20.0
+RATE_WINDOW_S = 5.0  # rates and counts cover about this long, however often the picture redraws
 FLASH_S = 1.2  # how long a stream shows its SENT/ACK/NACK colour: a redraw or two
 _KEEP = object()  # focus(): this part of the focus stays
 
@@ -305,14 +307,15 @@ class MeshGraph(_GraphView):
     and pods, and the call graph with the requests each sidecar counted since the last redraw.
 
     Redraws on every xDS event and at least every `refresh_s` seconds (so new traffic shows
-    within a second); `idle=True` also draws edges no configured call explains.
+    within a second); counts and rates cover the last `RATE_WINDOW_S` seconds. `idle=True` also
+    draws edges no configured call explains.
     """
 
     def __init__(self, mesh: Any, *, refresh_s: float = 0.5, idle: bool = False, watch: bool = True) -> None:
         self.refresh_s = refresh_s
         self.idle = idle
         self._topology: dict | None = None
-        self._previous: dict[str, dict] = {}
+        self._history: collections.deque[tuple[float, dict[str, dict]]] = collections.deque()
         self._previous_at: float | None = None
         self._routes: dict[str, dict] = {}
         self._tls: dict[str, set[str]] = {}
@@ -338,13 +341,17 @@ class MeshGraph(_GraphView):
         status = self.mesh.status_rows()
         taken = time.time()
         self._flashes = {p: f for p, f in self._flashes.items() if f[1] > taken}
-        window = taken - self._previous_at if self._previous_at is not None else None
-        graph = mesh_graph(self._topology, samples, since=self._previous or None, idle=self.idle, status_rows=status,
+        while len(self._history) > 1 and self._history[1][0] <= taken - RATE_WINDOW_S:
+            self._history.popleft()  # keep the newest sample at least RATE_WINDOW_S old, and all since
+        since_at, since = self._history[0] if self._history else (None, None)
+        window = taken - since_at if since_at is not None else None
+        graph = mesh_graph(self._topology, samples, since=since, idle=self.idle, status_rows=status,
                            flashes={p: f[0] for p, f in self._flashes.items()}, routes=self._routes, tls=self._tls,
                            window_s=window)
         graph.title = "mesh: " + (f"requests in the last {window:.1f} s" if window is not None
                                   else "requests since each Envoy started")
-        self._previous, self._previous_at = samples, taken
+        self._history.append((taken, samples))
+        self._previous_at = taken
         return graph
 
     def relevant(self, event: dict) -> bool:
