@@ -199,7 +199,7 @@ _SHAPES = {  # kind: (shape, fill)
     "virtual_host": ("box", "#fff8e1"), "route": ("box", "#fffbee"), "direct_response": ("octagon", "#f3f3f3"),
     "redirect": ("octagon", "#f3f3f3"), "cluster": ("box3d", "#d9ead3"), "endpoint": ("box", "#ffffff"),
     "boss": ("box", "#fce5cd"), "pod": ("box", "#cfe2f3"), "outsider": ("box", "#ffffff"),
-    "outside": ("ellipse", "#f3f3f3"), "external": ("ellipse", "#f3f3f3"),
+    "outside": ("box", "#f3f3f3"), "external": ("ellipse", "#f3f3f3"),
 }
 _STATE_STYLE = {  # state: extra DOT attributes of a node
     "ok": {"color": "#38761d"}, "bad": {"fillcolor": "#f4cccc", "color": "#cc0000"},
@@ -241,7 +241,7 @@ def to_dot(graph: Graph, width_px: int = WIDTH_PX) -> str:
              'margin=0.05, pad=0.05, newrank=true, forcelabels=true];',
              f'  node [fontname="Helvetica", fontsize={FONT_PT}, style="rounded,filled", margin="0.04,0.03", '
              'width=0.3, height=0.3];',
-             f'  edge [fontname="Helvetica", fontsize={FONT_PT - 0.5}, color="#555555", arrowsize=0.6];']
+             f'  edge [fontname="Helvetica", fontsize={FONT_PT}, color="#555555", arrowsize=0.6];']
     for index, subgraph in enumerate(graph.subgraphs):
         members = " ".join(_quote(m) for m in subgraph.members)
         look = ('style="rounded,filled"; color="#b4c7dc"; fillcolor="#f4f8fc"' if subgraph.style == "side"
@@ -280,7 +280,7 @@ def to_dot(graph: Graph, width_px: int = WIDTH_PX) -> str:
 
 
 def _title(graph: Graph) -> str:
-    return graph.title + (f"\n{_wrap(graph.note, 110)}" if graph.note else "")
+    return graph.title + (f"\n{_wrap(graph.note, 90)}" if graph.note else "")
 
 
 def _short(text: str) -> str:
@@ -317,8 +317,8 @@ def to_text(graph: Graph) -> str:
 
     A node reached a second time prints once more with `(see above)` instead of its subtree.
     """
-    children = graph.children()
-    pointed_at = {e.dst for e in graph.edges}
+    children = {src: [e for e in out if e.state != "invisible"] for src, out in graph.children().items()}
+    pointed_at = {e.dst for e in graph.edges if e.state != "invisible"}
     shown: set[str] = set()
     lines = [graph.title] if graph.title else []
 

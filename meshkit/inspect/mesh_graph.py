@@ -77,7 +77,7 @@ def mesh_graph(topology: Mapping[str, Any], per_pod_clusters: Mapping[str, Mappi
 def _add_pod(graph: Graph, workload: Mapping[str, Any]) -> None:
     name = workload["name"]
     if not workload.get("sidecar", True):
-        graph.add(Node(f"pod:{name}", name, "outsider", f"{workload.get('ip', '')}\nno sidecar: no Envoy,\nno identity",
+        graph.add(Node(f"pod:{name}", name, "outsider", f"{workload.get('ip', '')}\nno sidecar,\nno identity",
                        "outsider"))
         return
     graph.add(Node(f"pod:{name}", workload.get("deployment") or name, "pod", workload.get("ip", ""),

@@ -80,11 +80,11 @@ class _GraphView(View):
         self.redraws = 0
         self.last_redraw_latency_s: float | None = None
         self._status = w.HTML()
-        self._body = w.HTML(layout=w.Layout(width="100%", overflow="hidden"))
+        self._body = w.HTML(layout=w.Layout(overflow="hidden"))  # a width of 100% plus margins would overflow
         refresh = w.Button(description="Redraw", icon="refresh", layout=w.Layout(width="auto"))
         refresh.on_click(weak_callback(self.refresh))
         bar = w.HBox([refresh, *controls], layout=w.Layout(flex_flow="row wrap"))
-        self.widget = w.VBox([bar, self._status, self._body], layout=w.Layout(width="100%"))
+        self.widget = w.VBox([bar, self._status, self._body])
         self.refresh()
         if watch:
             self.watch(mesh)

@@ -294,13 +294,13 @@ def test_proxy_and_mesh_graphs_fit_the_notebook_and_tell_the_story(mesh, tmp_pat
                   f"text ≥ {found['minFontPx']:.1f} px, {found['nodes']} nodes, {found['edges']} edges")
             assert found["svgWidth"] <= found["areaWidth"] + 0.5, found
             assert found["svgWidth"] <= 900.5, found  # ≤ 900 px by default
-            assert found["areaScroll"] <= 1 and found["scrollers"] == 0, found  # no horizontal scroll
+            assert found["areaScroll"] <= 1 and found["scrollers"] == 0, found["scrolling"]  # no horizontal scroll
             assert found["minFontPx"] >= 11.0 - 0.05, found
         assert "Downstream" in proxy["labels"] and "Upstream" in proxy["labels"], proxy["labels"]
         assert "▶ 200" in proxy["labels"] and proxy["lit"] >= 8, proxy  # the request's path, with its code
         assert "NACK" in proxy["labels"] and "broken" in proxy["labels"] and proxy["red"] > 0, proxy["labels"]
         assert "same matching rules" in proxy["labels"] or "matching" in proxy["labels"], proxy["labels"]
-        assert "the boss (istiod)" in whole["labels"] and "outsider" in whole["labels"], whole["labels"]
+        assert "the boss | (istiod)" in whole["labels"] and "outsider" in whole["labels"], whole["labels"]
         assert "no traffic" in whole["labels"] or "rq" in whole["labels"], whole["labels"]
         for shot in shots.values():
             assert shot.stat().st_size > 10_000
