@@ -16,6 +16,7 @@ Without Graphviz's `dot` program the widgets say how to install it and show the 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import html
 import json
 import re
@@ -79,6 +80,7 @@ class _GraphView(View):
         self.problem = ""  # why the last redraw could not read the mesh, or why there is no SVG
         self.redraws = 0
         self.last_redraw_latency_s: float | None = None
+        self._drawn: tuple[str, str | None, str] = ("", None, "")  # DOT source, its SVG, why there is none
         self._status = w.HTML()
         self._body = w.HTML(layout=w.Layout(overflow="hidden"))  # a width of 100% plus margins would overflow
         refresh = w.Button(description="Redraw", icon="refresh", layout=w.Layout(width="auto"))
@@ -103,7 +105,10 @@ class _GraphView(View):
                 self.problem = ""
             except Exception as exc:  # the mesh is not there (yet): keep the last picture, say why
                 self.problem = f"could not read the mesh: {exc}"
-            svg, why = render_svg(self.graph)
+            source = to_dot(self.graph)
+            if source != self._drawn[0] or not self._drawn[1]:  # the same picture: no need to run dot again
+                self._drawn = (source, *render_svg(self.graph))
+            svg, why = self._drawn[1], self._drawn[2]
             self._body.value = self._svg_html(svg) if svg else status_html(why, "error") + self._text_html()
             self.problem = self.problem or why
             self.redraws += 1
@@ -249,7 +254,7 @@ class ProxyGraph(_GraphView):
 
     # -- drawing ------------------------------------------------------------------------------
     def build(self) -> Graph:
-        dump = json.loads(self.mesh.admin(self.pod, "/config_dump?include_eds"))
+        dump = json.loads(self.mesh.admin(self.pod, "/config_dump"))  # endpoints: from /clusters, with health
         clusters = json.loads(self.mesh.admin(self.pod, "/clusters?format=json"))
         plain = proxy_graph(dump, clusters, listeners=self.listeners, direction=self.direction, port=self.port,
                             host=self.host, expand_inbound=self.expand_inbound,
@@ -321,6 +326,7 @@ class MeshGraph(_GraphView):
         self._tls: dict[str, set[str]] = {}
         self._stale: set[str] | None = None  # pods whose routes/TLS must be read again (None: all)
         self._flashes: dict[str, tuple[str, float]] = {}
+        self._reuse = False  # this redraw may reuse the last counter samples (an event, not the clock)
         super().__init__(mesh, watch)
 
     def watch(self, mesh: Any, poll_s: float | None = None) -> None:
@@ -332,26 +338,33 @@ class MeshGraph(_GraphView):
         workloads = self._topology["workloads"]
         pods = [wl["name"] for wl in workloads if wl.get("sidecar", True)]
         callers = [wl["name"] for wl in workloads if wl.get("sidecar", True) and wl.get("calls")]
-        for pod in callers if self._stale is None else [p for p in callers if p in self._stale]:
-            self._routes[pod] = json.loads(self.mesh.admin(pod, "/config_dump?resource=dynamic_route_configs"))
-            self._tls[pod] = tls_clusters(json.loads(self.mesh.admin(pod, "/config_dump?resource="
-                                                                      "dynamic_active_clusters")))
+        stale = callers if self._stale is None else [p for p in callers if p in self._stale]
         self._stale = set()
-        samples = {pod: json.loads(self.mesh.admin(pod, "/clusters?format=json")) for pod in pods}
-        status = self.mesh.status_rows()
-        taken = time.time()
-        self._flashes = {p: f for p, f in self._flashes.items() if f[1] > taken}
+        last = self._history[-1] if self._history else None
+        fresh = last is not None and self._reuse and time.time() - last[0] < self.refresh_s
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:  # the daemon answers them at once
+            routes = {p: pool.submit(self.mesh.admin, p, "/config_dump?resource=dynamic_route_configs") for p in stale}
+            tls = {p: pool.submit(self.mesh.admin, p, "/config_dump?resource=dynamic_active_clusters") for p in stale}
+            asked = {} if fresh else {p: pool.submit(self.mesh.admin, p, "/clusters?format=json") for p in pods}
+            status = self.mesh.status_rows()
+            self._routes.update({p: json.loads(f.result()) for p, f in routes.items()})
+            self._tls.update({p: tls_clusters(json.loads(f.result())) for p, f in tls.items()})
+            samples = last[1] if fresh and last is not None else {p: json.loads(f.result()) for p, f in asked.items()}
+        taken = last[0] if fresh and last is not None else time.time()
+        now = time.time()
+        self._flashes = {p: f for p, f in self._flashes.items() if f[1] > now}
         while len(self._history) > 1 and self._history[1][0] <= taken - RATE_WINDOW_S:
             self._history.popleft()  # keep the newest sample at least RATE_WINDOW_S old, and all since
-        since_at, since = self._history[0] if self._history else (None, None)
+        since_at, since = next(((t, s) for t, s in self._history if t < taken), (None, None))
         window = taken - since_at if since_at is not None else None
         graph = mesh_graph(self._topology, samples, since=since, idle=self.idle, status_rows=status,
                            flashes={p: f[0] for p, f in self._flashes.items()}, routes=self._routes, tls=self._tls,
                            window_s=window)
         graph.title = "mesh: " + (f"requests in the last {window:.1f} s" if window is not None
                                   else "requests since each Envoy started")
-        self._history.append((taken, samples))
-        self._previous_at = taken
+        if not fresh:
+            self._history.append((taken, samples))
+            self._previous_at = taken
         return graph
 
     def relevant(self, event: dict) -> bool:
@@ -364,6 +377,9 @@ class MeshGraph(_GraphView):
                 self._flashes[str(event.get("pod", ""))] = (event["kind"], now + FLASH_S)
             if event.get("kind") == "ACK" and event.get("type") in ("RDS", "CDS") and self._stale is not None:
                 self._stale.add(str(event.get("pod", "")))
+        # an xDS event changes the streams and maybe the routes, not the traffic: the counters
+        # read less than refresh_s ago still stand, and the redraw is quicker without them
+        self._reuse = bool(events)
         if any(e.get("kind") in ("ACK", "NACK") for e in events):
             super().on_events(events)
         elif any(e.get("kind") == "SENT" for e in events) or self._flashes or self._previous_at is None \
