@@ -20,12 +20,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from .chromium import Chromium, find_chromium
+from .chromium import BrowserError, Chromium, Page, find_chromium
+from .test_local_mesh import BAD_LISTENER  # two chains with the same match: Envoy NACKs it
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 LAB_START_S = 45.0
@@ -141,6 +143,44 @@ class JupyterLab:
             self.process.wait(5)
 
 
+@contextlib.contextmanager
+def running(lab: JupyterLab, browser: Chromium, after: Callable[[], object] = lambda: None) -> Iterator[None]:
+    """Stop both however the test ends (then `after`); on a failure, print what they said."""
+    try:
+        yield
+    except Exception:
+        page = browser._pages[-1] if browser._pages else None
+        print(f"\n--- jupyterlab.log (tail) ---\n{lab.log.read_text(errors='replace')[-4000:]}")
+        print(f"--- browser console ---\n{chr(10).join(page.console[-20:]) if page else ''}")
+        raise
+    finally:
+        browser.stop()
+        lab.stop()
+        after()
+
+
+def run_notebook(lab: JupyterLab, browser: Chromium, name: str, cells: int) -> Page:
+    """Start both, open notebook `name` and run its first `cells` cells as a learner would."""
+    lab.start()
+    browser.start()
+    page = browser.page()
+    page.navigate(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}")
+    # the notebook is shown (no loading spinner), its kernel started and the page is connected to it;
+    # the page's own indicator also says "idle" before any kernel exists, so ask the server first
+    page.wait_for("document.querySelector('.jp-Notebook .jp-CodeCell .cm-content') !== null"
+                  " && document.querySelector('.jp-Spinner') === null", LAB_START_S, "the notebook's code cell")
+    lab.wait_for_connected_kernel(LAB_START_S)
+    page.wait_for("""[...document.querySelectorAll('.jp-Notebook-ExecutionIndicator')]
+                     .some(e => e.getAttribute('data-status') === 'idle')""", LAB_START_S, "an idle kernel")
+    # more room for the graph: fold the file browser away (a click on its open tab)
+    page.click(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
+    # as a learner would: click into the first cell, Shift+Enter (which moves on to the next cell)
+    page.click(".jp-Notebook .jp-CodeCell .cm-content")
+    for _ in range(cells):
+        page.key("Enter", "Enter", 13, modifiers=8)
+    return page
+
+
 def test_jupyterlab_renders_the_live_proxy_graph_in_chromium(mesh, tmp_path: Path) -> None:
     began = time.monotonic()
     root = tmp_path / "notebooks"
@@ -151,24 +191,8 @@ def test_jupyterlab_renders_the_live_proxy_graph_in_chromium(mesh, tmp_path: Pat
     shot = ARTIFACTS / "browser-first-widget.png"
     shot.unlink(missing_ok=True)
     browser = Chromium(tmp_path / "chromium-profile", size=(1600, 1000))
-    page = None
-    try:
-        lab.start()
-        browser.start()
-        page = browser.page()
-        page.navigate(f"{lab.url}/lab/tree/first-widget.ipynb?reset&token={lab.token}")
-        # the notebook is shown (no loading spinner), its kernel started and the page is connected to it;
-        # the page's own indicator also says "idle" before any kernel exists, so ask the server first
-        page.wait_for("document.querySelector('.jp-Notebook .jp-CodeCell .cm-content') !== null"
-                      " && document.querySelector('.jp-Spinner') === null", LAB_START_S, "the notebook's code cell")
-        lab.wait_for_connected_kernel(LAB_START_S)
-        page.wait_for("""[...document.querySelectorAll('.jp-Notebook-ExecutionIndicator')]
-                         .some(e => e.getAttribute('data-status') === 'idle')""", LAB_START_S, "an idle kernel")
-        # more room for the graph: fold the file browser away (a click on its open tab)
-        page.click(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
-        # as a learner would: click into the cell, Shift+Enter
-        page.click(".jp-Notebook .jp-CodeCell .cm-content")
-        page.key("Enter", "Enter", 13, modifiers=8)
+    with running(lab, browser):
+        page = run_notebook(lab, browser, "first-widget.ipynb", 1)
         try:
             found = page.wait_for(f"(() => {{ const p = {PROBE}; return (p.nodes > 0 && p.button) ? p : null; }})()",
                                   GRAPH_S, "the widget's SVG graph in the cell output")
@@ -184,13 +208,6 @@ def test_jupyterlab_renders_the_live_proxy_graph_in_chromium(mesh, tmp_path: Pat
         assert "reviews." in labels and "default:9080" in labels, labels  # reviews.default.svc.cluster.local:9080
         assert shot.stat().st_size > 10_000
         assert len(lab.kernels()) == 1
-    except Exception:
-        print(f"\n--- jupyterlab.log (tail) ---\n{lab.log.read_text(errors='replace')[-4000:]}")
-        print(f"--- browser console ---\n{chr(10).join(page.console[-20:]) if page else ''}")
-        raise
-    finally:
-        browser.stop()
-        lab.stop()
     elapsed = time.monotonic() - began
     print(f"browser test took {elapsed:.1f} s (JupyterLab + Chromium start, kernel, cell, screenshot, stop)")
     if lab.process is not None:
@@ -201,32 +218,14 @@ def test_jupyterlab_renders_the_live_proxy_graph_in_chromium(mesh, tmp_path: Pat
     assert elapsed < 60, f"the browser test took {elapsed:.0f}s; keep it under 60s"
 
 
-# The raw listener Envoy refuses (two chains with the same match), sent to productpage-v1 only.
-STORY_CELLS = ['''\
+# The raw listener Envoy refuses, sent to productpage-v1 only; then one request, then the mesh.
+STORY_CELLS = [f'''\
 import meshkit
 from meshkit.control import ControlError
 from meshkit.widgets import MeshGraph, ProxyGraph
 
 mesh = meshkit.connect()
-BROKEN = """
-"@type": type.googleapis.com/envoy.config.listener.v3.Listener
-name: broken
-address: {socket_address: {address: 0.0.0.0, port_value: 7777}}
-bind_to_port: false
-filter_chains:
-- filters:
-  - name: envoy.filters.network.tcp_proxy
-    typed_config:
-      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-      stat_prefix: a
-      cluster: PassthroughCluster
-- filters:
-  - name: envoy.filters.network.tcp_proxy
-    typed_config:
-      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-      stat_prefix: b
-      cluster: PassthroughCluster
-"""
+BROKEN = """{BAD_LISTENER}"""
 try:
     mesh.apply(BROKEN, pods=["productpage-v1"])
 except ControlError as nack:
@@ -266,23 +265,14 @@ def test_proxy_and_mesh_graphs_fit_the_notebook_and_tell_the_story(mesh, tmp_pat
     lab = JupyterLab(root, tmp_path / "jupyter", {**os.environ, "MESHKIT_HOME": str(mesh.home)})
     shots = {"proxy": ARTIFACTS / "browser-proxy-graph.png", "mesh": ARTIFACTS / "browser-mesh-graph.png"}
     browser = Chromium(tmp_path / "chromium-profile", size=(1600, 1000))
-    page = None
-    try:
-        lab.start()
-        browser.start()
-        page = browser.page()
-        page.navigate(f"{lab.url}/lab/tree/story.ipynb?reset&token={lab.token}")
-        page.wait_for("document.querySelector('.jp-Notebook .jp-CodeCell .cm-content') !== null"
-                      " && document.querySelector('.jp-Spinner') === null", LAB_START_S, "the notebook's code cell")
-        lab.wait_for_connected_kernel(LAB_START_S)
-        page.wait_for("""[...document.querySelectorAll('.jp-Notebook-ExecutionIndicator')]
-                         .some(e => e.getAttribute('data-status') === 'idle')""", LAB_START_S, "an idle kernel")
-        page.click(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
-        page.click(".jp-Notebook .jp-CodeCell .cm-content")
-        for _ in STORY_CELLS:  # Shift+Enter runs a cell and moves to the next one
-            page.key("Enter", "Enter", 13, modifiers=8)
-        graphs = page.wait_for(f"(() => {{ const g = {MEASURE}; return g.length === 2 && g.every(x => x.nodes > 3)"
-                               " && g[0].lit > 0 ? g : null; })()", GRAPH_S, "both graphs, the request path lit")
+    with running(lab, browser, after=lambda: mesh.revert(["productpage-v1"])):
+        page = run_notebook(lab, browser, "story.ipynb", len(STORY_CELLS))
+        try:
+            page.wait_for(f"(() => {{ const g = {MEASURE}; return g.length === 2 && g.every(x => x.nodes > 3)"
+                          " && g[0].lit > 0 ? g : null; })()", GRAPH_S, "both graphs, the request path lit")
+        except BrowserError:
+            page.screenshot(shots["proxy"])  # the page as it was: the picture says why
+            raise
         # the boss's ACK event makes the graphs redraw; measure what the learner sees once it settles
         time.sleep(1.0)
         graphs = page.evaluate(MEASURE)
@@ -304,14 +294,6 @@ def test_proxy_and_mesh_graphs_fit_the_notebook_and_tell_the_story(mesh, tmp_pat
         assert "no traffic" in whole["labels"] or "rq" in whole["labels"], whole["labels"]
         for shot in shots.values():
             assert shot.stat().st_size > 10_000
-    except Exception:
-        print(f"\n--- jupyterlab.log (tail) ---\n{lab.log.read_text(errors='replace')[-4000:]}")
-        print(f"--- browser console ---\n{chr(10).join(page.console[-20:]) if page else ''}")
-        raise
-    finally:
-        browser.stop()
-        lab.stop()
-        mesh.revert(["productpage-v1"])
     elapsed = time.monotonic() - began
     print(f"story browser test took {elapsed:.1f} s")
     assert browser.process is not None and browser.process.poll() is not None, "chromium is still running"

@@ -21,6 +21,7 @@ from meshkit.widgets.editors import (
     WeightSliders,
     YamlEditor,
     destination_rule,
+    header_match_virtual_service,
     weights_to_virtual_service,
 )
 from meshkit.widgets.graphs import MeshGraph, ProxyGraph
@@ -255,19 +256,10 @@ def test_mesh_graph_tells_the_story_before_any_traffic(restored) -> None:
 def test_proxy_graph_lights_the_path_of_a_real_request(restored) -> None:
     """jason's request matches the header route and goes to v3: that route, cluster and endpoint light up."""
     mesh, opened = restored
-    mesh.apply(destination_rule("reviews", ["v1", "v2", "v3"]) + "---\n" + """\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - name: jason
-    match: [{headers: {end-user: {exact: jason}}}]
-    route: [{destination: {host: reviews, subset: v3}}]
-  - name: everyone
-    route: [{destination: {host: reviews, subset: v1}}]
-""")
+    routes = yaml.safe_load(header_match_virtual_service("reviews", "end-user", "exact", "jason", "v3", "v1"))
+    for route, name in zip(routes["spec"]["http"], ("jason", "everyone"), strict=True):
+        route["name"] = name  # Envoy's route names, as the access log reports the one that matched
+    mesh.apply(destination_rule("reviews", ["v1", "v2", "v3"]) + "---\n" + yaml.safe_dump(routes))
     graph = ProxyGraph(mesh, "productpage-v1")
     opened(graph)
     row = graph.send(REVIEWS, JASON)
