@@ -12,6 +12,7 @@ view adds between redraws.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -80,6 +81,7 @@ class Graph:
     first: tuple[str, ...] = ()  # nodes drawn in the first rank (left in LR, top in TB)
     last: tuple[str, ...] = ()  # nodes drawn in the last rank
     note: str = ""  # a line under the picture: what was left out, how to see it
+    columns: tuple[tuple[str, str], ...] = ()  # (kind, heading): a heading over each column of that kind
 
     def add(self, node: Node) -> str:
         """Add `node` unless one with its id exists; returns the id."""
@@ -247,6 +249,7 @@ def to_dot(graph: Graph, width_px: int = WIDTH_PX) -> str:
         look = ('style="rounded,filled"; color="#b4c7dc"; fillcolor="#f4f8fc"' if subgraph.style == "side"
                 else 'style="rounded,dashed"; color="#888888"')
         lines.append(f"  subgraph cluster_{index} {{ label={_quote(subgraph.label)}; {look}; {members} }}")
+    lines += _headings(graph)
     for rank, members in (("source", graph.first), ("sink", graph.last)):
         if members:
             lines.append(f"  {{ rank={rank}; {' '.join(_quote(m) for m in members)} }}")
@@ -277,6 +280,20 @@ def to_dot(graph: Graph, width_px: int = WIDTH_PX) -> str:
         lines.append(f"  {_quote(edge.src)} -> {_quote(edge.dst)} [{_attrs(attrs)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _headings(graph: Graph) -> list[str]:
+    """A plain heading over each column (`graph.columns`), in the same rank as that column's nodes."""
+    shown = [(kind, text) for kind, text in graph.columns if any(n.kind == kind for n in graph.nodes.values())]
+    lines = []
+    for kind, text in shown:
+        members = " ".join(_quote(nid) for nid, n in graph.nodes.items() if n.kind == kind)
+        lines.append(f'  {_quote("heading:" + kind)} [label={_quote(_wrap(text, 10))}, shape=plaintext, '
+                     f'style="", fontcolor="#666666", tooltip={_quote(text)}];')
+        lines.append(f'  {{ rank=same; {_quote("heading:" + kind)} {members} }}')
+    for (before, _), (after, _) in itertools.pairwise(shown):
+        lines.append(f'  {_quote("heading:" + before)} -> {_quote("heading:" + after)} [style=invis];')
+    return lines
 
 
 def _title(graph: Graph) -> str:

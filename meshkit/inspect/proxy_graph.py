@@ -35,6 +35,9 @@ DIRECTIONS = ("outbound", "inbound", "all")
 INBOUND_LISTENER = "virtualInbound"
 _FILTER_NAMES = {HCM: "HCM", TCP_PROXY: "tcp_proxy"}
 _TERMINAL = (HCM, TCP_PROXY)
+_HEADINGS = (("listener", "listener"), ("chain", "filter chain"), ("filter", "network filter"),
+             ("route_config", "route config"), ("virtual_host", "virtual host"), ("route", "route"),
+             ("cluster", "cluster"), ("endpoint", "endpoint"))
 _ORDER = ("downstream", "listener", "chain", "collapsed", "filter", "route_config", "virtual_host", "route", "cluster",
           "endpoint")
 
@@ -108,7 +111,7 @@ def _frame(graph: Graph, chosen: list[str], direction: str) -> Graph:
     nodes = {"downstream": Node("downstream", "Downstream", "downstream", who), **graph.nodes}
     nodes = dict(sorted(nodes.items(), key=lambda item: _ORDER.index(item[1].kind) if item[1].kind in _ORDER
                         else len(_ORDER)))  # the way a request goes: the text view reads in that order
-    graph = replace(graph, nodes=nodes, first=("downstream",))
+    graph = replace(graph, nodes=nodes, first=("downstream",), columns=_HEADINGS)
     for lid in shown:
         graph.link("downstream", lid)
     endpoints = tuple(nid for nid, n in graph.nodes.items() if n.kind == "endpoint")  # a 418 is Envoy's own
