@@ -420,6 +420,21 @@ def test_proxy_graph_marks_changes_and_shows_a_request() -> None:
     assert not [n for n in graph.graph.nodes.values() if n.highlight]
 
 
+def test_proxy_graph_follows_a_traffic_panel() -> None:
+    """A TrafficPanel's latest answer lights up on the graph of the same pod, with no call from the learner."""
+    mesh = FakeMesh()
+    graph = ProxyGraph(mesh, "productpage-v1")
+    panel = TrafficPanel(mesh, "productpage-v1", "http://reviews:9080/reviews/0", rate=2)
+    try:
+        graph.follow(panel)
+        panel.start()
+        assert wait_until(lambda: any(n.highlight for n in graph.graph.nodes.values()), 5.0), graph.text()
+        assert "endpoint 10.244.0.14:9080 (HEALTHY; ▶ 200 -) [request path]" in graph.text()
+    finally:
+        panel.close()
+        graph.close()
+
+
 # --- editors --------------------------------------------------------------------------------------
 
 def test_slider_release_applies_exactly_once() -> None:
