@@ -360,7 +360,8 @@ class MeshGraph(_GraphView):
         graph = mesh_graph(self._topology, samples, since=since, idle=self.idle, status_rows=status,
                            flashes={p: f[0] for p, f in self._flashes.items()}, routes=self._routes, tls=self._tls,
                            window_s=window)
-        graph.title = "mesh: " + (f"requests in the last {window:.1f} s" if window is not None
+        # whole seconds: a quiet mesh draws the same DOT again, and dot does not run for it
+        graph.title = "mesh: " + (f"requests in the last {max(1, round(window))} s" if window is not None
                                   else "requests since each Envoy started")
         if not fresh:
             self._history.append((taken, samples))

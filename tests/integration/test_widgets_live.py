@@ -251,6 +251,15 @@ def test_mesh_graph_tells_the_story_before_any_traffic(restored) -> None:
     assert wait_until(lambda: graph.redraws > drawn and "w 70%]-> pod reviews-v1 (" in graph.text(),
                       5.0), graph.text()
     print(f"\nMeshGraph weight on the edge {graph.last_redraw_latency_s * 1000:.0f} ms after the ACK")
+    # one request: its edge leaves "no traffic" at the next refresh (refresh_s 0.5 s)
+    row = mesh.curl_rows("productpage-v1", REVIEWS)[0]
+    sent = time.monotonic()
+    edge = lambda: next((e for e in graph.graph.edges if e.src == f"pod:{pods['productpage-v1']}"  # noqa: E731
+                         and e.dst == f"pod:{row['pod']}"), None)
+    assert wait_until(lambda: edge() is not None and " rq · " in edge().label, 5.0), graph.text()
+    print(f"MeshGraph shows the request {(time.monotonic() - sent) * 1000:.0f} ms after curl returned: "
+          f"{edge().label} ({edge().state})")
+    assert edge().state in ("ok", "mixed")
 
 
 def test_proxy_graph_lights_the_path_of_a_real_request(restored) -> None:
