@@ -142,6 +142,7 @@ class WorkloadInfo(TypedDict):
     service_account: str
     node_id: str
     sidecar: bool
+    calls: list[str]  # the Services its app calls: the call graph views draw before any traffic
 
 
 class TopologyInfo(TypedDict):

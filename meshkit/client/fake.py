@@ -25,6 +25,7 @@ from .mesh import Mesh
 __all__ = ["BOOKINFO_PODS", "FakeTransport", "Mesh"]
 
 R = TypeVar("R")
+CALLS = {"productpage-v1": ["details", "reviews"], "reviews-v2": ["ratings"], "reviews-v3": ["ratings"]}
 BOOKINFO_PODS = {"productpage-v1": "10.244.0.12", "reviews-v1": "10.244.0.14", "reviews-v2": "10.244.0.15",
                  "reviews-v3": "10.244.0.16", "ratings-v1": "10.244.0.13", "details-v1": "10.244.0.11"}
 
@@ -33,7 +34,13 @@ def _workload(name: str, ip: str) -> p.WorkloadInfo:
     app, version = name.rsplit("-", 1)
     return {"name": name, "deployment": name, "namespace": "default", "ip": ip,
             "labels": {"app": app, "version": version}, "service_account": f"bookinfo-{app}",
-            "node_id": f"sidecar~{ip}~{name}.default~default.svc.cluster.local", "sidecar": True}
+            "node_id": f"sidecar~{ip}~{name}.default~default.svc.cluster.local", "sidecar": True,
+            "calls": CALLS.get(name, [])}
+
+
+def _service(name: str, vip: str) -> p.ServiceInfo:
+    return {"name": name, "namespace": "default", "fqdn": f"{name}.default.svc.cluster.local", "vip": vip,
+            "ports": [{"name": "http", "port": 9080}], "selector": {"app": name}}
 
 
 class FakeTransport:
@@ -79,9 +86,8 @@ class FakeTransport:
 
     def _topology(self) -> p.TopologyInfo:
         return {"mesh": {"outbound_traffic_policy": "ALLOW_ANY"}, "outside": None,
-                "services": [{"name": "reviews", "namespace": "default", "fqdn": "reviews.default.svc.cluster.local",
-                              "vip": "10.96.0.14", "ports": [{"name": "http", "port": 9080}],
-                              "selector": {"app": "reviews"}}],
+                "services": [_service("details", "10.96.0.11"), _service("reviews", "10.96.0.14"),
+                             _service("ratings", "10.96.0.13")],
                 "workloads": [_workload(n, ip) for n, ip in BOOKINFO_PODS.items()]}
 
     def _status(self) -> list[p.SyncRow]:
@@ -154,7 +160,7 @@ class FakeTransport:
         self.curls += 1
         row: p.CurlRow = {"request_id": "fake", "status": 200, "elapsed_ms": 1.0, "headers": {}, "body": "",
                           "error": "", "pod": "reviews-v1", "version": "v1", "flags": "-",
-                          "upstream_cluster": "outbound|9080||reviews.default.svc.cluster.local",
+                          "upstream_cluster": "outbound|9080|v1|reviews.default.svc.cluster.local",
                           "upstream_host": "10.244.0.14:9080", "route_name": "default", "client_address": ""}
         return [row.copy() for _ in range(n)]
 

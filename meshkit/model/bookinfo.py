@@ -30,6 +30,9 @@ _APPS = (
     ("tcp-echo", ("v1",), "tcp-echo", (ServicePort("tcp", TCP_ECHO_PORT, TCP_ECHO_PORT, TCP),)),
 )
 
+# Which Services each app calls (bookinfo.py's handlers): reviews-v1 shows no stars, so never calls ratings.
+CALLS = {"productpage-v1": ("details", "reviews"), "reviews-v2": ("ratings",), "reviews-v3": ("ratings",)}
+
 # Kubernetes draws pod-name suffixes from this alphabet (no vowels, no look-alikes).
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -68,6 +71,7 @@ def bookinfo(
                     labels=labels({"app": name, "version": version}),
                     service_account=account,
                     ports=tuple(p.target_port for p in ports),
+                    calls=CALLS.get(f"{name}-{version}", ()),
                 )
             )
     if outsider:

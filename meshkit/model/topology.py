@@ -79,6 +79,7 @@ class Workload:
     ports: tuple[int, ...]
     sidecar: bool = True
     ready: bool = True
+    calls: tuple[str, ...] = ()  # the Services its app calls (names): the call graph views draw before traffic
 
     @property
     def label_map(self) -> dict[str, str]:

@@ -107,7 +107,7 @@ class PlaneService:
                          for s in topology.services],
             "workloads": [{"name": w.name, "deployment": w.deployment, "namespace": w.namespace, "ip": w.ip,
                            "labels": w.label_map, "service_account": w.service_account, "node_id": w.node_id,
-                           "sidecar": w.sidecar}
+                           "sidecar": w.sidecar, "calls": list(w.calls)}
                           for w in topology.workloads],
         }
 

@@ -2,8 +2,8 @@
 
     >>> import meshkit, meshkit.widgets as mw
     >>> mesh = meshkit.connect()
-    >>> mw.ProxyGraph(mesh, "productpage-v1")        # listener → chain → route → cluster → endpoints
-    >>> mw.MeshGraph(mesh)                           # pods, Services, live request counts and shares
+    >>> mw.ProxyGraph(mesh, "productpage-v1")        # Downstream → listener → chain → … → endpoints (Upstream)
+    >>> mw.MeshGraph(mesh)                           # the boss, its xDS streams, the call graph, live rates
     >>> mw.WeightSliders(mesh, "reviews", ["v1", "v2", "v3"])
     >>> mw.HeaderMatchForm(mesh, "reviews"); mw.FaultForm(mesh, "ratings"); mw.YamlEditor(mesh)
     >>> mw.SyncTable(mesh); mw.TrafficPanel(mesh, "productpage-v1", "http://reviews:9080/reviews/0")

@@ -113,8 +113,16 @@ class Page:
         for kind in ("mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
 
-    def screenshot(self, path: Path) -> None:
-        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)["data"]
+    def screenshot(self, path: Path, selector: str | None = None) -> None:
+        """The viewport as a PNG, or only the element `selector` finds (scrolled into view first)."""
+        params: dict[str, Any] = {"format": "png", "captureBeyondViewport": False}
+        if selector is not None:
+            box = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+                                "e.scrollIntoView({block: 'start'}); const r = e.getBoundingClientRect(); "
+                                "return [r.x, r.y, r.width, r.height]; })()")
+            params.update(clip={"x": box[0], "y": box[1], "width": box[2], "height": box[3], "scale": 1},
+                          captureBeyondViewport=True)
+        data = self.call("Page.captureScreenshot", **params)["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
 

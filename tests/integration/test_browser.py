@@ -1,7 +1,11 @@
-"""A real browser: JupyterLab on 127.0.0.1, Debian's headless Chromium, the first widget cell run with
-Shift+Enter, and the live graph drawn by ipywidgets (not the text/html fallback) in the output.
+"""A real browser: JupyterLab on 127.0.0.1, Debian's headless Chromium, widget cells run with
+Shift+Enter, and the live graphs drawn by ipywidgets (not the text/html fallback) in the output.
 
-The screenshot lands in tests/artifacts/ (gitignored) for a human to look at.
+The first test runs the first lab's first widget cell. The second draws ProxyGraph (with a NACKed
+listener and one request's path) and MeshGraph and measures them in the page: each SVG fits its
+output area (no horizontal scroll) with text no smaller than 11 px.
+
+Screenshots land in tests/artifacts/ (gitignored) for a human to look at.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from .chromium import Chromium, find_chromium
+from .chromium import BrowserError, Chromium, Page, find_chromium
+from .test_local_mesh import BAD_LISTENER  # two chains with the same match: Envoy NACKs it
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 LAB_START_S = 45.0
@@ -137,6 +143,44 @@ class JupyterLab:
             self.process.wait(5)
 
 
+@contextlib.contextmanager
+def running(lab: JupyterLab, browser: Chromium, after: Callable[[], object] = lambda: None) -> Iterator[None]:
+    """Stop both however the test ends (then `after`); on a failure, print what they said."""
+    try:
+        yield
+    except Exception:
+        page = browser._pages[-1] if browser._pages else None
+        print(f"\n--- jupyterlab.log (tail) ---\n{lab.log.read_text(errors='replace')[-4000:]}")
+        print(f"--- browser console ---\n{chr(10).join(page.console[-20:]) if page else ''}")
+        raise
+    finally:
+        browser.stop()
+        lab.stop()
+        after()
+
+
+def run_notebook(lab: JupyterLab, browser: Chromium, name: str, cells: int) -> Page:
+    """Start both, open notebook `name` and run its first `cells` cells as a learner would."""
+    lab.start()
+    browser.start()
+    page = browser.page()
+    page.navigate(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}")
+    # the notebook is shown (no loading spinner), its kernel started and the page is connected to it;
+    # the page's own indicator also says "idle" before any kernel exists, so ask the server first
+    page.wait_for("document.querySelector('.jp-Notebook .jp-CodeCell .cm-content') !== null"
+                  " && document.querySelector('.jp-Spinner') === null", LAB_START_S, "the notebook's code cell")
+    lab.wait_for_connected_kernel(LAB_START_S)
+    page.wait_for("""[...document.querySelectorAll('.jp-Notebook-ExecutionIndicator')]
+                     .some(e => e.getAttribute('data-status') === 'idle')""", LAB_START_S, "an idle kernel")
+    # more room for the graph: fold the file browser away (a click on its open tab)
+    page.click(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
+    # as a learner would: click into the first cell, Shift+Enter (which moves on to the next cell)
+    page.click(".jp-Notebook .jp-CodeCell .cm-content")
+    for _ in range(cells):
+        page.key("Enter", "Enter", 13, modifiers=8)
+    return page
+
+
 def test_jupyterlab_renders_the_live_proxy_graph_in_chromium(mesh, tmp_path: Path) -> None:
     began = time.monotonic()
     root = tmp_path / "notebooks"
@@ -144,27 +188,11 @@ def test_jupyterlab_renders_the_live_proxy_graph_in_chromium(mesh, tmp_path: Pat
     notebook(root / "first-widget.ipynb")
     env = {**os.environ, "MESHKIT_HOME": str(mesh.home)}
     lab = JupyterLab(root, tmp_path / "jupyter", env)
-    shot = ARTIFACTS / "browser-proxy-graph.png"
+    shot = ARTIFACTS / "browser-first-widget.png"
     shot.unlink(missing_ok=True)
     browser = Chromium(tmp_path / "chromium-profile", size=(1600, 1000))
-    page = None
-    try:
-        lab.start()
-        browser.start()
-        page = browser.page()
-        page.navigate(f"{lab.url}/lab/tree/first-widget.ipynb?reset&token={lab.token}")
-        # the notebook is shown (no loading spinner), its kernel started and the page is connected to it;
-        # the page's own indicator also says "idle" before any kernel exists, so ask the server first
-        page.wait_for("document.querySelector('.jp-Notebook .jp-CodeCell .cm-content') !== null"
-                      " && document.querySelector('.jp-Spinner') === null", LAB_START_S, "the notebook's code cell")
-        lab.wait_for_connected_kernel(LAB_START_S)
-        page.wait_for("""[...document.querySelectorAll('.jp-Notebook-ExecutionIndicator')]
-                         .some(e => e.getAttribute('data-status') === 'idle')""", LAB_START_S, "an idle kernel")
-        # more room for the graph: fold the file browser away (a click on its open tab)
-        page.click(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
-        # as a learner would: click into the cell, Shift+Enter
-        page.click(".jp-Notebook .jp-CodeCell .cm-content")
-        page.key("Enter", "Enter", 13, modifiers=8)
+    with running(lab, browser):
+        page = run_notebook(lab, browser, "first-widget.ipynb", 1)
         try:
             found = page.wait_for(f"(() => {{ const p = {PROBE}; return (p.nodes > 0 && p.button) ? p : null; }})()",
                                   GRAPH_S, "the widget's SVG graph in the cell output")
@@ -177,16 +205,9 @@ def test_jupyterlab_renders_the_live_proxy_graph_in_chromium(mesh, tmp_path: Pat
         assert not found["errors"], found["errors"]
         labels = " ".join(found["labels"])
         assert "0.0.0.0_9080" in labels, labels
-        assert "reviews.default.svc.cluster.local" in labels, labels
+        assert "reviews." in labels and "default:9080" in labels, labels  # reviews.default.svc.cluster.local:9080
         assert shot.stat().st_size > 10_000
         assert len(lab.kernels()) == 1
-    except Exception:
-        print(f"\n--- jupyterlab.log (tail) ---\n{lab.log.read_text(errors='replace')[-4000:]}")
-        print(f"--- browser console ---\n{chr(10).join(page.console[-20:]) if page else ''}")
-        raise
-    finally:
-        browser.stop()
-        lab.stop()
     elapsed = time.monotonic() - began
     print(f"browser test took {elapsed:.1f} s (JupyterLab + Chromium start, kernel, cell, screenshot, stop)")
     if lab.process is not None:
@@ -195,3 +216,87 @@ def test_jupyterlab_renders_the_live_proxy_graph_in_chromium(mesh, tmp_path: Pat
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     assert str(tmp_path) not in ps, [line for line in ps.splitlines() if str(tmp_path) in line]
     assert elapsed < 60, f"the browser test took {elapsed:.0f}s; keep it under 60s"
+
+
+# The raw listener Envoy refuses, sent to productpage-v1 only; then one request, then the mesh.
+STORY_CELLS = [f'''\
+import meshkit
+from meshkit.control import ControlError
+from meshkit.widgets import MeshGraph, ProxyGraph
+
+mesh = meshkit.connect()
+BROKEN = """{BAD_LISTENER}"""
+try:
+    mesh.apply(BROKEN, pods=["productpage-v1"])
+except ControlError as nack:
+    print("NACK:", str(nack)[:80])
+proxy = ProxyGraph(mesh, "productpage-v1")
+proxy.send("http://reviews:9080/reviews/0")
+proxy''', "MeshGraph(mesh)"]
+
+# Per graph output: is the SVG inside its output area, can the area scroll sideways, how big is the text?
+MEASURE = """(() => [...document.querySelectorAll('.jp-OutputArea-output')]
+  .filter(o => o.querySelector('svg.meshkit-graph')).map(o => {
+    const svg = o.querySelector('svg.meshkit-graph');
+    const texts = [...svg.querySelectorAll('text')];
+    const px = texts.map(t => t.getScreenCTM().a * parseFloat(t.getAttribute('font-size') || '14'));
+    const scrollers = [o, ...o.querySelectorAll('*')].filter(e => e.scrollWidth > e.clientWidth + 1
+        && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX));
+    return {
+      svgWidth: svg.getBoundingClientRect().width, areaWidth: o.getBoundingClientRect().width,
+      areaScroll: o.scrollWidth - o.clientWidth, scrollers: scrollers.length,
+      scrolling: scrollers.map(e => `${e.tagName}.${e.className} ${e.scrollWidth}/${e.clientWidth}`),
+      minFontPx: Math.min(...px), labels: texts.map(t => t.textContent).join(' | ').slice(0, 3000),
+      lit: svg.querySelectorAll('[stroke="#1155cc"]').length,
+      red: svg.querySelectorAll('[stroke="#cc0000"]').length,
+      nodes: svg.querySelectorAll('g.node').length, edges: svg.querySelectorAll('g.edge').length,
+    };
+  }))()"""
+
+
+def test_proxy_and_mesh_graphs_fit_the_notebook_and_tell_the_story(mesh, tmp_path: Path) -> None:
+    began = time.monotonic()
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(cell) for cell in STORY_CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / "story.ipynb")
+    lab = JupyterLab(root, tmp_path / "jupyter", {**os.environ, "MESHKIT_HOME": str(mesh.home)})
+    shots = {"proxy": ARTIFACTS / "browser-proxy-graph.png", "mesh": ARTIFACTS / "browser-mesh-graph.png"}
+    browser = Chromium(tmp_path / "chromium-profile", size=(1600, 1000))
+    with running(lab, browser, after=lambda: mesh.revert(["productpage-v1"])):
+        page = run_notebook(lab, browser, "story.ipynb", len(STORY_CELLS))
+        try:
+            page.wait_for(f"(() => {{ const g = {MEASURE}; return g.length === 2 && g.every(x => x.nodes > 3)"
+                          " && g[0].lit > 0 ? g : null; })()", GRAPH_S, "both graphs, the request path lit")
+        except BrowserError:
+            page.screenshot(shots["proxy"])  # the page as it was: the picture says why
+            raise
+        # the boss's ACK event makes the graphs redraw; measure what the learner sees once it settles
+        time.sleep(1.0)
+        graphs = page.evaluate(MEASURE)
+        for name, selector in (("proxy", 0), ("mesh", 1)):
+            page.screenshot(shots[name], f".jp-Notebook .jp-CodeCell:nth-child({selector + 1}) .jp-OutputArea")
+        proxy, whole = graphs
+        for name, found in (("ProxyGraph", proxy), ("MeshGraph", whole)):
+            print(f"\nbrowser {name}: SVG {found['svgWidth']:.0f} px in a {found['areaWidth']:.0f} px output area, "
+                  f"text ≥ {found['minFontPx']:.1f} px, {found['nodes']} nodes, {found['edges']} edges")
+            assert found["svgWidth"] <= found["areaWidth"] + 0.5, found
+            assert found["svgWidth"] <= 900.5, found  # ≤ 900 px by default
+            assert found["areaScroll"] <= 1 and found["scrollers"] == 0, found["scrolling"]  # no horizontal scroll
+            assert found["minFontPx"] >= 11.0 - 0.05, found
+        assert "Downstream" in proxy["labels"] and "Upstream" in proxy["labels"], proxy["labels"]
+        assert "▶ 200" in proxy["labels"] and proxy["lit"] >= 8, proxy  # the request's path, with its code
+        assert "NACK" in proxy["labels"] and "broken" in proxy["labels"] and proxy["red"] > 0, proxy["labels"]
+        assert "same matching rules" in proxy["labels"] or "matching" in proxy["labels"], proxy["labels"]
+        assert "the boss | (istiod)" in whole["labels"] and "outsider" in whole["labels"], whole["labels"]
+        assert "no traffic" in whole["labels"] or "rq" in whole["labels"], whole["labels"]
+        for shot in shots.values():
+            assert shot.stat().st_size > 10_000
+    elapsed = time.monotonic() - began
+    print(f"story browser test took {elapsed:.1f} s")
+    assert browser.process is not None and browser.process.poll() is not None, "chromium is still running"
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    assert str(tmp_path) not in ps, [line for line in ps.splitlines() if str(tmp_path) in line]
+    assert elapsed < 90, f"the story browser test took {elapsed:.0f}s; keep it under 90s"

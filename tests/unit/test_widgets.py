@@ -268,9 +268,9 @@ def test_graph_thread_stops_when_the_view_is_collected() -> None:
 
 def test_graph_shows_the_nack_text() -> None:
     graph = ProxyGraph(FakeMesh("config_dump_nack.json"), "productpage-v1", watch=False)
-    assert ("listener bad-listener (NACK: Didn't find a registered implementation for 'not.a.filter' with type URL: "
-            "'google.protobuf.Empty') [error]") in graph.text().splitlines()
-    assert "not.a.filter" in graph.html()
+    assert ("  -> listener bad-listener (NACK: Didn't find a registered implementation for 'not.a.filter' with type "
+            "URL: 'google.protobuf.Empty') [error]") in graph.text().splitlines()
+    assert "not.a.filter" in graph.html() and "#cc0000" in graph.html()
 
 
 def test_without_dot_graphs_say_how_to_install_it_and_show_text(monkeypatch: pytest.MonkeyPatch,
@@ -278,7 +278,7 @@ def test_without_dot_graphs_say_how_to_install_it_and_show_text(monkeypatch: pyt
     monkeypatch.setenv("PATH", str(tmp_path))
     graph = ProxyGraph(FakeMesh(), "productpage-v1", listeners=["0.0.0.0_9080"], watch=False)
     assert "sudo apt-get install graphviz" in graph.html() and "brew install graphviz" in graph.html()
-    assert "route config 9080 (from RDS)" in graph.html()  # the text tree instead of the SVG
+    assert "-[RDS]-&gt; route config 9080 (from RDS)" in graph.html()  # the text tree instead of the SVG
     assert DOT_MISSING in graph.text()
 
 
@@ -294,10 +294,68 @@ def test_mesh_graph_draws_pods_and_refreshes_live() -> None:
     graph = MeshGraph(mesh, refresh_s=0.2)
     try:
         assert graph.graph.title == "mesh: requests since each Envoy started"
-        assert "pod productpage-v1 (10.244.0.12)" in graph.text()
+        assert "-[ERROR]-> pod productpage-v1 (10.244.0.12" in graph.text()  # the boss's stream, its state
+        assert "-[no traffic]-> pod details-v1" in graph.text()  # the call graph before any request
         assert wait_until(lambda: graph.redraws >= 2)  # no event: refresh_s passed
         assert graph.graph.title.startswith("mesh: requests in the last ")
+        drawn = graph.redraws
+        mesh.transport.push_event("SENT", "reviews-v1", "RDS")  # the boss pushes: reviews-v1's stream flashes
+        sent = "-[disconnected (SENT)]-> pod reviews-v1"
+        assert wait_until(lambda: graph.redraws > drawn and sent in graph.text()), graph.text()
+        mesh.transport.push_event("ACK", "reviews-v1", "RDS")
+        assert wait_until(lambda: graph.last_redraw_latency_s is not None), graph.text()
+        assert "-[disconnected (ACK)]-> pod reviews-v1" in graph.text() and graph.last_redraw_latency_s < 1.0
     finally:
+        graph.close()
+
+
+def test_proxy_graph_starts_small_and_focus_menus_change_it() -> None:
+    graph = ProxyGraph(FakeMesh(), "productpage-v1", watch=False)
+    assert (graph.direction, graph.port) == ("outbound", 9080)  # the port its app calls
+    listeners = [n.label for n in graph.graph.nodes.values() if n.kind == "listener"]
+    assert listeners == ["0.0.0.0_9080"]
+    graph._direction.value = "inbound"  # as the learner picks it
+    graph._port.value = None
+    assert [n.label for n in graph.graph.nodes.values() if n.kind == "listener"] == ["virtualInbound"]
+    assert "collapsed 8 filter chains" in graph.text()
+    graph._expand.value = True
+    assert "collapsed" not in graph.text() and len([n for n in graph.graph.nodes.values() if n.kind == "chain"]) == 8
+    graph.focus(direction="outbound", port=9080, host="ratings", expand_inbound=False)
+    assert graph._host.value == "ratings" and "reviews" not in graph.text()
+    assert 'width="100%"' in graph.html() and "max-width:" in graph.html()  # scales with the notebook
+
+
+def test_proxy_graph_marks_changes_and_shows_a_request() -> None:
+    mesh = FakeMesh()
+    graph = ProxyGraph(mesh, "productpage-v1", watch=False)
+    assert "[changed]" not in graph.text()
+    fake = mesh.transport
+    fake.config_dump = fake.config_dump.replace('"weight": 80', '"weight": 70').replace('"weight": 20', '"weight": 30')
+    graph.refresh("after ACK RDS")
+    assert "-[2. /*]-> route default [changed]" in graph.text() and "● changed" in graph.html()
+    graph.refresh("again, nothing new")  # the marks stay until the next version
+    assert "[changed]" in graph.text()
+    row = graph.send("http://reviews:9080/reviews/0")
+    assert row["upstream_host"] == "10.244.0.14:9080" and fake.curls == 1
+    lit = [n.id for n in graph.graph.nodes.values() if n.highlight]
+    assert lit[-2:] == ["cluster:outbound|9080|v1|reviews.default.svc.cluster.local", "endpoint:10.244.0.14:9080"]
+    assert "#1155cc" in graph.html() and "▶ 200 &#45;" in graph.html() and "[request path]" in graph.text()
+    graph.show_request(None)
+    assert not [n for n in graph.graph.nodes.values() if n.highlight]
+
+
+def test_proxy_graph_follows_a_traffic_panel() -> None:
+    """A TrafficPanel's latest answer lights up on the graph of the same pod, with no call from the learner."""
+    mesh = FakeMesh()
+    graph = ProxyGraph(mesh, "productpage-v1")
+    panel = TrafficPanel(mesh, "productpage-v1", "http://reviews:9080/reviews/0", rate=2)
+    try:
+        graph.follow(panel)
+        panel.start()
+        assert wait_until(lambda: any(n.highlight for n in graph.graph.nodes.values()), 5.0), graph.text()
+        assert "endpoint 10.244.0.14:9080 (HEALTHY; ▶ 200 -) [request path]" in graph.text()
+    finally:
+        panel.close()
         graph.close()
 
 
