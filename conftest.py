@@ -23,4 +23,5 @@ def _doctest_data(doctest_namespace: dict) -> None:
         clusters_json=json.loads((FIXTURES / "envoy" / "clusters.json").read_text()),
         before=json.loads((FIXTURES / "traffic" / "clusters_1.json").read_text()),
         after=json.loads((FIXTURES / "traffic" / "clusters_2.json").read_text()),
+        traces=json.loads((FIXTURES / "traffic" / "traces.json").read_text()),
     )

@@ -9,7 +9,14 @@ counted (rate, share, errors in red) and the route weights of the live RDS. The 
 `outsider` and the outside world appear as such; with mTLS the edges get a padlock and the pods
 their SPIFFE identity.
 
-    >>> graph = mesh_graph(mesh.topology(), {pod: clusters_json, ...}, status_rows=mesh.status_rows())
+    >>> from meshkit.inspect.graph import to_text
+    >>> graph = mesh_graph(mesh.topology(), {"productpage-v1": clusters_json}, status_rows=mesh.status_rows())
+    >>> print(to_text(graph))
+    mesh
+    boss the boss (istiod) (one xDS (ADS) stream; per sidecar)
+      -[ERROR]-> pod productpage-v1 (10.244.0.12)
+        -[no traffic]-> pod reviews-v1 (10.244.0.14)
+    ...
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ direction (`outbound`: 15001 and the per-port listeners; `inbound`: 15006), some
 port, one host; the 15006 chains fold into one node unless `expand_inbound`. Resources Envoy
 rejected carry its NACK text; `request_path(graph, row)` lights up the way one request went.
 
+    >>> from meshkit.inspect.graph import to_text
     >>> graph = proxy_graph(dump, port=9080)
     >>> print(to_text(graph))
     downstream Downstream (the app (out), pods (in))

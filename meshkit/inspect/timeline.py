@@ -5,7 +5,13 @@ resources, which proxies ACKed and which NACKed (with Envoy's words), how long i
 `diff_text(mesh.push_diff(a, b))` prints what changed in Envoy's own YAML between two pushes.
 
     >>> print(timeline_text(push_rows(mesh.history_rows())))
-    >>> print(diff_text(mesh.push_diff(3, 4)))
+    PUSH  TIME      REASON         TYPES  CHANGED      ACK  NACK  MS
+    0     ...       initial state  RDS    1 in 1 pods  1    -     12
+    >>> print(diff_text(mesh.push_diff(1, 2)))
+    1 resource change(s)
+    ## RDS 9080 (changed) on productpage-v1
+    -          weight: 100
+    +          weight: 50
 """
 
 from __future__ import annotations

@@ -8,9 +8,14 @@ forward): an outbound line and the inbound line whose downstream address is the 
 upstream local address are one call; an outbound line logged by a pod while that pod's inbound
 line was open is a call its app made for it. TCP lines (no request id) join by the client's ip:port.
 
-    >>> trace = build_trace(lines, request_id, client="productpage-v1", client_address="10.244.0.10:41700")
+    >>> t = traces["no_route"]          # one request's lines from every sidecar, captured live
+    >>> trace = build_trace(t["lines"], t["request_id"], t["client"], t["reply"]["client_address"], t["ips"])
     >>> print(trace_text(trace))        # one row per hop, then where it stopped and why
-    >>> trace_graph(trace)              # a Graph for graph.to_dot / the widgets' Graphviz helper
+    request ... from productpage-v1
+    #  CALL                    SIDECAR         SIDE  LISTENER/CHAIN  ROUTE  CLUSTER  ENDPOINT  TRY  CODE  FLAGS  MS
+    1  reviews:9080/reviews/0  productpage-v1  out   0.0.0.0_9080    -      -        -         -    404   NR     0
+    ✗ reviews:9080/reviews/0: HTTP 404 NR at productpage-v1's sidecar (outbound). no route: ...
+    >>> graph = trace_graph(trace)      # a Graph for graph.to_dot / the widgets' Graphviz helper
 """
 
 from __future__ import annotations
