@@ -1,5 +1,5 @@
 # meshkit — two commands for a fresh machine:
-#   make lab    set up, boot the demo mesh, open JupyterLab on labs/
+#   make lab    set up, boot the demo mesh, open JupyterLab on labs/ (LANG=ko: the Korean labs/ko/)
 #   make test   set up and run the whole test suite
 # and one for a workshop machine image (online once; `make lab` then needs no network):
 #   make prefetch   wheelhouse/ with every Python package, system packages, `meshkit doctor`
@@ -16,8 +16,12 @@ PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHE
 
 .PHONY: lab test setup system system-test up down lint clean prefetch doctor
 
+# `make lab LANG=ko` opens the Korean edition. The shell's own LANG (en_US.UTF-8, C.UTF-8 ...) is a
+# locale, not a choice: only a LANG given on make's command line (or MESHKIT_LANG) picks the labs' language.
+LAB_LANG := $(if $(filter command line,$(origin LANG)),$(LANG),$(MESHKIT_LANG))
+
 lab: setup system
-	$(if $(CAPTURE),MESHKIT_CAPTURE=$(CAPTURE) ,)$(VENV)/bin/meshkit lab --port=$(LAB_PORT)
+	$(if $(CAPTURE),MESHKIT_CAPTURE=$(CAPTURE) ,)$(VENV)/bin/meshkit lab --port=$(LAB_PORT)$(if $(LAB_LANG), --lang=$(LAB_LANG),)
 
 # The pure modules' docstring examples run too (on real captured Envoy JSON: conftest.py).
 DOCTEST_MODULES := meshkit/model meshkit/inspect meshkit/xds/status.py meshkit/widgets/builders.py \

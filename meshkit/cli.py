@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from . import client
+from . import client, i18n
 from .constants import CAPTURES
 from .errors import InvalidInput, MeshError, Nack
 from .inspect import dump as inspect_dump
@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--runtime", choices=["local", "kind"], default="local",
                      help="where the mesh runs: local (booted here) or kind (`meshkit cluster up` first)")
     cmd.add_argument("--name", default=None, help="kind: the cluster's name (default: meshkit)")
+    cmd.add_argument("--lang", choices=["en", "ko"], default=None,
+                     help="the labs' language: en, or ko for the Korean edition (default: $MESHKIT_LANG or en)")
     cmd.add_argument("--port", type=int, default=8888)
     cmd.add_argument("--no-browser", action="store_true")
     cmd.set_defaults(func=cmd_lab)
@@ -366,23 +368,38 @@ def cmd_lab(args: argparse.Namespace) -> int:
     import os
     import subprocess
 
-    from .lab import build, modes
+    from .lab import modes
 
     mode = modes.resolve(args.mode)
-    folder = build.SOLUTIONS if mode == modes.INSTRUCTOR else build.LABS
+    lang = i18n.resolve(getattr(args, "lang", None) or os.environ.get("MESHKIT_LANG") or i18n.EN)
     if args.runtime == "kind":  # attach to the cluster and tell the kernels where it is
         from .client.kind import lab_env
 
-        env = {**os.environ, "MESHKIT_MODE": mode, **lab_env(args.home, args.name)}
+        env = {**os.environ, **lab_env(args.home, args.name)}
     else:
         client.up(args.home)
-        env = {**os.environ, "MESHKIT_MODE": mode, "MESHKIT_HOME": str(client.home_dir(args.home))}
+        env = {**os.environ, "MESHKIT_HOME": str(client.home_dir(args.home))}
+    argv, folder, extra = lab_command(mode, lang, args.port, args.no_browser)
+    print(f"mode: {mode}; language: {lang}; notebooks: {folder}; "
+          "the mesh keeps running after JupyterLab stops (`meshkit down`)")
+    return subprocess.call(argv, env={**env, **extra})
+
+
+def lab_command(mode: str, lang: str, port: int = 8888, no_browser: bool = False) -> tuple[list[str], Path, dict]:
+    """What `meshkit lab` runs: JupyterLab's argv, the notebook folder it opens (solutions/ in
+    instructor mode, labs/ otherwise; their `ko/` for Korean) and the kernels' environment."""
+    import os
+
+    from .lab import build, modes
+
+    folder = build.SOLUTIONS if mode == modes.INSTRUCTOR else build.LABS
+    if lang != i18n.EN:
+        folder = folder / lang
     argv = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}", "--ServerApp.ip=127.0.0.1",
-            f"--port={args.port}"] + (["--no-browser"] if args.no_browser else [])
+            f"--port={port}"] + (["--no-browser"] if no_browser else [])
     if os.geteuid() == 0:  # `sudo make lab` (iptables capture): JupyterLab refuses root unless told
         argv.append("--allow-root")
-    print(f"mode: {mode}; notebooks: {folder}; the mesh keeps running after JupyterLab stops (`meshkit down`)")
-    return subprocess.call(argv, env=env)
+    return argv, folder, {"MESHKIT_MODE": mode, "MESHKIT_LANG": lang}
 
 
 def cmd_progress(args: argparse.Namespace) -> int:

@@ -20,8 +20,8 @@ __all__ = ["CheckResult", "Exercise", "Lab", "LabSpec", "Outcome", "Verdict", "l
 class _CallableModule(types.ModuleType):
     """Lets `meshkit.lab("04-rds")` work while `meshkit.lab` stays a package."""
 
-    def __call__(self, name: str, home: str | None = None, mode: str | None = None) -> Lab:
-        return lab(name, home=home, mode=mode)
+    def __call__(self, name: str, home: str | None = None, mode: str | None = None, lang: str | None = None) -> Lab:
+        return lab(name, home=home, mode=mode, lang=lang)
 
 
 sys.modules[__name__].__class__ = _CallableModule

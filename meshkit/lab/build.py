@@ -6,8 +6,13 @@ In a solution notebook:
 - a cell tagged `instructor` holds notes for the instructor; the student build drops it;
 - outputs and execution counts are stripped.
 
-    python -m meshkit.lab.build           # regenerate labs/ from solutions/
-    python -m meshkit.lab.build --check   # exit 1 if labs/ drifted from solutions/
+The Korean edition is built from the same notebooks: `solutions/ko/` and `labs/ko/` are copies
+whose markdown cells come from `meshkit/lab/i18n/ko/<lab>.yaml` (keyed by cell id and a hash of
+the English) and whose code cells are the English ones, byte for byte. A kernel started in
+`labs/ko/` speaks Korean because of where it runs (meshkit/i18n.py), not because of its code.
+
+    python -m meshkit.lab.build           # regenerate labs/, solutions/ko/ and labs/ko/ from solutions/
+    python -m meshkit.lab.build --check   # exit 1 if any of them drifted, or a translation is missing
 """
 
 from __future__ import annotations
@@ -56,29 +61,76 @@ def solution_sources(notebook: nbformat.NotebookNode) -> list[str]:
     return [c.source for c in notebook.cells if "solution" in c.get("metadata", {}).get("tags", [])]
 
 
-def build(solutions: Path = SOLUTIONS, labs: Path = LABS) -> list[Path]:
-    labs.mkdir(exist_ok=True)
-    written = []
+def edition(notebook: nbformat.NotebookNode, lab: str, lang: str) -> tuple[nbformat.NotebookNode, list]:
+    """The solution notebook in `lang`: translated markdown, the same code cells, no outputs; and
+    what lacks a translation (those cells stay English)."""
+    from .i18n import translate_cells
+
+    translated = copy.deepcopy(notebook)
+    missing = translate_cells(translated.cells, lab, lang)
+    for cell in translated.cells:
+        strip_outputs(cell)
+    translated.metadata.setdefault("meshkit", {})["lang"] = lang
+    return translated, missing
+
+
+def expected(solutions: Path = SOLUTIONS, labs: Path = LABS) -> dict[Path, nbformat.NotebookNode]:
+    """Every generated notebook, by the path it belongs at: labs/, then each translated edition."""
+    from .i18n import TRANSLATED
+
+    out: dict[Path, nbformat.NotebookNode] = {}
     for source in sorted(solutions.glob("*.ipynb")):
-        target = labs / source.name
-        nbformat.write(student_version(nbformat.read(source, as_version=4)), target)
+        notebook = nbformat.read(source, as_version=4)
+        out[labs / source.name] = student_version(notebook)
+        for lang in TRANSLATED:
+            translated, _ = edition(notebook, source.stem, lang)
+            out[solutions / lang / source.name] = translated
+            out[labs / lang / source.name] = student_version(translated)
+    return out
+
+
+def untranslated(solutions: Path = SOLUTIONS) -> list[str]:
+    """Every markdown cell and lab text that lacks its translation (or whose English changed since)."""
+    from .i18n import TRANSLATED, missing
+
+    problems = []
+    for source in sorted(solutions.glob("*.ipynb")):
+        cells = nbformat.read(source, as_version=4).cells
+        problems += [str(item) for lang in TRANSLATED for item in missing(source.stem, lang, cells)]
+    return problems
+
+
+def build(solutions: Path = SOLUTIONS, labs: Path = LABS) -> list[Path]:
+    written = []
+    for target, notebook in expected(solutions, labs).items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, target)
         written.append(target)
     return written
 
 
 def drift(solutions: Path = SOLUTIONS, labs: Path = LABS) -> list[str]:
-    """Every difference between `labs/` and what `build()` would write."""
+    """Every difference between the generated folders and what `build()` would write."""
+    from .i18n import TRANSLATED
+
     problems = []
-    expected = {p.name for p in solutions.glob("*.ipynb")}
-    actual = {p.name for p in labs.glob("*.ipynb")}
-    problems += [f"labs/{name} is missing" for name in sorted(expected - actual)]
-    problems += [f"labs/{name} has no solutions/ source" for name in sorted(actual - expected)]
-    for name in sorted(expected & actual):
-        want = student_version(nbformat.read(solutions / name, as_version=4))
-        have = nbformat.read(labs / name, as_version=4)
-        if [(c.cell_type, c.source) for c in want.cells] != [(c.cell_type, c.source) for c in have.cells]:
-            problems.append(f"labs/{name} differs from its build from solutions/{name}")
+    want = expected(solutions, labs)
+    folders = [labs, *(labs / lang for lang in TRANSLATED), *(solutions / lang for lang in TRANSLATED)]
+    actual = {p for folder in folders for p in folder.glob("*.ipynb")}
+    problems += [f"{_rel(p)} is missing" for p in sorted(set(want) - actual)]
+    problems += [f"{_rel(p)} has no solutions/ source" for p in sorted(actual - set(want))]
+    for path in sorted(set(want) & actual):
+        have = nbformat.read(path, as_version=4)
+        if [(c.cell_type, c.source) for c in want[path].cells] != [(c.cell_type, c.source) for c in have.cells]:
+            problems.append(f"{_rel(path)} differs from its build from solutions/{path.name}")
     return problems
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,9 +143,16 @@ def main(argv: list[str] | None = None) -> int:
             print(problem)
         if problems:
             print("run `python -m meshkit.lab.build` to regenerate labs/ from solutions/")
-        return 1 if problems else 0
+        missing = untranslated()
+        for problem in missing:
+            print(problem)
+        if missing:
+            print("translate them in meshkit/lab/i18n/<lang>/ (`python -m meshkit.lab.i18n todo` lists them)")
+        return 1 if problems or missing else 0
     for path in build():
-        print(f"wrote {path.relative_to(ROOT)}")
+        print(f"wrote {_rel(path)}")
+    for problem in untranslated():
+        print(f"warning: {problem}")
     return 0
 
 

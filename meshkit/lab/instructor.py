@@ -55,19 +55,19 @@ class Autopilot:
         """Apply the next exercise's solution and return its check (None when all are done)."""
         exercises = self.lab.spec.exercises
         if self.position >= len(exercises):
-            self.log.append("autopilot: every exercise of this lab is done")
+            self.log.append(self.lab.say("autopilot: every exercise of this lab is done"))
             return None
         exercise = exercises[self.position]
         self.position += 1
         exercise.apply(self.lab.mesh)
         result = self.lab.check(exercise.id)
-        self.log.append(f"autopilot {self.position}/{len(exercises)}: {exercise.title} → {result}")
+        self.log.append(f"autopilot {self.position}/{len(exercises)}: {self.lab.t(exercise.title)} → {result}")
         return result
 
     def widget(self) -> object:
         import ipywidgets as w
 
-        button = w.Button(description="Next step", button_style="primary", icon="forward")
+        button = w.Button(description=self.lab.say("Next step"), button_style="primary", icon="forward")
         output = w.Output()
 
         def on_click(_: object) -> None:
@@ -76,7 +76,8 @@ class Autopilot:
                 print(self.log[-1] if result is None else result)
 
         button.on_click(on_click)
-        return w.VBox([w.HTML(f"<b>Autopilot: {self.lab.spec.title}</b>"), button, output])
+        title = self.lab.say("Autopilot: {0}", self.lab.t(self.lab.spec.title))
+        return w.VBox([w.HTML(f"<b>{title}</b>"), button, output])
 
     def _repr_mimebundle_(self, **kwargs: object) -> dict:
         return _bundle(self.widget(), f"Autopilot for {self.lab.spec.name}: call .step() to advance")

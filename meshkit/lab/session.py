@@ -1,6 +1,6 @@
 """A lab session in a notebook: start, reset, skip ahead, check, hint, solution.
 
->>> lab = meshkit.lab("04-rds")
+>>> lab = meshkit.lab("04-rds")    # lang="ko" for Korean (a notebook in labs/ko/ speaks it already)
 >>> lab.start()            # boots or attaches to the mesh, restores this lab's starting state
 >>> lab.check("ex1")       # done / not yet / wrong / rejected / environment problem
 >>> lab.hint("ex1")        # one tier more each time
@@ -17,11 +17,13 @@ from dataclasses import dataclass
 
 import yaml
 
-from .. import client
+from .. import client, i18n
 from ..client import Mesh
 from ..errors import MeshError
 from . import modes, progress
 from .catalog import load_spec
+from .i18n import Texts
+from .i18n.ui import say
 from .instructor import Autopilot, Faults
 from .spec import Exercise, LabSpec, Outcome, Verdict
 
@@ -45,13 +47,18 @@ class CheckResult:
     exercise: str
     outcome: Outcome
     message: str
+    lang: str = i18n.EN
 
     @property
     def done(self) -> bool:
         return self.outcome is Outcome.DONE
 
+    @property
+    def outcome_text(self) -> str:
+        return say(self.lang, self.outcome.value)
+
     def __str__(self) -> str:
-        text = f"{_ICONS[self.outcome]} {self.exercise}: {self.outcome.value}"
+        text = f"{_ICONS[self.outcome]} {self.exercise}: {self.outcome_text}"
         return f"{text} — {self.message}" if self.message else text
 
     __repr__ = __str__
@@ -61,7 +68,7 @@ class CheckResult:
         message = html.escape(self.message).replace("\n", "<br>")
         return (
             f'<div style="border-left:4px solid {colour};padding:4px 10px;margin:4px 0">'
-            f'<b style="color:{colour}">{_ICONS[self.outcome]} {self.exercise}: {self.outcome.value}</b>'
+            f'<b style="color:{colour}">{_ICONS[self.outcome]} {self.exercise}: {self.outcome_text}</b>'
             + (f"<br>{message}" if message else "") + "</div>"
         )
 
@@ -84,17 +91,29 @@ class Reveal:
 
 
 class Lab:
-    """One lab, bound to the mesh at `home` (default: `$MESHKIT_HOME` or ~/.meshkit)."""
+    """One lab, bound to the mesh at `home` (default: `$MESHKIT_HOME` or ~/.meshkit), speaking
+    `lang` (default: the notebook's edition folder, else `$MESHKIT_LANG`, else English)."""
 
-    def __init__(self, spec: LabSpec, home: str | None = None, mode: str | None = None) -> None:
+    def __init__(self, spec: LabSpec, home: str | None = None, mode: str | None = None,
+                 lang: str | None = None) -> None:
         self.spec = spec
         self.home = client.home_dir(home)
         self.mode = modes.resolve(mode)
+        self.lang = i18n.use(lang)  # the widgets of this kernel follow the lab's language
+        self.texts = Texts(spec.name, self.lang)
         self._mesh: Mesh | None = None
         self._hint_level: dict[str, int] = {}
 
     def __repr__(self) -> str:
-        return f"Lab({self.spec.name!r}: {self.spec.title}, mode={self.mode})"
+        return f"Lab({self.spec.name!r}: {self.t(self.spec.title)}, mode={self.mode}, lang={self.lang})"
+
+    def t(self, english: str) -> str:
+        """A text of this lab's spec or checks in the lab's language."""
+        return self.texts.t(english)
+
+    def say(self, english: str, *values: object) -> str:
+        """One of the session's own sentences in the lab's language."""
+        return say(self.lang, english, *values)
 
     @property
     def mesh(self) -> Mesh:
@@ -114,13 +133,23 @@ class Lab:
     def start(self) -> Reveal:
         """Boot or attach to the mesh and restore this lab's starting state (idempotent)."""
         self.reset()
-        lines = [f"{self.spec.title} — about {self.spec.minutes} minutes, mode: {self.mode}"]
-        lines += [f"  • {objective}" for objective in self.spec.objectives]
-        lines.append(f"mesh: {len(self.mesh.pods())} pods, {sync_summary(self.mesh)} ({self.runtime} runtime)")
-        lines += [f"  on {self.runtime}: {note}" for note in self.spec.notes_for(self.runtime)]
+        lines = [self.say("{0} — about {1} minutes, mode: {2}", self.t(self.spec.title), self.spec.minutes, self.mode)]
+        lines += [f"  • {self.t(objective)}" for objective in self.spec.objectives]
+        summary = sync_summary(self.mesh, lang=self.lang)
+        lines.append(self.say("mesh: {0} pods, {1} ({2} runtime)", len(self.mesh.pods()), summary, self.runtime))
+        lines += [self.say("  on {0}: {1}", self.runtime, note) for note in self.notes_here()]
         if self.mode == modes.INSTRUCTOR:
             modes.enable_projection()
-        return Reveal(f"Lab {self.spec.name} is ready", "\n".join(lines))
+        return Reveal(self.say("Lab {0} is ready", self.spec.name), "\n".join(lines))
+
+    def notes_here(self) -> list[str]:
+        """`spec.notes_for(runtime)` in the lab's language."""
+        runtime = self.runtime
+        notes = [self.t(note) for where, note in self.spec.runtime_notes if where == runtime]
+        notes += [self.say("{0} runs on {1} only: {2}", e.id, self.say(" or ").join(e.runtimes),
+                           self.t(e.elsewhere) or self.say("skip it here"))
+                  for e in self.spec.exercises if runtime not in e.runtimes]
+        return notes
 
     def reset(self) -> None:
         """Back to this lab's starting state: default mesh plus the lab's own setup."""
@@ -149,10 +178,11 @@ class Lab:
         mesh = self.mesh_or_none()
         if mesh is not None and runtime_of(mesh) not in exercise.runtimes:
             return CheckResult(self.spec.name, exercise.id, Outcome.ELSEWHERE,
-                               f"runs on {' or '.join(exercise.runtimes)} only: {exercise.elsewhere}")
-        verdict = run_check(mesh, exercise)
+                               self.say("runs on {0} only: {1}", self.say(" or ").join(exercise.runtimes),
+                                        self.t(exercise.elsewhere)), self.lang)
+        verdict = run_check(mesh, exercise, self.lang)
         progress.record(self.home, self.spec.name, exercise.id, verdict.outcome.value)
-        return CheckResult(self.spec.name, exercise.id, verdict.outcome, verdict.message)
+        return CheckResult(self.spec.name, exercise.id, verdict.outcome, self.t(verdict.message), self.lang)
 
     def mesh_or_none(self) -> Mesh | None:
         try:
@@ -164,13 +194,15 @@ class Lab:
         """The next hint tier (or tier `level`, 1-based) for an exercise."""
         exercise = self.spec.exercise(exercise_id)
         if not modes.hints_allowed(self.mode, self.home):
-            return Reveal("Hints are locked", "Your instructor unlocks hints during the workshop "
-                          "(`meshkit hints unlock`). Try the prediction prompts meanwhile.")
+            return Reveal(self.say("Hints are locked"), self.say(
+                "Your instructor unlocks hints during the workshop (`meshkit hints unlock`). "
+                "Try the prediction prompts meanwhile."))
         shown = level if level is not None else self._hint_level.get(exercise_id, 0) + 1
         shown = max(1, min(shown, len(exercise.hints)))
         self._hint_level[exercise_id] = shown
-        more = " (run again for a stronger hint)" if shown < len(exercise.hints) else ""
-        return Reveal(f"Hint {shown}/{len(exercise.hints)} for {exercise_id}{more}", exercise.hints[shown - 1])
+        more = self.say(" (run again for a stronger hint)") if shown < len(exercise.hints) else ""
+        title = self.say("Hint {0}/{1} for {2}", shown, len(exercise.hints), exercise_id) + more
+        return Reveal(title, self.t(exercise.hints[shown - 1]))
 
     def solution(self, exercise_id: str, apply: bool = False) -> Reveal:
         """Show the reference solution; with apply=True also put it into the mesh."""
@@ -180,9 +212,10 @@ class Lab:
         if applied:
             exercise.apply(self.mesh)
             wait_synced(self.mesh)
-        title = f"Solution for {exercise_id}: {exercise.title}" + (" (applied)" if applied else "")
+        title = self.say("Solution for {0}: {1}", exercise_id, self.t(exercise.title))
+        title += self.say(" (applied)") if applied else ""
         if apply and not applied:
-            title += f" (not applied: runs on {' or '.join(exercise.runtimes)} only)"
+            title += self.say(" (not applied: runs on {0} only)", self.say(" or ").join(exercise.runtimes))
         return Reveal(title, exercise.solution)
 
     # -- instructor mode ---------------------------------------------------------------------
@@ -203,24 +236,25 @@ def runtime_of(mesh: Mesh | None) -> str:
     return mesh.runtime if mesh is not None else "local"
 
 
-def lab(name: str, home: str | None = None, mode: str | None = None) -> Lab:
-    """The lab called `name` (e.g. "04-rds" or just "04")."""
-    return Lab(load_spec(name), home=home, mode=mode)
+def lab(name: str, home: str | None = None, mode: str | None = None, lang: str | None = None) -> Lab:
+    """The lab called `name` (e.g. "04-rds" or just "04"), in `lang` ("en" or "ko")."""
+    return Lab(load_spec(name), home=home, mode=mode, lang=lang)
 
 
-def run_check(mesh: Mesh | None, exercise: Exercise) -> Verdict:
-    """Wait for convergence, run the check, and explain environment trouble instead of crashing."""
+def run_check(mesh: Mesh | None, exercise: Exercise, lang: str = i18n.EN) -> Verdict:
+    """Wait for convergence, run the check, and explain environment trouble instead of crashing
+    (those explanations in `lang`; the check's own message is translated by the caller)."""
     if mesh is None:
-        return Verdict(Outcome.ENVIRONMENT, "no mesh answers; run `meshkit up` (or `meshkit doctor`)")
+        return Verdict(Outcome.ENVIRONMENT, say(lang, "no mesh answers; run `meshkit up` (or `meshkit doctor`)"))
     try:
         wait_synced(mesh, exercise.deadline_s)
         verdict = exercise.check(mesh)
     except MeshError as exc:
-        return Verdict(Outcome.ENVIRONMENT, f"{exc} — try `meshkit doctor`")
+        return Verdict(Outcome.ENVIRONMENT, say(lang, "{0} — try `meshkit doctor`", exc))
     if verdict.outcome in (Outcome.NOT_YET, Outcome.WRONG):
         errors = nack_errors(mesh)
         if errors:
-            return Verdict.rejected("Envoy rejected the last config you pushed: " + "; ".join(errors))
+            return Verdict.rejected(say(lang, "Envoy rejected the last config you pushed: {0}", "; ".join(errors)))
     return verdict
 
 
@@ -234,7 +268,7 @@ def wait_synced(mesh: Mesh, deadline_s: float = SYNC_DEADLINE_S) -> bool:
         time.sleep(0.05)
 
 
-def sync_summary(mesh: Mesh, wait_s: float = 3.0) -> str:
+def sync_summary(mesh: Mesh, wait_s: float = 3.0, lang: str = i18n.EN) -> str:
     """"all sidecars SYNCED", or who is not (a DISCONNECTED sidecar, a stopped boss) as status says;
     sidecars get `wait_s` to find a just-restarted boss again."""
     deadline = time.monotonic() + wait_s
@@ -246,12 +280,14 @@ def sync_summary(mesh: Mesh, wait_s: float = 3.0) -> str:
             break
         time.sleep(0.1)
     if stopped:
-        return "the boss is stopped: the sidecars keep their last config (mesh.start_boss())"
+        return say(lang, "the boss is stopped: the sidecars keep their last config (mesh.start_boss())")
     if away:
-        return f"{len(away)} sidecars not connected to the boss: {', '.join(away)}"
+        return say(lang, "{0} sidecars not connected to the boss: {1}", len(away), ", ".join(away))
     unsynced = sorted({row["pod"] for row in rows for s in row["types"].values()
                        if s["state"] not in ("SYNCED", "NOT SENT")})
-    return f"sidecars not yet SYNCED: {', '.join(unsynced)}" if unsynced else "all sidecars SYNCED"
+    if unsynced:
+        return say(lang, "sidecars not yet SYNCED: {0}", ", ".join(unsynced))
+    return say(lang, "all sidecars SYNCED")
 
 
 def nack_errors(mesh: Mesh) -> list[str]:

@@ -22,7 +22,8 @@ LAYERS = {
     "widgets": ("client", "inspect", "model", "base"), "lab": ("widgets", "client", "inspect", "model", "base"),
     "cli": ("lab", "client", "inspect", "runtime", "model", "base"),
 }
-PART = {"constants": "base", "errors": "base", "protocol": "base", "control": "daemon", "daemon": "daemon",
+PART = {"constants": "base", "errors": "base", "protocol": "base", "i18n": "base",
+        "control": "daemon", "daemon": "daemon",
         "standalone": "daemon", "doctor": "cli", "cli": "cli", "__init__": "cli"}
 # What the CLI may reach on the daemon side: only to start it (serve-xds) or run the kind plan.
 CLI_STARTS = {"meshkit.standalone", "meshkit.doctor"}
