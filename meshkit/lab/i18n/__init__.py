@@ -124,7 +124,8 @@ def lab_texts(lab: str) -> list[str]:
 def load(lang: str, lab: str) -> dict:
     """The translation file of `lab` in `lang` ({"cells": {}, "texts": {}} when there is none)."""
     path = FOLDER / lang / f"{load_spec(lab).name}.yaml"
-    data = yaml.safe_load(path.read_text()) if path.exists() else None
+    # BaseLoader: every key stays text (a hash such as 02621777 is not an octal number)
+    data = yaml.load(path.read_text(), Loader=yaml.BaseLoader) if path.exists() else None
     data = data or {}
     return {"cells": dict(data.get("cells") or {}), "texts": {str(k): v for k, v in (data.get("texts") or {}).items()}}
 
