@@ -2,6 +2,8 @@
 
 Solutions: every cell runs and every `lab.check(...)` reports done.
 Student builds (labs/): no cell raises and every check reports "not yet".
+The Korean edition (solutions/ko, labs/ko) runs the same code cells; its kernels speak Korean because
+of the folder they run in, so every verdict must be Korean: 완료 / 아직, with a Korean message.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from meshkit import i18n
 from meshkit.lab.build import drift, solution_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 LABS = sorted((ROOT / "labs").glob("*.ipynb"))
+KO_SOLUTIONS = sorted((ROOT / "solutions" / "ko").glob("*.ipynb"))
+KO_LABS = sorted((ROOT / "labs" / "ko").glob("*.ipynb"))
 CELL_TIMEOUT_S = 120
 
 pytestmark = pytest.mark.notebook
@@ -28,11 +33,12 @@ TIMINGS: dict[str, float] = {}  # "solutions/03-lds.ipynb" -> seconds; printed a
 def run(path: Path, home: Path) -> tuple[nbformat.NotebookNode, float]:
     notebook = nbformat.read(path, as_version=4)
     os.environ["MESHKIT_HOME"] = str(home)
+    os.environ.pop("MESHKIT_LANG", None)  # the notebook's folder alone picks its language
     start = time.perf_counter()
     NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     seconds = time.perf_counter() - start
-    TIMINGS[f"{path.parent.name}/{path.name}"] = seconds
+    TIMINGS[str(path.relative_to(ROOT))] = seconds
     return notebook, seconds
 
 
@@ -63,6 +69,34 @@ def test_student_notebook_says_not_yet(path: Path, mesh, mesh_home: Path):
     results = check_outputs(notebook)
     print(f"{path.name}: {seconds:.1f}s, {len(results)} checks")
     assert results and all("not yet" in line for line in results), results
+
+
+def korean_verdicts(results: list[str], outcome: str) -> list[str]:
+    """The check lines that are not `outcome` in Korean with a Korean message (empty when all are)."""
+    return [line for line in results if f": {outcome}" not in line
+            or (" — " in line and i18n.hangul_share(line.split(" — ", 1)[1]) == 0)]
+
+
+@pytest.mark.parametrize("path", KO_SOLUTIONS, ids=lambda p: "ko-" + p.name)
+def test_korean_solution_notebook_completes_every_check_in_korean(path: Path, mesh, mesh_home: Path):
+    notebook, seconds = run(path, mesh_home)
+    results = check_outputs(notebook)
+    print(f"ko/{path.name}: {seconds:.1f}s, {len(results)} checks")
+    assert results, "a lab without checks"
+    assert korean_verdicts(results, "완료") == [], results
+
+
+@pytest.mark.parametrize("path", KO_LABS, ids=lambda p: "ko-" + p.name)
+def test_korean_student_notebook_says_not_yet_in_korean(path: Path, mesh, mesh_home: Path):
+    notebook, seconds = run(path, mesh_home)
+    results = check_outputs(notebook)
+    print(f"ko/{path.name}: {seconds:.1f}s, {len(results)} checks")
+    assert results and korean_verdicts(results, "아직") == [], results
+
+
+def test_every_lab_has_its_korean_edition():
+    assert [p.name for p in KO_SOLUTIONS] == [p.name for p in SOLUTIONS]
+    assert [p.name for p in KO_LABS] == [p.name for p in LABS]
 
 
 def test_labs_are_built_from_solutions():
