@@ -21,6 +21,8 @@ from typing import Any
 
 import ipywidgets as w
 
+from .messages import t
+
 _text_only = os.environ.get("MESHKIT_WIDGETS", "").strip().lower() == "text"
 
 POLL_S = 2.0  # longest wait of one events() call: how long a closed view's thread may linger
@@ -142,7 +144,7 @@ def _close_tree(widget: w.Widget) -> None:
 
 
 def status_html(text: str, tone: str = "") -> str:
-    """One line of status: tone `ok` (green), `error` (red), `busy` (grey) or neutral."""
+    """One line of status: tone `ok` (green), `error` (red), `busy` (grey) or neutral; in the lab's language."""
     colour = {"ok": "#38761d", "error": "#cc0000", "busy": "#777777"}.get(tone, "inherit")
-    return f'<div style="color:{colour};white-space:pre-wrap;font-family:monospace">{html.escape(text)}</div>'
+    return f'<div style="color:{colour};white-space:pre-wrap;font-family:monospace">{html.escape(t(text))}</div>'
 

@@ -34,6 +34,7 @@ from .builders import (
     xds_by_name,
     xds_for_host,
 )
+from .messages import t
 
 __all__ = ["FaultForm", "HeaderMatchForm", "WeightSliders", "YamlEditor"]
 
@@ -52,11 +53,11 @@ class _Editor(View):
         self._yaml_view = w.HTML()
         self._result = w.HTML()
         self._xds = w.HTML()
-        self._show_xds = w.ToggleButton(description="show generated xDS", icon="code")
+        self._show_xds = w.ToggleButton(description=t("show generated xDS"), icon="code")
         self._show_xds.observe(lambda _: self.update_preview(), names="value")
         buttons = [self._show_xds]
         if apply_button:
-            button = w.Button(description="Apply", button_style="primary", icon="upload")
+            button = w.Button(description=t("Apply"), button_style="primary", icon="upload")
             button.on_click(lambda _: self.apply())
             buttons.insert(0, button)
         self.widget = w.VBox([*fields, w.HBox(buttons), self._result, self._yaml_view, self._xds])
@@ -202,12 +203,12 @@ class HeaderMatchForm(_HostEditor):
     def __init__(self, mesh: Any, host: str, subsets: Sequence[str] | None = None, *, header: str = "end-user",
                  value: str = "jason", preview_pod: str | None = None, destination_rule: bool | None = None) -> None:
         names = list(subsets) if subsets is not None else _known_subsets(mesh, host)
-        self.header = w.Text(value=header, description="header")
-        self.match_type = w.Dropdown(options=MATCH_TYPES, value="exact", description="match")
-        self.value = w.Text(value=value, description="value")
-        self.subset = w.Dropdown(options=names, value=names[-1] if names else None, description="send to")
+        self.header = w.Text(value=header, description=t("header"))
+        self.match_type = w.Dropdown(options=MATCH_TYPES, value="exact", description=t("match"))
+        self.value = w.Text(value=value, description=t("value"))
+        self.subset = w.Dropdown(options=names, value=names[-1] if names else None, description=t("send to"))
         self.default_subset = w.Dropdown(options=[("(all)", None), *((n, n) for n in names)],
-                                         value=names[0] if names else None, description="others to")
+                                         value=names[0] if names else None, description=t("others to"))
         fields = [self.header, self.match_type, self.value, self.subset, self.default_subset]
         super().__init__(mesh, host, names, fields, preview_pod, destination_rule)
         self._watch_fields(fields)
@@ -227,12 +228,12 @@ class FaultForm(_HostEditor):
     """Delay / abort for a percentage of requests, a timeout and retries → a VirtualService."""
 
     def __init__(self, mesh: Any, host: str, subset: str | None = None, *, preview_pod: str | None = None) -> None:
-        self.delay = w.BoundedFloatText(value=0, min=0, max=600, step=0.5, description="delay s")
-        self.abort = w.BoundedIntText(value=0, min=0, max=599, description="abort HTTP")
-        self.percentage = w.IntSlider(value=100, min=0, max=100, description="% of reqs", continuous_update=False)
-        self.timeout = w.BoundedFloatText(value=0, min=0, max=600, step=0.5, description="timeout s")
-        self.retries = w.BoundedIntText(value=0, min=0, max=10, description="retries")
-        self.per_try = w.BoundedFloatText(value=0, min=0, max=600, step=0.5, description="per try s")
+        self.delay = w.BoundedFloatText(value=0, min=0, max=600, step=0.5, description=t("delay s"))
+        self.abort = w.BoundedIntText(value=0, min=0, max=599, description=t("abort HTTP"))
+        self.percentage = w.IntSlider(value=100, min=0, max=100, description=t("% of reqs"), continuous_update=False)
+        self.timeout = w.BoundedFloatText(value=0, min=0, max=600, step=0.5, description=t("timeout s"))
+        self.retries = w.BoundedIntText(value=0, min=0, max=10, description=t("retries"))
+        self.per_try = w.BoundedFloatText(value=0, min=0, max=600, step=0.5, description=t("per try s"))
         self.subset = subset
         fields = [self.delay, self.abort, self.percentage, self.timeout, self.retries, self.per_try]
         super().__init__(mesh, host, [subset] if subset else [], fields, preview_pod,
@@ -259,10 +260,10 @@ class YamlEditor(_Editor):
 
     def __init__(self, mesh: Any, pods: Sequence[str] | None = None, text: str = "") -> None:
         self.targets = list(pods) if pods else None
-        self.editor = w.Textarea(value=text, placeholder="paste or write YAML here",
+        self.editor = w.Textarea(value=text, placeholder=t("paste or write YAML here"),
                                  layout=w.Layout(width="100%", height="16em"))
-        self.diff_pod = w.Dropdown(options=self.targets or mesh.pods(), description="diff on")
-        diff_button = w.Button(description="Diff against live", icon="exchange")
+        self.diff_pod = w.Dropdown(options=self.targets or mesh.pods(), description=t("diff on"))
+        diff_button = w.Button(description=t("Diff against live"), icon="exchange")
         diff_button.on_click(lambda _: self.show_diff())
         self._diff = w.HTML()
         self.last_diff = ""

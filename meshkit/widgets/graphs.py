@@ -33,6 +33,7 @@ from ..inspect.graph import Graph, changed, fingerprint, mark_changes, to_dot, t
 from ..inspect.mesh_graph import mesh_graph, tls_clusters
 from ..inspect.proxy_graph import DIRECTIONS, listener_ports, proxy_graph, request_path
 from .base import View, status_html, weak_callback
+from .messages import t
 
 __all__ = ["DOT_MISSING", "MeshGraph", "ProxyGraph", "render_svg"]
 
@@ -83,7 +84,7 @@ class _GraphView(View):
         self._drawn: tuple[str, str | None, str] = ("", None, "")  # DOT source, its SVG, why there is none
         self._status = w.HTML()
         self._body = w.HTML(layout=w.Layout(overflow="hidden"))  # a width of 100% plus margins would overflow
-        refresh = w.Button(description="Redraw", icon="refresh", layout=w.Layout(width="auto"))
+        refresh = w.Button(description=t("Redraw"), icon="refresh", layout=w.Layout(width="auto"))
         refresh.on_click(weak_callback(self.refresh))
         bar = w.HBox([refresh, *controls], layout=w.Layout(flex_flow="row wrap"))
         self.widget = w.VBox([bar, self._status, self._body])
@@ -193,7 +194,7 @@ class ProxyGraph(_GraphView):
         self._port = _menu("port", [("all", None)] + [(str(p), p) for p in ports], self.port)
         self._host = _menu("host", [("all", "")] + [(s, s) for s in services] +
                            ([(self.host, self.host)] if self.host and self.host not in services else []), self.host)
-        self._expand = w.ToggleButton(value=self.expand_inbound, description="expand 15006 chains",
+        self._expand = w.ToggleButton(value=self.expand_inbound, description=t("expand 15006 chains"),
                                       layout=w.Layout(width="auto"))
         for menu in (self._direction, self._port, self._host, self._expand):
             menu.observe(weak_callback(self._from_menus), names="value")

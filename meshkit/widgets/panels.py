@@ -21,6 +21,7 @@ import ipywidgets as w
 from ..inspect.sync_status import BOSS_STOPPED, DISCONNECTED, TYPES, status_note, status_table
 from ..inspect.tables import render
 from .base import View, status_html
+from .messages import t
 
 __all__ = ["SyncTable", "TrafficPanel", "answer_label", "distribution", "render_distribution"]
 
@@ -142,10 +143,10 @@ class TrafficPanel(View):
         self._times: collections.deque[float] = collections.deque(maxlen=window)
         self._running = threading.Event()
         self._wake = threading.Event()  # set by stop(): the loop's pause between batches ends at once
-        self.rate = w.IntSlider(value=rate, min=1, max=50, description="req/s", continuous_update=False)
-        self.toggle = w.ToggleButton(description="Start", icon="play")
+        self.rate = w.IntSlider(value=rate, min=1, max=50, description=t("req/s"), continuous_update=False)
+        self.toggle = w.ToggleButton(description=t("Start"), icon="play")
         self.toggle.observe(lambda change: self.start() if change["new"] else self.stop(), names="value")
-        clear = w.Button(description="Clear", icon="eraser")
+        clear = w.Button(description=t("Clear"), icon="eraser")
         clear.on_click(lambda _: self.clear())
         self._info = w.HTML()
         self._bars = w.HTML()
@@ -168,7 +169,7 @@ class TrafficPanel(View):
         _SENDING[(self.pod, self.url)] = self
         self._wake.clear()
         self._running.set()
-        self.toggle.value, self.toggle.description, self.toggle.icon = True, "Stop", "stop"
+        self.toggle.value, self.toggle.description, self.toggle.icon = True, t("Stop"), "stop"
         self._thread = threading.Thread(target=self._loop, name="meshkit-traffic", daemon=True)
         self._thread.start()
 
@@ -176,7 +177,7 @@ class TrafficPanel(View):
         """Stop sending; waits for the batch in flight."""
         self._running.clear()
         self._wake.set()
-        self.toggle.value, self.toggle.description, self.toggle.icon = False, "Start", "play"
+        self.toggle.value, self.toggle.description, self.toggle.icon = False, t("Start"), "play"
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(10.0)
 

@@ -19,6 +19,7 @@ import ipywidgets as w
 from ..inspect.timeline import diff_summary, diff_text, push_rows, timeline_text
 from ..inspect.trace import short_pod
 from .base import View, status_html, weak_callback
+from .messages import t
 
 __all__ = ["PushTimeline", "diff_html"]
 
@@ -50,12 +51,12 @@ class PushTimeline(View):
         self._list = w.SelectMultiple(options=[], rows=10, layout=w.Layout(width="100%"))
         self._redrawing = False  # options being replaced: the selection flickers, it does not change
         self._list.observe(lambda change: self._redrawing or self._picked(change["new"]), names="value")
-        self._replay = w.Button(description="Replay", icon="undo", disabled=True, layout=w.Layout(width="auto"),
+        self._replay = w.Button(description=t("Replay"), icon="undo", disabled=True, layout=w.Layout(width="auto"),
                                 tooltip="push the Istio config and raw overrides in force after this push")
         self._replay.on_click(weak_callback(self._replay_clicked))
         self._status = w.HTML()
         self._diff = w.HTML()
-        help_ = w.HTML("<i>Select two pushes (Ctrl/Shift-click) to see what changed; one to replay it.</i>")
+        help_ = w.HTML(t("<i>Select two pushes (Ctrl/Shift-click) to see what changed; one to replay it.</i>"))
         self.widget = w.VBox([help_, self._list, w.HBox([self._replay, self._status]), self._diff])
         self.refresh()
         if watch:
@@ -82,7 +83,7 @@ class PushTimeline(View):
             return
         self.selected = ids
         self._replay.disabled = not ids
-        self._replay.description = f"Replay push {ids[0]}" if ids else "Replay"
+        self._replay.description = t(f"Replay push {ids[0]}" if ids else "Replay")
         self.diff = []
         if len(ids) == 2:
             try:

@@ -26,6 +26,7 @@ import ipywidgets as w
 from ..inspect.trace import Trace, build_trace, incomplete, intended_clusters, stops, trace_graph, trace_text
 from .base import View, status_html, weak_callback
 from .graphs import render_svg
+from .messages import t
 
 __all__ = ["TraceView", "collect_trace", "fit_svg"]
 
@@ -97,7 +98,7 @@ class TraceView(View):
         self._status = w.HTML()
         self._picture = w.HTML()
         self._table = w.HTML()
-        again = w.Button(description="Send again", icon="paper-plane", layout=w.Layout(width="auto"),
+        again = w.Button(description=t("Send again"), icon="paper-plane", layout=w.Layout(width="auto"),
                          disabled=not url)
         again.on_click(weak_callback(self.send))
         self.widget = w.VBox([w.HBox([again, self._status]), self._picture, self._table])

@@ -164,3 +164,36 @@ def test_korean_texts_of_a_lab_fall_back_to_english_only_when_untranslated():
     texts = Texts("04-rds", "ko")
     assert texts.t("a sentence nobody wrote") == "a sentence nobody wrote"
     assert i18n.hangul_share(texts.t("RDS: routes, virtual hosts and domains")) > 0
+
+
+def _widget_literals() -> list[str]:
+    """Every label and status line the widgets pass to `t(...)` or `status_html(...)`, as templates."""
+    from meshkit.lab.i18n import _template
+
+    found = []
+    for path in (ROOT / "meshkit" / "widgets").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("t", "status_html") and node.args:
+                arg = node.args[0]
+                parts = [arg.body, arg.orelse] if isinstance(arg, ast.IfExp) else [arg]
+                found += [text for part in parts if (text := _template(part)) and any(c.isalpha() for c in text)]
+    return found
+
+
+def test_every_widget_label_has_its_korean_twin():
+    from meshkit.widgets.messages import KO
+
+    literals = _widget_literals()
+    assert len(literals) > 20, literals
+    assert [text for text in literals if text not in KO] == []
+
+
+def test_widgets_speak_the_session_language(monkeypatch):
+    from meshkit.widgets.base import status_html
+    from meshkit.widgets.messages import t
+
+    monkeypatch.setattr(i18n, "_chosen", "ko")
+    assert t("Apply") == "적용" and t("Replay push 7") == "푸시 7 되돌려 적용"
+    assert "메시를 기다리는 중: timeout" in status_html("waiting for the mesh: timeout", "busy")
+    monkeypatch.setattr(i18n, "_chosen", "en")
+    assert t("Apply") == "Apply"
