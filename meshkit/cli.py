@@ -368,10 +368,10 @@ def cmd_lab(args: argparse.Namespace) -> int:
     import os
     import subprocess
 
-    from .lab import modes
+    from .lab import launch, modes
 
     mode = modes.resolve(args.mode)
-    lang = i18n.resolve(getattr(args, "lang", None) or os.environ.get("MESHKIT_LANG") or i18n.EN)
+    lang = i18n.check(args.lang or os.environ.get("MESHKIT_LANG") or i18n.EN)
     if args.runtime == "kind":  # attach to the cluster and tell the kernels where it is
         from .client.kind import lab_env
 
@@ -379,27 +379,10 @@ def cmd_lab(args: argparse.Namespace) -> int:
     else:
         client.up(args.home)
         env = {**os.environ, "MESHKIT_HOME": str(client.home_dir(args.home))}
-    argv, folder, extra = lab_command(mode, lang, args.port, args.no_browser)
+    argv, folder, extra = launch.lab_command(mode, lang, args.port, args.no_browser)
     print(f"mode: {mode}; language: {lang}; notebooks: {folder}; "
           "the mesh keeps running after JupyterLab stops (`meshkit down`)")
     return subprocess.call(argv, env={**env, **extra})
-
-
-def lab_command(mode: str, lang: str, port: int = 8888, no_browser: bool = False) -> tuple[list[str], Path, dict]:
-    """What `meshkit lab` runs: JupyterLab's argv, the notebook folder it opens (solutions/ in
-    instructor mode, labs/ otherwise; their `ko/` for Korean) and the kernels' environment."""
-    import os
-
-    from .lab import build, modes
-
-    folder = build.SOLUTIONS if mode == modes.INSTRUCTOR else build.LABS
-    if lang != i18n.EN:
-        folder = folder / lang
-    argv = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}", "--ServerApp.ip=127.0.0.1",
-            f"--port={port}"] + (["--no-browser"] if no_browser else [])
-    if os.geteuid() == 0:  # `sudo make lab` (iptables capture): JupyterLab refuses root unless told
-        argv.append("--allow-root")
-    return argv, folder, {"MESHKIT_MODE": mode, "MESHKIT_LANG": lang}
 
 
 def cmd_progress(args: argparse.Namespace) -> int:

@@ -10,11 +10,12 @@ import nbformat
 import pytest
 
 from meshkit import i18n
-from meshkit.cli import build_parser, lab_command
+from meshkit.cli import build_parser
 from meshkit.lab import Lab, build, modes
 from meshkit.lab.catalog import load_spec, names
 from meshkit.lab.i18n import Texts, check_messages, load, missing, module_of, orphans
 from meshkit.lab.i18n.ui import KO as UI_KO
+from meshkit.lab.launch import lab_command
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
