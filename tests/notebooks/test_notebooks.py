@@ -81,7 +81,7 @@ def korean_verdicts(results: list[str], outcome: str) -> list[str]:
 def test_korean_solution_notebook_completes_every_check_in_korean(path: Path, mesh, mesh_home: Path):
     notebook, seconds = run(path, mesh_home)
     results = check_outputs(notebook)
-    print(f"ko/{path.name}: {seconds:.1f}s, {len(results)} checks")
+    print(f"ko/{path.name}: {seconds:.1f}s, {len(results)} checks", *results, sep="\n  ")
     assert results, "a lab without checks"
     assert korean_verdicts(results, "완료") == [], results
 
@@ -90,7 +90,7 @@ def test_korean_solution_notebook_completes_every_check_in_korean(path: Path, me
 def test_korean_student_notebook_says_not_yet_in_korean(path: Path, mesh, mesh_home: Path):
     notebook, seconds = run(path, mesh_home)
     results = check_outputs(notebook)
-    print(f"ko/{path.name}: {seconds:.1f}s, {len(results)} checks")
+    print(f"ko/{path.name}: {seconds:.1f}s, {len(results)} checks", *results, sep="\n  ")
     assert results and korean_verdicts(results, "아직") == [], results
 
 
