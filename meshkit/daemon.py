@@ -39,9 +39,10 @@ STATUS_FILE = "daemon.json"
 class Daemon:
     """Wires one runtime, one control plane and the control socket together, and takes them down."""
 
-    def __init__(self, home: Path, capture: str | None = None) -> None:
+    def __init__(self, home: Path, capture: str | None = None, topology: Path | None = None) -> None:
         self.home = home
-        self.runtime: Runtime = choose.create(home, capture)
+        self.topology_file = topology
+        self.runtime: Runtime = choose.create(home, capture, topology)
         self.server = AdsServer(SnapshotCache(), SyncTracker())
         self.plane: ControlPlane | None = None
         self.service = PlaneService(self.runtime, self.server, self.server.tracker, str(home))
@@ -96,7 +97,8 @@ class Daemon:
         return {"stopping": True}
 
     def _write_status(self, state: str, error: str = "") -> None:
-        info = {"state": state, "pid": os.getpid(), "error": error, "ready_s": self.service.ready_s}
+        info = {"state": state, "pid": os.getpid(), "error": error, "ready_s": self.service.ready_s,
+                "topology": str(self.topology_file) if self.topology_file else None}
         (self.home / STATUS_FILE).write_text(json.dumps(info))
 
 
@@ -104,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="meshkit-daemon", description=__doc__)
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--capture", choices=CAPTURES, help="default: $MESHKIT_CAPTURE, else auto")
+    parser.add_argument("--topology", type=Path, help="a Kubernetes manifest file (default: the built-in demo)")
     args = parser.parse_args(argv)
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         try:
-            daemon = Daemon(home, args.capture)
+            daemon = Daemon(home, args.capture, args.topology)
         except MeshError as exc:  # e.g. no free addresses: say so to the waiting `meshkit up`
             (home / STATUS_FILE).write_text(json.dumps({"state": "failed", "pid": os.getpid(), "error": str(exc)}))
             log.error("%s", exc)

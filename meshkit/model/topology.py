@@ -16,7 +16,7 @@ from .constants import ALLOW_ANY, CLUSTER_DOMAIN, HTTP, OUTBOUND_TRAFFIC_POLICIE
 
 __all__ = [
     "ALLOW_ANY", "CLUSTER_DOMAIN", "HTTP", "OUTBOUND_TRAFFIC_POLICIES", "REGISTRY_ONLY", "TCP",
-    "MeshConfig", "Service", "ServicePort", "Topology", "TopologyError", "Workload", "labels",
+    "AppSpec", "MeshConfig", "Service", "ServicePort", "Topology", "TopologyError", "Workload", "labels",
 ]
 
 
@@ -67,6 +67,22 @@ class Service:
 
 
 @dataclass(frozen=True)
+class AppSpec:
+    """What stands in for a pod's container image: one of meshkit's demo apps and how it is set up.
+
+    `program` is "bookinfo" (`service` names which, `version` its version) or "generic" (answers
+    HTTP on the pod's ports with its identity, echoes on `tcp_ports`, calls `calls` per request).
+    A Workload without one runs the demo app its `app` label names (the built-in Bookinfo).
+    """
+
+    program: str
+    service: str = ""
+    version: str = ""
+    calls: tuple[str, ...] = ()
+    tcp_ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Workload:
     """A pod: its address, labels and service account, whether it carries a sidecar, and whether
     it is Ready (Kubernetes readiness; a pod that is not is an UNHEALTHY endpoint in EDS)."""
@@ -79,6 +95,7 @@ class Workload:
     ports: tuple[int, ...]
     sidecar: bool = True
     ready: bool = True
+    app_spec: AppSpec | None = None  # None: the built-in demo's app for the `app` label
 
     @property
     def label_map(self) -> dict[str, str]:

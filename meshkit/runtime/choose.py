@@ -5,22 +5,28 @@ rules, and starts the proxy as uid 1337. (Unprivileged user namespaces would be 
 kernel, but the runtime also needs uids 1000 and 1337 mapped, which plain `unshare -r` cannot
 give; `meshkit doctor` reports whether they are available.) Everything else gets `userspace`.
 `--capture` / `MESHKIT_CAPTURE` forces one.
+
+The mesh is the built-in demo (`model.bookinfo`) unless `topology` names a Kubernetes manifest
+file (`meshkit up --topology FILE`): then `model.manifests` builds it on the runtime's addresses.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from ..constants import AUTO, CAPTURES, IPTABLES, USERSPACE
-from ..model import bookinfo
+from ..errors import InvalidInput
+from ..model import Topology, bookinfo
+from ..model.manifests import Manifest, ManifestError, parse_manifests
 from .base import Runtime
 from .errors import RuntimeProblem
 from .local import TOOLS, LocalRuntime
 from .userspace import UserspaceRuntime
 
-__all__ = ["AUTO", "CAPTURES", "IPTABLES", "USERSPACE", "create", "iptables_problem", "resolve"]
+__all__ = ["AUTO", "CAPTURES", "IPTABLES", "USERSPACE", "create", "iptables_problem", "read_topology", "resolve"]
 
 
 def iptables_problem() -> str | None:
@@ -43,8 +49,26 @@ def resolve(requested: str | None = None) -> str:
     return wanted
 
 
-def create(home: Path, requested: str | None = None) -> Runtime:
-    """The runtime for `home` with its topology (`.topology`) on free addresses; `.capture` says which."""
+def read_topology(path: str | os.PathLike, pod_subnet: str | None = None) -> Manifest:
+    """The mesh a manifest file describes (on `pod_subnet`, default the demo's), or InvalidInput naming
+    the file and what is wrong with it: checked before anything starts, so nothing half-boots."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read the topology file {path}: {exc}") from exc
+    try:
+        return parse_manifests(text, **({"pod_subnet": pod_subnet} if pod_subnet else {}))
+    except ManifestError as exc:
+        raise InvalidInput(f"{path}: {exc}") from exc
+
+
+def create(home: Path, requested: str | None = None, topology: str | os.PathLike | None = None) -> Runtime:
+    """The runtime for `home` with its topology (`.topology`) on free addresses; `.capture` says which.
+
+    `topology`: a Kubernetes manifest file to build the mesh from (default: the built-in demo).
+    """
+    build: Callable[[str], Topology] = bookinfo if topology is None else \
+        (lambda subnet: read_topology(topology, subnet).topology)
     if resolve(requested) == USERSPACE:
-        return UserspaceRuntime.create(home)
-    return LocalRuntime(home, bookinfo(pod_subnet=LocalRuntime.allocate_subnet(home)))
+        return UserspaceRuntime.create(home, build)
+    return LocalRuntime(home, build(LocalRuntime.allocate_subnet(home)))

@@ -78,8 +78,11 @@ class LocalRuntime(PodProcesses):
         return f"mk{mesh_id(home)}-"
 
     def netns(self, pod: str) -> str:
-        """The netns of a pod, by pod or Deployment name: `mk<id>-reviews-v2`."""
-        return self.netns_prefix(self.home) + self.topology.workload(pod).deployment
+        """The netns of a pod, by pod or Deployment name: `mk<id>-reviews-v2`; a Deployment with
+        several replicas names each netns by its pod: `mk<id>-web-6c9f8d7b5d-x2k4p`."""
+        workload = self.topology.workload(pod)
+        shared = sum(w.deployment == workload.deployment for w in self.topology.workloads) > 1
+        return self.netns_prefix(self.home) + (workload.name if shared else workload.deployment)
 
     @staticmethod
     def allocate_subnet(home: Path) -> str:
@@ -132,6 +135,8 @@ class LocalRuntime(PodProcesses):
         self._record("etc_netns", str(netns.NETNS_ETC / ns))
         netns.create_pod(ns, f"mk{self.mesh_id}v{index}", bridge, workload.ip, POD_PREFIX, self.gateway)
         netns.write_etc(ns, self.topology, workload, {OUTSIDE_HOST: self.gateway})
+        if any(port < 1024 for port in workload.ports):
+            netns.allow_low_ports(ns)
         if workload.sidecar:
             capture.apply(ns)
 
@@ -161,14 +166,13 @@ class LocalRuntime(PodProcesses):
         for workload in self.topology.workloads:
             ns, pod_dir = self.netns(workload.name), self.pod_dir(workload.name)
             pod_dir.mkdir(parents=True, exist_ok=True)
-            if not workload.ports:  # identity: the outsider pod runs nothing, it only sends requests
-                continue
-            with open(pod_dir / "app.log", "ab") as log:
-                app = subprocess.Popen(
-                    netns.command_in(ns, app_command(workload, apps), uid=APP_UID),
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                )
-            self._started(app, f"app {workload.name}")
+            if workload.ports:  # a pod serving nothing (the outsider) runs no app, it only sends requests
+                with open(pod_dir / "app.log", "ab") as log:
+                    app = subprocess.Popen(
+                        netns.command_in(ns, app_command(workload, apps), uid=APP_UID),
+                        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                    )
+                self._started(app, f"app {workload.name}")
             if workload.sidecar:
                 bootstrap = envoy_bootstrap(workload, xds, admin_port=ADMIN_PORT)
                 self._started(start_envoy(ns, bootstrap, pod_dir, envoy), f"envoy {workload.name}")
