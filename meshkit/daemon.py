@@ -39,7 +39,7 @@ STATUS_FILE = "daemon.json"
 class Daemon:
     """Wires one runtime, one control plane and the control socket together, and takes them down."""
 
-    def __init__(self, home: Path, capture: str | None = None, topology: Path | None = None) -> None:
+    def __init__(self, home: Path, capture: str | None = None, topology: list[Path] | None = None) -> None:
         self.home = home
         self.topology_file = topology
         self.runtime: Runtime = choose.create(home, capture, topology)
@@ -98,7 +98,7 @@ class Daemon:
 
     def _write_status(self, state: str, error: str = "") -> None:
         info = {"state": state, "pid": os.getpid(), "error": error, "ready_s": self.service.ready_s,
-                "topology": str(self.topology_file) if self.topology_file else None}
+                "topology": [str(p) for p in self.topology_file] if self.topology_file else None}
         (self.home / STATUS_FILE).write_text(json.dumps(info))
 
 
@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="meshkit-daemon", description=__doc__)
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--capture", choices=CAPTURES, help="default: $MESHKIT_CAPTURE, else auto")
-    parser.add_argument("--topology", type=Path, help="a Kubernetes manifest file (default: the built-in demo)")
+    parser.add_argument("--topology", type=Path, action="append",
+                        help="a Kubernetes manifest file or folder, repeatable (default: the built-in demo)")
     args = parser.parse_args(argv)
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -15,6 +15,7 @@ import os
 
 from ..constants import default_home as home_dir
 from ..errors import Unsupported
+from ..runtime.choose import TopologyFiles
 from .local import DOWN_TIMEOUT_S, UP_TIMEOUT_S, connect_local, down, topology_notes, up_local
 from .mesh import Mesh, ProxyConfig
 from .transport import ControlTransport, Transport
@@ -37,12 +38,12 @@ def connect(home: str | os.PathLike | None = None, runtime: str | None = None, n
 
 
 def up(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_S, capture: str | None = None,
-       topology: str | os.PathLike | None = None) -> Mesh:
+       topology: TopologyFiles | None = None) -> Mesh:
     """Start the mesh in the background (or attach to the one already running) and wait for it.
 
-    `topology`: a Kubernetes manifest file (Services, Deployments, ServiceAccounts, Namespaces) to
-    boot instead of the built-in Bookinfo demo, e.g. Istio's samples/httpbin/httpbin.yaml; what it
-    holds that meshkit ignores is logged (and returned by `topology_notes(file)`).
+    `topology`: a Kubernetes manifest file (Services, Deployments, ServiceAccounts, Namespaces), a
+    folder of them or a list of those, booted instead of the built-in Bookinfo demo, e.g. Istio's
+    samples/httpbin/httpbin.yaml; what meshkit ignores in it is logged (`topology_notes(files)`).
 
     `capture`: "iptables", "userspace" or "auto" (default: $MESHKIT_CAPTURE, else auto: iptables
     when this process can, userspace otherwise). An already running mesh keeps its capture.

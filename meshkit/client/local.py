@@ -21,7 +21,7 @@ from pathlib import Path
 from ..constants import default_home
 from ..errors import EnvironmentProblem, InvalidInput, MeshError, NotRunning, Starting, Timeout
 from ..protocol import DOWN
-from ..runtime.choose import read_topology
+from ..runtime.choose import TopologyFiles, read_topology, topology_files
 from ..runtime.processes import PodProcesses
 from .mesh import Mesh
 from .transport import ControlTransport
@@ -40,20 +40,20 @@ def connect_local(home: str | os.PathLike | None = None) -> Mesh:
     return mesh
 
 
-def topology_notes(topology: str | os.PathLike) -> tuple[str, ...]:
+def topology_notes(topology: TopologyFiles) -> tuple[str, ...]:
     """Check a manifest file as `up(topology=...)` will boot it: what it ignores, one line per kind of
     thing (InvalidInput naming the document and field when meshkit cannot model it)."""
     return read_topology(topology).notes
 
 
 def up_local(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_S,
-             capture: str | None = None, topology: str | os.PathLike | None = None) -> Mesh:
+             capture: str | None = None, topology: TopologyFiles | None = None) -> Mesh:
     """Start the local mesh in the background (or attach to the one running) and wait for it.
 
-    `topology`: a Kubernetes manifest file (Services, Deployments, ...) to boot instead of the demo.
+    `topology`: Kubernetes manifest files or folders (Services, Deployments, ...) to boot instead of the demo.
     """
     path = default_home(home)
-    wanted = str(Path(topology).resolve()) if topology is not None else None
+    wanted = [str(p) for p in topology_files(topology)] if topology is not None else None
     notes = topology_notes(wanted) if wanted else ()
     try:
         return _same_topology(connect_local(path), wanted)
@@ -65,24 +65,25 @@ def up_local(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     (path / STATUS_FILE).unlink(missing_ok=True)
     for note in notes:
-        log.warning("%s: %s", Path(wanted or "").name, note)
+        log.warning("topology: %s", note)
     argv = [sys.executable, "-m", "meshkit.daemon", "--home", str(path), *(["--capture", capture] if capture else []),
-            *(["--topology", wanted] if wanted else [])]
+            *(arg for file in wanted or [] for arg in ("--topology", file))]
     with open(path / "daemon.log", "ab") as logfile:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
                                    start_new_session=True, close_fds=True)
     return _wait_ready(path, process, timeout)
 
 
-def _same_topology(mesh: Mesh, wanted: str | None) -> Mesh:
+def _same_topology(mesh: Mesh, wanted: list[str] | None) -> Mesh:
     """The running mesh, unless it was booted from another topology than the one asked for."""
     try:
         running = json.loads((mesh.home / STATUS_FILE).read_text()).get("topology")
     except (OSError, ValueError):
         running = None
     if wanted is not None and running != wanted:
-        raise InvalidInput(f"a mesh already runs at {mesh.home} with {running or 'the built-in demo'}, "
-                           f"not {wanted}: stop it first (meshkit down), then boot the topology")
+        running_text = ", ".join(running) if running else "the built-in demo"
+        raise InvalidInput(f"a mesh already runs at {mesh.home} with {running_text}, not {', '.join(wanted)}: "
+                           "stop it first (meshkit down), then boot the topology")
     return mesh
 
 

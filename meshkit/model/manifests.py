@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,36 +93,40 @@ class _Pod:
     template_hash: str
 
 
-def parse_manifests(text: str, pod_subnet: str = DEFAULT_POD_SUBNET, service_subnet: str = DEFAULT_SERVICE_SUBNET,
-                    mesh: MeshConfig | None = None) -> Manifest:
-    """The Topology (and notes) of a Kubernetes manifest; ManifestError for what it cannot model."""
+def parse_manifests(text: str | Sequence[tuple[str, str]], pod_subnet: str = DEFAULT_POD_SUBNET,
+                    service_subnet: str = DEFAULT_SERVICE_SUBNET, mesh: MeshConfig | None = None) -> Manifest:
+    """The Topology (and notes) of a Kubernetes manifest, or of several as `[(file name, text), ...]`
+    (as `kubectl apply -f a.yaml -f b.yaml`); ManifestError for what it cannot model."""
     reader = _Reader()
-    for where, doc in _documents(text):
-        reader.read(where, doc)
+    for source, part in [("", text)] if isinstance(text, str) else text:
+        for where, doc in _documents(part, f"{source}: " if source else ""):
+            reader.read(where, doc)
     return reader.build(pod_subnet, service_subnet, mesh or MeshConfig())
 
 
-def _documents(text: str) -> Iterator[tuple[str, dict]]:
+def _documents(text: str, source: str = "") -> Iterator[tuple[str, dict]]:
     try:
         loaded = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
-        raise ManifestError(f"not valid YAML: {exc}") from exc
+        raise ManifestError(f"{source}not valid YAML: {exc}") from exc
     count = 0
     for number, item in enumerate(loaded, 1):
         if item is None:
             continue
         if not isinstance(item, dict):
-            raise ManifestError(f"document {number}: a Kubernetes object is a mapping, got {type(item).__name__}")
+            raise ManifestError(f"{source}document {number}: a Kubernetes object is a mapping, "
+                                f"got {type(item).__name__}")
         items = item.get("items") if item.get("kind") == "List" else [item]
         if not isinstance(items, list):
-            raise ManifestError(f"document {number} (List): items must be a list")
+            raise ManifestError(f"{source}document {number} (List): items must be a list")
         for doc in items:
             if not isinstance(doc, dict):
-                raise ManifestError(f"document {number}: a Kubernetes object is a mapping, got {type(doc).__name__}")
+                raise ManifestError(f"{source}document {number}: a Kubernetes object is a mapping, "
+                                    f"got {type(doc).__name__}")
             count += 1
-            yield _where(number, doc), doc
+            yield source + _where(number, doc), doc
     if not count:
-        raise ManifestError("no Kubernetes objects in the file")
+        raise ManifestError(f"{source}no Kubernetes objects in the file")
 
 
 def _where(number: int, doc: dict) -> str:

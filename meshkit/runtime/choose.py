@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..constants import AUTO, CAPTURES, IPTABLES, USERSPACE
@@ -49,23 +49,40 @@ def resolve(requested: str | None = None) -> str:
     return wanted
 
 
-def read_topology(path: str | os.PathLike, pod_subnet: str | None = None) -> Manifest:
-    """The mesh a manifest file describes (on `pod_subnet`, default the demo's), or InvalidInput naming
-    the file and what is wrong with it: checked before anything starts, so nothing half-boots."""
+TopologyFiles = str | os.PathLike | Sequence[str | os.PathLike]
+
+
+def topology_files(topology: TopologyFiles) -> list[Path]:
+    """The manifest files `topology` names: a file, a folder's *.yaml/*.yml/*.json (sorted), or a list of those."""
+    files: list[Path] = []
+    for entry in [topology] if isinstance(topology, str | os.PathLike) else topology:
+        path = Path(entry).resolve()
+        files += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json")) if path.is_dir() \
+            else [path]
+    if not files:
+        raise InvalidInput(f"no manifest files in {topology}: give a .yaml file, or a folder holding some")
+    return files
+
+
+def read_topology(topology: TopologyFiles, pod_subnet: str | None = None) -> Manifest:
+    """The mesh manifest files describe (on `pod_subnet`, default the demo's), or InvalidInput naming
+    the file, document and field at fault: checked before anything starts, so nothing half-boots."""
+    texts = []
+    for path in topology_files(topology):
+        try:
+            texts.append((path.name, path.read_text()))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"cannot read the topology file {path}: {exc}") from exc
     try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read the topology file {path}: {exc}") from exc
-    try:
-        return parse_manifests(text, **({"pod_subnet": pod_subnet} if pod_subnet else {}))
+        return parse_manifests(texts, **({"pod_subnet": pod_subnet} if pod_subnet else {}))
     except ManifestError as exc:
-        raise InvalidInput(f"{path}: {exc}") from exc
+        raise InvalidInput(str(exc)) from exc
 
 
-def create(home: Path, requested: str | None = None, topology: str | os.PathLike | None = None) -> Runtime:
+def create(home: Path, requested: str | None = None, topology: TopologyFiles | None = None) -> Runtime:
     """The runtime for `home` with its topology (`.topology`) on free addresses; `.capture` says which.
 
-    `topology`: a Kubernetes manifest file to build the mesh from (default: the built-in demo).
+    `topology`: Kubernetes manifest files to build the mesh from (default: the built-in demo).
     """
     build: Callable[[str], Topology] = bookinfo if topology is None else \
         (lambda subnet: read_topology(topology, subnet).topology)
