@@ -135,19 +135,20 @@ def _where(number: int, doc: dict) -> str:
     return f"document {number} ({doc.get('kind', 'no kind')} {name or '(no name)'})"
 
 
-def _get(doc: dict, field: str, kind: type | tuple[type, ...], where: str, default: Any = None) -> Any:
-    """`doc[...]` along a dotted path, type-checked; `default` when absent."""
+def _get(doc: dict, field: str, kind: type | tuple[type, ...], where: str, default: Any = None, at: str = "") -> Any:
+    """`doc[...]` along a dotted path, type-checked; `default` when absent (`at`: the path to `doc`)."""
+    field_path = f"{at}.{field}" if at else field
     value: Any = doc
     for part in field.split("."):
         if not isinstance(value, dict):
-            raise ManifestError(f"{where}: {field}: expected a mapping above {part!r}")
+            raise ManifestError(f"{where}: {field_path}: expected a mapping above {part!r}")
         value = value.get(part)
         if value is None:
             return default
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         names = "/".join(k.__name__ for k in kinds)
-        raise ManifestError(f"{where}: {field}: expected {names}, got {type(value).__name__} {value!r}")
+        raise ManifestError(f"{where}: {field_path}: expected {names}, got {type(value).__name__} {value!r}")
     return value
 
 
@@ -282,13 +283,13 @@ class _Reader:
     def _container_port(self, where: str, at: str, port: Any, ports: dict[str, int], tcp: set[int], owner: str) -> None:
         if not isinstance(port, dict):
             raise ManifestError(f"{where}: {at}: expected a mapping with containerPort")
-        number = _get(port, "containerPort", int, f"{where}: {at}")
+        number = _get(port, "containerPort", int, where, at=at)
         if number is None or not 1 <= number <= 65535:
             raise ManifestError(f"{where}: {at}.containerPort must be a port number 1-65535, got {number!r}")
         if str(port.get("protocol", "TCP")).upper() != "TCP":
             self.note("ignored: non-TCP container ports (UDP, SCTP)", f"{owner}:{number}")
             return
-        name = _get(port, "name", str, f"{where}: {at}", "")
+        name = _get(port, "name", str, where, "", at=at)
         ports[name or str(number)] = number
         if name and port_protocol(name, None, number) == (TCP, True):
             tcp.add(number)
@@ -365,15 +366,15 @@ class _Reader:
     def _service_port(self, where: str, at: str, raw: Any, count: int, selected: list[_Pod], owner: str) -> ServicePort:
         if not isinstance(raw, dict):
             raise ManifestError(f"{where}: {at}: expected a mapping with port")
-        number = _get(raw, "port", int, where)
+        number = _get(raw, "port", int, where, at=at)
         if number is None or not 1 <= number <= 65535:
             raise ManifestError(f"{where}: {at}.port must be a port number 1-65535, got {raw.get('port')!r}")
         if str(raw.get("protocol", "TCP")).upper() != "TCP":
             raise ManifestError(f"{where}: {at}.protocol {raw['protocol']!r}: meshkit's sidecars carry TCP only")
-        name = _get(raw, "name", str, where, "")
+        name = _get(raw, "name", str, where, "", at=at)
         if count > 1 and not name:
             raise ManifestError(f"{where}: {at}.name is required when a Service has several ports")
-        target = _get(raw, "targetPort", (int, str), where, number)
+        target = _get(raw, "targetPort", (int, str), where, number, at=at)
         if isinstance(target, str) and target.isdigit():
             target = int(target)
         if isinstance(target, str):
@@ -384,8 +385,8 @@ class _Reader:
             target = found.pop()
         if not 1 <= target <= 65535:
             raise ManifestError(f"{where}: {at}.targetPort must be a port number 1-65535 or a port name, got {target}")
-        protocol, declared = port_protocol(name, _get(raw, "appProtocol", str, where), number)
-        if not declared:
+        protocol, declared = port_protocol(name, _get(raw, "appProtocol", str, where, at=at), number)
+        if not declared and protocol == HTTP:
             self.note(f"ports without a protocol name or appProtocol: Istio sniffs them, meshkit treats them as "
                       f"{HTTP} (name them tcp-... for TCP)", f"{owner}:{number}")
         return ServicePort(name or str(number), number, target, protocol)
