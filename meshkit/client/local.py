@@ -54,7 +54,8 @@ def up_local(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_
     """
     path = default_home(home)
     wanted = [str(p) for p in topology_files(topology)] if topology is not None else None
-    notes = topology_notes(wanted) if wanted else ()
+    for note in topology_notes(wanted) if wanted else ():
+        log.warning("topology: %s", note)
     try:
         return _same_topology(connect_local(path), wanted)
     except Starting:
@@ -64,8 +65,6 @@ def up_local(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_
     _clean_after_crash(path)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     (path / STATUS_FILE).unlink(missing_ok=True)
-    for note in notes:
-        log.warning("topology: %s", note)
     argv = [sys.executable, "-m", "meshkit.daemon", "--home", str(path), *(["--capture", capture] if capture else []),
             *(arg for file in wanted or [] for arg in ("--topology", file))]
     with open(path / "daemon.log", "ab") as logfile:

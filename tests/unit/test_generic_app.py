@@ -93,4 +93,4 @@ def test_a_call_loop_stops(start):
     while isinstance(body.get("calls"), list):
         body = body["calls"][0]["body"]
         depth += 1
-    assert status == 200 and depth == 5 and body["calls"].startswith("not made: 5 hops deep")
+    assert status == 200 and depth == 10 and body["calls"].startswith("not made: 10 hops deep")

@@ -15,7 +15,8 @@ from meshkit.runtime.apps import app_command
 from meshkit.runtime.choose import read_topology
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "istio-samples"
-POD_NAME = re.compile(r"^(?P<deployment>[a-z0-9-]+)-(?P<hash>[bcdfghjklmnpqrstvwxz2456789]{10})-[bcdfghjklmnpqrstvwxz2456789]{5}$")
+K8S = "[bcdfghjklmnpqrstvwxz2456789]"  # the alphabet of ReplicaSet and pod name suffixes
+POD_NAME = re.compile(rf"^(?P<deployment>[a-z0-9-]+)-(?P<hash>{K8S}{{10}})-{K8S}{{5}}$")
 
 
 def sample(name: str):
@@ -199,7 +200,8 @@ VIRTUAL_SERVICE = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmet
 @pytest.mark.parametrize(("text", "message"), [
     (docs(service(), STATEFULSET), r"document 2 \(StatefulSet db\): kind StatefulSet \(apps/v1\) is not supported"),
     (VIRTUAL_SERVICE, r"document 1 \(VirtualService r\).*Istio config.*meshkit apply"),
-    (service().replace("\n  ports:\n  - {name: http, port: 80, targetPort: 8080}", "\n  ports: []"), r"document 1 \(Service web\): spec.ports must list at least one port"),
+    (service().replace("\n  ports:\n  - {name: http, port: 80, targetPort: 8080}", "\n  ports: []"),
+     r"document 1 \(Service web\): spec.ports must list at least one port"),
     (service(ports="- {name: http, port: eighty}"), r"Service web\): spec.ports\[0\].port: expected int, got str"),
     (service(ports="- {name: http, port: 70000}"), r"spec.ports\[0\].port must be a port number"),
     (service(ports="- {port: 80}\n- {port: 81}"), r"spec.ports\[0\].name is required when a Service has several"),

@@ -27,7 +27,7 @@ sys.path[:0] = [os.path.dirname(os.path.abspath(__file__))]
 import bookinfo  # noqa: E402
 import tcp_echo  # noqa: E402
 
-MAX_DEPTH = 5
+MAX_DEPTH = 10
 DEPTH_HEADER = "x-meshkit-depth"
 CALL_TIMEOUT_S = 3.0
 
