@@ -23,7 +23,7 @@ import yaml
 
 from . import client
 from .constants import CAPTURES
-from .errors import InvalidInput, MeshError, Nack
+from .errors import InvalidInput, MeshError, Nack, Unsupported
 from .inspect import dump as inspect_dump
 from .inspect import proxy_config
 from .inspect.sync_status import status_table
@@ -367,6 +367,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
     mode = modes.resolve(args.mode)
     folder = build.SOLUTIONS if mode == modes.INSTRUCTOR else build.LABS
+    if args.runtime == "kind" and args.topology:
+        raise Unsupported("--topology boots local meshes only; the kind cluster runs the built-in demo")
     if args.runtime == "kind":  # attach to the cluster and tell the kernels where it is
         from .client.kind import lab_env
 

@@ -164,6 +164,16 @@ def _string_map(doc: dict, field: str, where: str) -> dict[str, str]:
     return {str(k): "" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
 
 
+def _port_number(entry: Any, field: str, where: str, at: str) -> int:
+    """`entry[field]` of a ports list entry at `at`, checked to be a port number."""
+    if not isinstance(entry, dict):
+        raise ManifestError(f"{where}: {at}: expected a mapping with {field}")
+    number = _get(entry, field, int, where, at=at)
+    if number is None or not 1 <= number <= 65535:
+        raise ManifestError(f"{where}: {at}.{field} must be a port number 1-65535, got {entry.get(field)!r}")
+    return number
+
+
 def port_protocol(name: str, app_protocol: str | None, number: int) -> tuple[str, bool]:
     """Istio's protocol for a Service port: (HTTP or TCP, whether it was declared rather than assumed)."""
     declared = (app_protocol or name.split("-", 1)[0] if name else app_protocol or "").lower()
@@ -281,11 +291,7 @@ class _Reader:
         return isinstance(env, list) and all(isinstance(e, dict) and e.get("name") == CALLS_ENV for e in env)
 
     def _container_port(self, where: str, at: str, port: Any, ports: dict[str, int], tcp: set[int], owner: str) -> None:
-        if not isinstance(port, dict):
-            raise ManifestError(f"{where}: {at}: expected a mapping with containerPort")
-        number = _get(port, "containerPort", int, where, at=at)
-        if number is None or not 1 <= number <= 65535:
-            raise ManifestError(f"{where}: {at}.containerPort must be a port number 1-65535, got {number!r}")
+        number = _port_number(port, "containerPort", where, at)
         if str(port.get("protocol", "TCP")).upper() != "TCP":
             self.note("ignored: non-TCP container ports (UDP, SCTP)", f"{owner}:{number}")
             return
@@ -364,11 +370,7 @@ class _Reader:
         return Service(name, namespace, "", tuple(ports), labels(selector)), selected
 
     def _service_port(self, where: str, at: str, raw: Any, count: int, selected: list[_Pod], owner: str) -> ServicePort:
-        if not isinstance(raw, dict):
-            raise ManifestError(f"{where}: {at}: expected a mapping with port")
-        number = _get(raw, "port", int, where, at=at)
-        if number is None or not 1 <= number <= 65535:
-            raise ManifestError(f"{where}: {at}.port must be a port number 1-65535, got {raw.get('port')!r}")
+        number = _port_number(raw, "port", where, at)
         if str(raw.get("protocol", "TCP")).upper() != "TCP":
             raise ManifestError(f"{where}: {at}.protocol {raw['protocol']!r}: meshkit's sidecars carry TCP only")
         name = _get(raw, "name", str, where, "", at=at)
