@@ -33,6 +33,7 @@ from .xds.status import SyncTracker
 log = logging.getLogger("meshkit.daemon")
 
 READY_TIMEOUT_S = 30.0
+READY_S_PER_POD = 0.5  # a big --topology: Envoys start at a few per second on two cores
 STATUS_FILE = "daemon.json"
 
 
@@ -73,8 +74,9 @@ class Daemon:
         self.plane = ControlPlane(runtime.topology, self.server.cache, self.server.tracker)
         await self.plane.push_all("initial state")  # the orders are ready before the lieutenants arrive
         await asyncio.to_thread(runtime.start_pods, xds)
-        await asyncio.to_thread(runtime.wait_apps, READY_TIMEOUT_S)
-        synced = await self.plane.wait_synced(runtime.topology.sidecars(), READY_TIMEOUT_S)
+        timeout = max(READY_TIMEOUT_S, READY_S_PER_POD * len(runtime.topology.workloads))
+        await asyncio.to_thread(runtime.wait_apps, timeout)
+        synced = await self.plane.wait_synced(runtime.topology.sidecars(), timeout)
         stuck = {pod: r for pod, r in synced.items() if set(r.values()) != {"ACK"}}
         if stuck:
             raise EnvironmentProblem(f"sidecars did not take their first config: {stuck}",

@@ -177,7 +177,10 @@ class Topology:
         matches = [w for w in self.workloads if w.deployment == name]
         if len(matches) == 1:
             return matches[0]
-        known = ", ".join(sorted(w.deployment for w in self.workloads))
+        if matches:
+            raise TopologyError(f"{name!r} has {len(matches)} pods ({', '.join(w.name for w in matches)}): "
+                                "name one of them")
+        known = ", ".join(sorted({w.deployment for w in self.workloads}))
         raise TopologyError(f"no pod named {name!r}; pods are: {known}")
 
     def service(self, host: str) -> Service | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from meshkit.errors import InvalidInput
-from meshkit.model import HTTP, TCP, bookinfo
+from meshkit.model import HTTP, TCP, TopologyError, bookinfo
 from meshkit.model.manifests import ManifestError, parse_manifests
 from meshkit.runtime.apps import app_command
 from meshkit.runtime.choose import read_topology
@@ -240,3 +240,10 @@ def test_files_are_checked_whole_and_named(tmp_path):
     assert [w.deployment for w in manifest.topology.workloads] == ["web", "db"]
     with pytest.raises(InvalidInput, match="cannot read the topology file"):
         read_topology(tmp_path / "missing.yaml")
+
+
+def test_a_deployment_with_replicas_is_not_one_pod():
+    topology = parse_manifests(docs(deployment(replicas=2), service())).topology
+    with pytest.raises(TopologyError, match=r"'web' has 2 pods \(web-\w+-\w+, web-\w+-\w+\): name one of them"):
+        topology.workload("web")
+    assert topology.workload(topology.workloads[1].name) == topology.workloads[1]
