@@ -247,3 +247,13 @@ def test_a_deployment_with_replicas_is_not_one_pod():
     with pytest.raises(TopologyError, match=r"'web' has 2 pods \(web-\w+-\w+, web-\w+-\w+\): name one of them"):
         topology.workload("web")
     assert topology.workload(topology.workloads[1].name) == topology.workloads[1]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SAMPLES.glob("*.yaml")))
+def test_every_copied_istio_sample_builds_a_mesh(name):
+    manifest = sample(name)
+    assert manifest.topology.services and manifest.topology.workloads
+    for pod in manifest.topology.workloads:
+        assert pod.sidecar and pod.ports, pod
+        assert manifest.topology.services_of(pod), f"{pod.name} is behind a Service"
+        assert app_command(pod)
