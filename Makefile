@@ -17,7 +17,8 @@ PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHE
 .PHONY: lab test setup system system-test up down lint clean prefetch doctor
 
 lab: setup system
-	$(if $(CAPTURE),MESHKIT_CAPTURE=$(CAPTURE) ,)$(VENV)/bin/meshkit lab --port=$(LAB_PORT)
+	$(if $(CAPTURE),MESHKIT_CAPTURE=$(CAPTURE) ,)$(VENV)/bin/meshkit lab --port=$(LAB_PORT) \
+		$(if $(TOPOLOGY),--topology $(TOPOLOGY),)
 
 # The pure modules' docstring examples run too (on real captured Envoy JSON: conftest.py).
 DOCTEST_MODULES := meshkit/model meshkit/inspect meshkit/xds/status.py meshkit/widgets/builders.py \
@@ -68,7 +69,7 @@ system system-test:
 
 # iptables capture as root, userspace capture (no privileges) otherwise; CAPTURE= forces one.
 up: setup
-	$(VENV)/bin/meshkit up $(if $(CAPTURE),--capture $(CAPTURE),)
+	$(VENV)/bin/meshkit up $(if $(CAPTURE),--capture $(CAPTURE),) $(if $(TOPOLOGY),--topology $(TOPOLOGY),)
 
 down:
 	$(VENV)/bin/meshkit down

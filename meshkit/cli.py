@@ -24,12 +24,14 @@ import yaml
 
 from . import client
 from .constants import CAPTURES
-from .errors import InvalidInput, MeshError, Nack
+from .errors import InvalidInput, MeshError, Nack, Unsupported
 from .inspect import dump as inspect_dump
 from .inspect import proxy_config
 from .inspect.sync_status import status_table
 from .protocol import format_push
 
+TOPOLOGY_HELP = ("a Kubernetes manifest or folder (Services, Deployments, ServiceAccounts, Namespaces; repeatable) "
+                 "to boot instead of the built-in demo; what meshkit ignores is printed, one line per kind")
 PC_KINDS = {
     "listener": "listeners", "listeners": "listeners", "l": "listeners",
     "route": "routes", "routes": "routes", "r": "routes",
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--timeout", type=float, default=client.UP_TIMEOUT_S)
     cmd.add_argument("--capture", choices=CAPTURES,
                      help="traffic capture (default: $MESHKIT_CAPTURE, else auto: iptables if root, else userspace)")
+    cmd.add_argument("--topology", metavar="FILE", action="append", help=TOPOLOGY_HELP)
     cmd.set_defaults(func=cmd_up)
 
     cmd = sub.add_parser("doctor", help="check this machine for everything the labs need, with the fix for each")
@@ -144,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--name", default=None, help="kind: the cluster's name (default: meshkit)")
     cmd.add_argument("--port", type=int, default=8888)
     cmd.add_argument("--no-browser", action="store_true")
+    cmd.add_argument("--topology", metavar="FILE", action="append", help=TOPOLOGY_HELP + " (local runtime)")
     cmd.set_defaults(func=cmd_lab)
 
     cmd = sub.add_parser("progress", help="which lab exercises you have done (self-study progress)")
@@ -199,14 +203,15 @@ def _mesh(args: argparse.Namespace) -> client.Mesh:
 
 def cmd_up(args: argparse.Namespace) -> int:
     start = time.monotonic()
-    mesh = client.up(args.home, timeout=args.timeout, capture=args.capture)
+    mesh = client.up(args.home, timeout=args.timeout, capture=args.capture, topology=args.topology)
     pods = mesh.pods()
     print(f"mesh ready in {time.monotonic() - start:.1f}s at {mesh.home} "
-          f"(capture: {mesh.capture}, {len(pods)} pods)")
+          f"(capture: {mesh.capture}, {len(pods)} pods{', from ' + ', '.join(args.topology) if args.topology else ''})")
     for pod in pods:
         print(f"  {pod}")
-    print("next: meshkit status | meshkit pc listener productpage-v1 | "
-          "meshkit curl productpage-v1 http://reviews:9080/reviews/0 -n 6")
+    if not args.topology:
+        print("next: meshkit status | meshkit pc listener productpage-v1 | "
+              "meshkit curl productpage-v1 http://reviews:9080/reviews/0 -n 6")
     return 0
 
 
@@ -370,12 +375,14 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
     mode = modes.resolve(args.mode)
     folder = build.SOLUTIONS if mode == modes.INSTRUCTOR else build.LABS
+    if args.runtime == "kind" and args.topology:
+        raise Unsupported("--topology boots local meshes only; the kind cluster runs the built-in demo")
     if args.runtime == "kind":  # attach to the cluster and tell the kernels where it is
         from .client.kind import lab_env
 
         env = {**os.environ, "MESHKIT_MODE": mode, **lab_env(args.home, args.name)}
     else:
-        client.up(args.home)
+        client.up(args.home, topology=args.topology)
         env = {**os.environ, "MESHKIT_MODE": mode, "MESHKIT_HOME": str(client.home_dir(args.home))}
     argv = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}", "--ServerApp.ip=127.0.0.1",
             f"--port={args.port}"] + (["--no-browser"] if args.no_browser else [])

@@ -33,15 +33,17 @@ from .xds.status import SyncTracker
 log = logging.getLogger("meshkit.daemon")
 
 READY_TIMEOUT_S = 30.0
+READY_S_PER_POD = 0.5  # a big --topology: Envoys start at a few per second on two cores
 STATUS_FILE = "daemon.json"
 
 
 class Daemon:
     """Wires one runtime, one control plane and the control socket together, and takes them down."""
 
-    def __init__(self, home: Path, capture: str | None = None) -> None:
+    def __init__(self, home: Path, capture: str | None = None, topology: list[Path] | None = None) -> None:
         self.home = home
-        self.runtime: Runtime = choose.create(home, capture, self._on_pod_health)
+        self.topology_file = topology
+        self.runtime: Runtime = choose.create(home, capture, topology, self._on_pod_health)
         self.server = AdsServer(SnapshotCache(), SyncTracker())
         self.plane: ControlPlane | None = None
         self.service = PlaneService(self.runtime, self.server, self.server.tracker, str(home))
@@ -74,8 +76,9 @@ class Daemon:
         self.plane = ControlPlane(runtime.topology, self.server.cache, self.server.tracker)
         await self.plane.push_all("initial state")  # the orders are ready before the lieutenants arrive
         await asyncio.to_thread(runtime.start_pods, xds)
-        await asyncio.to_thread(runtime.wait_apps, READY_TIMEOUT_S)
-        synced = await self.plane.wait_synced(runtime.topology.sidecars(), READY_TIMEOUT_S)
+        timeout = max(READY_TIMEOUT_S, READY_S_PER_POD * len(runtime.topology.workloads))
+        await asyncio.to_thread(runtime.wait_apps, timeout)
+        synced = await self.plane.wait_synced(runtime.topology.sidecars(), timeout)
         stuck = {pod: r for pod, r in synced.items() if set(r.values()) != {"ACK"}}
         if stuck:
             raise EnvironmentProblem(f"sidecars did not take their first config: {stuck}",
@@ -110,7 +113,8 @@ class Daemon:
         return {"stopping": True}
 
     def _write_status(self, state: str, error: str = "") -> None:
-        info = {"state": state, "pid": os.getpid(), "error": error, "ready_s": self.service.ready_s}
+        info = {"state": state, "pid": os.getpid(), "error": error, "ready_s": self.service.ready_s,
+                "topology": [str(p) for p in self.topology_file] if self.topology_file else None}
         (self.home / STATUS_FILE).write_text(json.dumps(info))
 
 
@@ -118,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="meshkit-daemon", description=__doc__)
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--capture", choices=CAPTURES, help="default: $MESHKIT_CAPTURE, else auto")
+    parser.add_argument("--topology", type=Path, action="append",
+                        help="a Kubernetes manifest file or folder, repeatable (default: the built-in demo)")
     args = parser.parse_args(argv)
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -125,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         try:
-            daemon = Daemon(home, args.capture)
+            daemon = Daemon(home, args.capture, args.topology)
         except MeshError as exc:  # e.g. no free addresses: say so to the waiting `meshkit up`
             (home / STATUS_FILE).write_text(json.dumps({"state": "failed", "pid": os.getpid(), "error": str(exc)}))
             log.error("%s", exc)

@@ -79,8 +79,11 @@ class LocalRuntime(PodProcesses):
         return f"mk{mesh_id(home)}-"
 
     def netns(self, pod: str) -> str:
-        """The netns of a pod, by pod or Deployment name: `mk<id>-reviews-v2`."""
-        return self.netns_prefix(self.home) + self.topology.workload(pod).deployment
+        """The netns of a pod, by pod or Deployment name: `mk<id>-reviews-v2`; a Deployment with
+        several replicas names each netns by its pod: `mk<id>-web-6c9f8d7b5d-x2k4p`."""
+        workload = self.topology.workload(pod)
+        shared = sum(w.deployment == workload.deployment for w in self.topology.workloads) > 1
+        return self.netns_prefix(self.home) + (workload.name if shared else workload.deployment)
 
     @staticmethod
     def allocate_subnet(home: Path) -> str:
@@ -133,6 +136,8 @@ class LocalRuntime(PodProcesses):
         self._record("etc_netns", str(netns.NETNS_ETC / ns))
         netns.create_pod(ns, f"mk{self.mesh_id}v{index}", bridge, workload.ip, POD_PREFIX, self.gateway)
         netns.write_etc(ns, self.topology, workload, {OUTSIDE_HOST: self.gateway})
+        if any(port < 1024 for port in workload.ports):
+            netns.allow_low_ports(ns)
         if workload.sidecar:
             capture.apply(ns)
 
@@ -159,7 +164,7 @@ class LocalRuntime(PodProcesses):
         for workload in self.topology.workloads:
             ns, pod_dir = self.netns(workload.name), self.pod_dir(workload.name)
             pod_dir.mkdir(parents=True, exist_ok=True)
-            if not workload.ports:  # identity: the outsider pod runs nothing, it only sends requests
+            if not workload.ports and not workload.sidecar:  # the outsider runs nothing, it only sends requests
                 continue
             self._supervise_pod(workload, ns, pod_dir, app_command(workload, apps), xds, envoy)
         self.supervisor.start()
@@ -167,10 +172,11 @@ class LocalRuntime(PodProcesses):
     def _supervise_pod(self, workload: Workload, ns: str, pod_dir: Path, command: list[str], xds: XdsAddress,
                        envoy: Path) -> None:
         """The pod's app and sidecar, each restarted when it exits, each with its readiness probe."""
-        name, port = workload.name, workload.ports[0]
-        app = netns.command_in(ns, command, uid=APP_UID)
-        self._supervise(name, workload.app, f"app {name}", lambda: popen(app, pod_dir / "app.log"),
-                        accepts(lambda: self.connect(name, "127.0.0.1", port, 0.5)))
+        name = workload.name
+        if workload.ports:  # a sidecar pod may serve nothing (a client like Istio's curl sample)
+            app, port = netns.command_in(ns, command, uid=APP_UID), workload.ports[0]
+            self._supervise(name, workload.app, f"app {name}", lambda: popen(app, pod_dir / "app.log"),
+                            accepts(lambda: self.connect(name, "127.0.0.1", port, 0.5)))
         if workload.sidecar:
             bootstrap = envoy_bootstrap(workload, xds, admin_port=ADMIN_PORT)
             self._supervise(name, "istio-proxy", f"envoy {name}", lambda: start_envoy(ns, bootstrap, pod_dir, envoy),

@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, ClassVar
@@ -85,19 +86,25 @@ class UserspaceRuntime(PodProcesses):
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
-    def create(cls, home: Path, on_pod_health: PodHealth | None = None) -> UserspaceRuntime:
-        """A runtime on a free 127.N.0.0/16 (held by a lock file for as long as this process lives)."""
+    def create(cls, home: Path, build: Callable[[str], Topology] = bookinfo,
+               on_pod_health: PodHealth | None = None) -> UserspaceRuntime:
+        """A runtime on a free 127.N.0.0/16 (held by a lock file for as long as this process lives),
+        its topology made by `build(pod_subnet)` (the built-in demo by default)."""
         home = Path(home).resolve()
         block, lock_fd = cls.allocate_block(home)
-        runtime = cls(home, cls.topology_for(block), block, on_pod_health)
+        try:
+            runtime = cls(home, cls.topology_for(block, build), block, on_pod_health)
+        except BaseException:
+            os.close(lock_fd)
+            raise
         runtime._block_lock = lock_fd
         return runtime
 
     @staticmethod
-    def topology_for(block: int) -> Topology:
+    def topology_for(block: int, build: Callable[[str], Topology] = bookinfo) -> Topology:
         from dataclasses import replace
 
-        return replace(bookinfo(pod_subnet=f"127.{block}.{POD_OCTET}.0/24"), capture=CAPTURE)
+        return replace(build(f"127.{block}.{POD_OCTET}.0/24"), capture=CAPTURE)
 
     @staticmethod
     def allocate_block(home: Path) -> tuple[int, int]:
