@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from . import client
-from .constants import CAPTURES
+from .constants import CAPTURES, XDS_CHOICES
 from .errors import InvalidInput, MeshError, Nack
 from .inspect import dump as inspect_dump
 from .inspect import proxy_config
@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--timeout", type=float, default=client.UP_TIMEOUT_S)
     cmd.add_argument("--capture", choices=CAPTURES,
                      help="traffic capture (default: $MESHKIT_CAPTURE, else auto: iptables if root, else userspace)")
+    cmd.add_argument("--xds", choices=XDS_CHOICES,
+                     help="xDS variant of the sidecars (default: $MESHKIT_XDS, else delta, as Istio)")
+    cmd.add_argument("--xds-pod", action="append", default=[], metavar="POD=VARIANT",
+                     help="one pod (or deployment) speaks the other variant, e.g. reviews-v1=sotw (repeatable)")
     cmd.set_defaults(func=cmd_up)
 
     cmd = sub.add_parser("doctor", help="check this machine for everything the labs need, with the fix for each")
@@ -196,10 +200,11 @@ def _mesh(args: argparse.Namespace) -> client.Mesh:
 
 def cmd_up(args: argparse.Namespace) -> int:
     start = time.monotonic()
-    mesh = client.up(args.home, timeout=args.timeout, capture=args.capture)
+    pods_xds = dict(item.partition("=")[::2] for item in args.xds_pod)
+    mesh = client.up(args.home, timeout=args.timeout, capture=args.capture, xds=args.xds, xds_pods=pods_xds)
     pods = mesh.pods()
     print(f"mesh ready in {time.monotonic() - start:.1f}s at {mesh.home} "
-          f"(capture: {mesh.capture}, {len(pods)} pods)")
+          f"(capture: {mesh.capture}, xds: {mesh.xds_variant.lower()}, {len(pods)} pods)")
     for pod in pods:
         print(f"  {pod}")
     print("next: meshkit status | meshkit pc listener productpage-v1 | "

@@ -12,6 +12,7 @@ for tests; `local.py` starts and stops the local boss as a process.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from ..constants import default_home as home_dir
 from .local import DOWN_TIMEOUT_S, UP_TIMEOUT_S, connect_local, down, up_local
@@ -35,15 +36,18 @@ def connect(home: str | os.PathLike | None = None, runtime: str | None = None, n
     return connect_local(home)
 
 
-def up(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_S, capture: str | None = None) -> Mesh:
+def up(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_S, capture: str | None = None,
+       xds: str | None = None, xds_pods: Mapping[str, str] | None = None) -> Mesh:
     """Start the mesh in the background (or attach to the one already running) and wait for it.
 
     `capture`: "iptables", "userspace" or "auto" (default: $MESHKIT_CAPTURE, else auto: iptables
-    when this process can, userspace otherwise). An already running mesh keeps its capture.
+    when this process can, userspace otherwise). `xds`: "delta" (Istio's default) or "sotw" for
+    every sidecar (default: $MESHKIT_XDS, else delta); `xds_pods`: {pod or deployment: variant}
+    for the exceptions. An already running mesh keeps its capture and xDS variants.
     With $MESHKIT_RUNTIME=kind this attaches to the cluster `meshkit cluster up` made.
     """
     from . import kind
 
     if kind.runtime_name() == "kind":
         return kind.connect_kind(home)
-    return up_local(home, timeout, capture)
+    return up_local(home, timeout, capture, xds, xds_pods)

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..constants import default_home
@@ -35,8 +36,12 @@ def connect_local(home: str | os.PathLike | None = None) -> Mesh:
 
 
 def up_local(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_S,
-             capture: str | None = None) -> Mesh:
-    """Start the local mesh in the background (or attach to the one running) and wait for it."""
+             capture: str | None = None, xds: str | None = None, xds_pods: Mapping[str, str] | None = None) -> Mesh:
+    """Start the local mesh in the background (or attach to the one running) and wait for it.
+
+    `xds`: "delta" or "sotw" for every sidecar (default $MESHKIT_XDS, else delta); `xds_pods`:
+    {pod or deployment: variant} for those that speak otherwise. A running mesh keeps its choice.
+    """
     path = default_home(home)
     try:
         return connect_local(path)
@@ -47,7 +52,9 @@ def up_local(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_
     _clean_after_crash(path)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     (path / STATUS_FILE).unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "meshkit.daemon", "--home", str(path), *(["--capture", capture] if capture else [])]
+    argv = [sys.executable, "-m", "meshkit.daemon", "--home", str(path), *(["--capture", capture] if capture else []),
+            *(["--xds", xds.lower()] if xds else []),
+            *(arg for pod, variant in (xds_pods or {}).items() for arg in ("--xds-pod", f"{pod}={variant.lower()}"))]
     with open(path / "daemon.log", "ab") as logfile:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
                                    start_new_session=True, close_fds=True)

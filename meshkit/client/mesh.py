@@ -201,6 +201,11 @@ class Mesh:
         """How traffic reaches the sidecars: "iptables" or "userspace" (see `capture_note`)."""
         return self.ping()["capture"]
 
+    @property
+    def xds_variant(self) -> str:
+        """The mesh's default xDS variant: "DELTA" (Istio's default) or "SOTW"; `status()` rows say each pod's."""
+        return self.ping()["xds"]
+
     def capture_note(self) -> str:
         """What differs from Istio's listeners in this mesh's capture mode ("" for iptables)."""
         return self.ping()["capture_note"]

@@ -79,6 +79,7 @@ class Workload:
     ports: tuple[int, ...]
     sidecar: bool = True
     ready: bool = True
+    xds: str = "DELTA"  # the xDS variant its sidecar speaks: DELTA (Istio's default) or SOTW
 
     @property
     def label_map(self) -> dict[str, str]:

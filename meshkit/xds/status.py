@@ -227,6 +227,11 @@ class SyncTracker:
         proxy = self._proxies.get(node_id)
         return proxy is not None and proxy.streams > 0
 
+    def variant(self, node_id: str) -> str:
+        """The xDS variant `node_id`'s latest stream speaks: "DELTA", "SOTW", or "" if never seen."""
+        proxy = self._proxies.get(node_id)
+        return proxy.xds if proxy else ""
+
     def subscribe(self, callback: Callable[[SyncEvent], None]) -> Callable[[], None]:
         """Call `callback(event)` for every event from now on; returns the function that stops it."""
         self._subscribers.append(callback)

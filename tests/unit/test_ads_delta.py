@@ -224,7 +224,9 @@ def test_reverting_to_what_envoy_kept_after_a_nack_is_answered_and_acked() -> No
         await envoy.request(LISTENER)
         await envoy.ack(await envoy.recv())
         h.cache.set(NODE, snap(listeners={"l": 2}))
+        nacked = asyncio.create_task(h.event(EventKind.NACK, LISTENER))
         await envoy.nack(await envoy.recv(), "bad listener")
+        await nacked
         h.cache.set(NODE, good)  # Envoy still holds l@1: nothing to send, but the version is answered
         empty = await envoy.recv()
         assert not empty.resources and not empty.removed_resources
