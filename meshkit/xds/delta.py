@@ -59,14 +59,10 @@ class _DeltaSubscription(Subscription):
     pending: dict[str, _Sent] = field(default_factory=dict)  # nonce -> the unanswered response
 
 
-class DeltaStream(Stream):
+class DeltaStream(Stream[_DeltaSubscription]):
     """State and loop of one delta ADS stream."""
 
     mode = "DELTA"
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._subs: dict[str, _DeltaSubscription] = {}
 
     async def _handle(self, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
         url = request.type_url
@@ -111,7 +107,7 @@ class DeltaStream(Stream):
         self._answered(url, sent.version, nonce, error)
 
     async def _flush(self, snapshot: Snapshot) -> None:
-        for url in self._ordered(self._subs):
+        for url in self._ordered():
             sub = self._subs[url]
             version, versions = snapshot.version(url), snapshot.versions_of(url)
             present = snapshot.resources.get(url, {})

@@ -27,14 +27,10 @@ class _SotwSubscription(Subscription):
     nacked_version: str = ""
 
 
-class SotwStream(Stream):
+class SotwStream(Stream[_SotwSubscription]):
     """State and loop of one SotW ADS stream."""
 
     mode = "SOTW"
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._subs: dict[str, _SotwSubscription] = {}
 
     async def _handle(self, request: discovery_pb2.DiscoveryRequest) -> None:
         url = request.type_url
@@ -56,7 +52,7 @@ class SotwStream(Stream):
             sub.must_send = True
 
     async def _flush(self, snapshot: Snapshot) -> None:
-        for url in self._ordered(self._subs):
+        for url in self._ordered():
             sub = self._subs[url]
             version = snapshot.version(url)
             if not sub.must_send and version == sub.sent_version:  # also true of a NACKed version

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -85,7 +85,10 @@ class Subscription:
         return present if self.wildcard else present & self.names
 
 
-class Stream:
+S = TypeVar("S", bound=Subscription)
+
+
+class Stream(Generic[S]):
     """The shared loop of one ADS stream; subclasses say how requests are read and what a flush sends."""
 
     mode: ClassVar[str]  # "SOTW" or "DELTA": what the tracker and status rows say this sidecar speaks
@@ -93,6 +96,7 @@ class Stream:
     def __init__(self, cache: SnapshotCache, tracker: SyncTracker,
                  nonces: Iterator[int], context: grpc.aio.ServicerContext) -> None:
         self._cache, self._tracker, self._nonces, self._context = cache, tracker, nonces, context
+        self._subs: dict[str, S] = {}  # type URL -> its subscription on this stream
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._node_id = ""
         self._unwatch: Callable[[], None] | None = None
@@ -147,9 +151,9 @@ class Stream:
     async def _flush(self, snapshot: Snapshot) -> None:
         raise NotImplementedError
 
-    def _ordered(self, subscribed: Iterable[str]) -> list[str]:
+    def _ordered(self) -> list[str]:
         """Subscribed type URLs in push order (make-before-break), unknown types last."""
-        subscribed = set(subscribed)
+        subscribed = set(self._subs)
         return [t for t in PUSH_ORDER if t in subscribed] + sorted(subscribed - set(PUSH_ORDER))
 
     async def _send(self, sub: Subscription, type_url: str, version: str, response: Message) -> str:

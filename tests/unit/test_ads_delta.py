@@ -80,6 +80,15 @@ class DeltaEnvoy:
         self.reader.cancel()
 
 
+async def subscribed(h: Harness, type_url: str, snapshot: Snapshot | None = None) -> DeltaEnvoy:
+    """A delta stream holding `snapshot` (default `snap()`): wildcard on `type_url`, first response ACKed."""
+    h.cache.set(NODE, snapshot or snap())
+    envoy = DeltaEnvoy(h.channel)
+    await envoy.request(type_url)
+    await envoy.ack(await envoy.recv())
+    return envoy
+
+
 def names(response: discovery_pb2.DeltaDiscoveryResponse) -> list[str]:
     return sorted(r.name for r in response.resources)
 
@@ -163,10 +172,7 @@ def test_wildcard_and_a_named_resource_then_unsubscribing_the_name_answers_with_
 
 def test_a_deleted_resource_is_sent_as_removed() -> None:
     async def scenario(h: Harness) -> None:
-        h.cache.set(NODE, snap())
-        envoy = DeltaEnvoy(h.channel)
-        await envoy.request(CLUSTER)
-        await envoy.ack(await envoy.recv())
+        envoy = await subscribed(h, CLUSTER)
         h.cache.set(NODE, snap({"a": 1}))
         removal = await envoy.recv()
         assert not removal.resources and list(removal.removed_resources) == ["b"]
@@ -179,10 +185,7 @@ def test_a_deleted_resource_is_sent_as_removed() -> None:
 
 def test_a_nack_is_recorded_the_rejected_version_never_resent_and_a_fix_goes_through() -> None:
     async def scenario(h: Harness) -> None:
-        h.cache.set(NODE, snap())
-        envoy = DeltaEnvoy(h.channel)
-        await envoy.request(LISTENER)
-        await envoy.ack(await envoy.recv())
+        envoy = await subscribed(h, LISTENER)
         bad = snap(listeners={"l": 2, "m": 1})
         h.cache.set(NODE, bad)
         rejected = await envoy.recv()
@@ -219,10 +222,7 @@ def test_a_nack_is_recorded_the_rejected_version_never_resent_and_a_fix_goes_thr
 def test_reverting_to_what_envoy_kept_after_a_nack_is_answered_and_acked() -> None:
     async def scenario(h: Harness) -> None:
         good = snap()
-        h.cache.set(NODE, good)
-        envoy = DeltaEnvoy(h.channel)
-        await envoy.request(LISTENER)
-        await envoy.ack(await envoy.recv())
+        envoy = await subscribed(h, LISTENER, good)
         h.cache.set(NODE, snap(listeners={"l": 2}))
         nacked = asyncio.create_task(h.event(EventKind.NACK, LISTENER))
         await envoy.nack(await envoy.recv(), "bad listener")
