@@ -29,7 +29,7 @@ from ..inspect.sync_status import status_table
 from .transport import Transport
 
 CURL_COLUMNS = ["status", "pod", "version", "flags", "upstream_cluster", "elapsed_ms", "error"]
-HISTORY_COLUMNS = ["PUSH", "TIME", "REASON", "CHANGED", "ACK", "NACK", "MS"]
+HISTORY_COLUMNS = ["PUSH", "TIME", "REASON", "CHANGED", "ACK", "NACK", "MS", "BYTES"]
 
 
 class ProxyConfig:
@@ -151,7 +151,7 @@ class Mesh:
         return self._call(p.STATUS)
 
     def history(self) -> pd.DataFrame:
-        """Every push: when, why, what changed, and which proxies ACKed or NACKed."""
+        """Every push: when, why, what changed, which proxies ACKed or NACKed, and the bytes it sent them all."""
         rows = [{
             "PUSH": push["id"],
             "TIME": time.strftime("%H:%M:%S", time.localtime(push["started"])),
@@ -160,6 +160,7 @@ class Mesh:
             "ACK": len(p.acked_pods(push)),
             "NACK": ", ".join(sorted(push["errors"])) or "-",
             "MS": round(push["duration_ms"] or 0.0, 1),
+            "BYTES": sum((push.get("bytes") or {}).values()),
         } for push in self.history_rows()]
         return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
