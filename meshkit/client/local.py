@@ -15,8 +15,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..constants import default_home
-from ..errors import EnvironmentProblem, MeshError, NotRunning, Starting, Timeout
+from ..constants import default_home, xds_variant
+from ..errors import EnvironmentProblem, InvalidInput, MeshError, NotRunning, Starting, Timeout
 from ..protocol import DOWN
 from ..runtime.processes import PodProcesses
 from .mesh import Mesh
@@ -43,6 +43,11 @@ def up_local(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_
     {pod or deployment: variant} for those that speak otherwise. A running mesh keeps its choice.
     """
     path = default_home(home)
+    for variant in (xds, *(xds_pods or {}).values()):
+        try:
+            xds_variant(variant)  # said here, not after a boot attempt
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
     try:
         return connect_local(path)
     except Starting:
