@@ -35,7 +35,7 @@ class PlaneService:
     def __init__(self, runtime: Runtime, server: AdsServer, tracker: SyncTracker, home: str,
                  xds: str = DELTA) -> None:
         self.runtime = runtime
-        self.xds = xds  # the mesh's default xDS variant (a pod may speak the other)
+        self.xds_default = xds  # the mesh's default xDS variant (a pod may speak the other)
         self.server = server
         self.tracker = tracker
         self.home = home
@@ -79,7 +79,7 @@ class PlaneService:
         capture = self.runtime.capture
         return {"pid": os.getpid(), "home": self.home, "ready": self.ready_s is not None, "ready_s": self.ready_s,
                 "capture": capture, "capture_note": USERSPACE_DIFFERENCE if capture == USERSPACE else "",
-                "xds": self.xds}
+                "xds": self.xds_default}
 
     async def topology(self) -> p.TopologyInfo:
         topology = self._plane().topology

@@ -205,6 +205,7 @@ REVIEWS_V2_EDITED = REVIEWS_V2.replace("  http:\n", "  http:\n  - match: [{heade
 def test_sidecars_speak_the_mesh_xds_variant_and_pushes_count_their_bytes(mesh):
     variant = xds_variant()  # what the session mesh was started with: $MESHKIT_XDS, else DELTA
     assert mesh.xds_variant == variant
+    assert mesh.xds("productpage-v1")["RDS"]  # the `xds` operation is not shadowed by the variant
     assert {r["xds"] for r in mesh.status_rows()} == {variant}
     for pod in ("productpage-v1", "reviews-v1"):
         counters = mesh.stats(pod, "control_plane.connected_state|cluster_manager.cds.update_success")
