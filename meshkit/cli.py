@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from . import client
-from .constants import CAPTURES
+from .constants import CAPTURES, XDS_CHOICES
 from .errors import InvalidInput, MeshError, Nack, Unsupported
 from .inspect import dump as inspect_dump
 from .inspect import proxy_config
@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--capture", choices=CAPTURES,
                      help="traffic capture (default: $MESHKIT_CAPTURE, else auto: iptables if root, else userspace)")
     cmd.add_argument("--topology", metavar="FILE", action="append", help=TOPOLOGY_HELP)
+    cmd.add_argument("--xds", choices=XDS_CHOICES,
+                     help="xDS variant of the sidecars (default: $MESHKIT_XDS, else delta, as Istio)")
+    cmd.add_argument("--xds-pod", action="append", default=[], metavar="POD=VARIANT",
+                     help="one pod (or deployment) speaks the other variant, e.g. reviews-v1=sotw (repeatable)")
     cmd.set_defaults(func=cmd_up)
 
     cmd = sub.add_parser("doctor", help="check this machine for everything the labs need, with the fix for each")
@@ -203,10 +207,12 @@ def _mesh(args: argparse.Namespace) -> client.Mesh:
 
 def cmd_up(args: argparse.Namespace) -> int:
     start = time.monotonic()
-    mesh = client.up(args.home, timeout=args.timeout, capture=args.capture, topology=args.topology)
+    pods_xds = dict(item.partition("=")[::2] for item in args.xds_pod)
+    mesh = client.up(args.home, timeout=args.timeout, capture=args.capture, topology=args.topology, xds=args.xds,
+                     xds_pods=pods_xds)
     pods = mesh.pods()
-    print(f"mesh ready in {time.monotonic() - start:.1f}s at {mesh.home} "
-          f"(capture: {mesh.capture}, {len(pods)} pods{', from ' + ', '.join(args.topology) if args.topology else ''})")
+    print(f"mesh ready in {time.monotonic() - start:.1f}s at {mesh.home} (capture: {mesh.capture}, "
+          f"xds: {mesh.xds_variant.lower()}, {len(pods)} pods{', from ' + ', '.join(args.topology) if args.topology else ''})")
     for pod in pods:
         print(f"  {pod}")
     if not args.topology:

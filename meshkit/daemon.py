@@ -15,12 +15,14 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from . import control
-from .constants import CAPTURES
-from .errors import EnvironmentProblem, MeshError
-from .model import TopologyError
+from .constants import CAPTURES, XDS_CHOICES, XDS_ENV, xds_variant
+from .errors import EnvironmentProblem, InvalidInput, MeshError
+from .model import Topology, TopologyError
 from .protocol import Stopping
 from .runtime import choose
 from .runtime.base import Runtime
@@ -40,13 +42,16 @@ STATUS_FILE = "daemon.json"
 class Daemon:
     """Wires one runtime, one control plane and the control socket together, and takes them down."""
 
-    def __init__(self, home: Path, capture: str | None = None, topology: list[Path] | None = None) -> None:
+    def __init__(self, home: Path, capture: str | None = None, topology: list[Path] | None = None,
+                 xds: str | None = None, xds_pods: Mapping[str, str] | None = None) -> None:
         self.home = home
         self.topology_file = topology
         self.runtime: Runtime = choose.create(home, capture, topology, self._on_pod_health)
+        self.xds = _variant(xds)
+        self.runtime.topology = with_xds(self.runtime.topology, self.xds, xds_pods or {})
         self.server = AdsServer(SnapshotCache(), SyncTracker())
         self.plane: ControlPlane | None = None
-        self.service = PlaneService(self.runtime, self.server, self.server.tracker, str(home))
+        self.service = PlaneService(self.runtime, self.server, self.server.tracker, str(home), xds=self.xds)
         self.pods = PodService(self.service, self.runtime)
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -118,12 +123,40 @@ class Daemon:
         (self.home / STATUS_FILE).write_text(json.dumps(info))
 
 
+def _variant(requested: str | None) -> str:
+    try:
+        return xds_variant(requested)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+def with_xds(topology: Topology, default: str, per_pod: Mapping[str, str]) -> Topology:
+    """Every sidecar speaks `default` (DELTA or SOTW) but those `per_pod` names (pod or deployment)."""
+    known = {w.name for w in topology.workloads} | {w.deployment for w in topology.workloads}
+    unknown = sorted(set(per_pod) - known)
+    if unknown:
+        raise InvalidInput(f"--xds-pod names no pod: {', '.join(unknown)}; "
+                           f"choose among {', '.join(sorted(w.deployment for w in topology.sidecars()))}")
+    workloads = tuple(replace(w, xds=_variant(per_pod.get(w.name) or per_pod.get(w.deployment) or default))
+                      for w in topology.workloads)
+    return replace(topology, workloads=workloads)
+
+
+def _pod_variant(text: str) -> tuple[str, str]:
+    pod, sep, variant = text.partition("=")
+    if not sep or not pod:
+        raise argparse.ArgumentTypeError(f"want POD=delta|sotw, not {text!r}")
+    return pod, variant
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="meshkit-daemon", description=__doc__)
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--capture", choices=CAPTURES, help="default: $MESHKIT_CAPTURE, else auto")
     parser.add_argument("--topology", type=Path, action="append",
                         help="a Kubernetes manifest file or folder, repeatable (default: the built-in demo)")
+    parser.add_argument("--xds", choices=XDS_CHOICES, help=f"default: ${XDS_ENV}, else delta")
+    parser.add_argument("--xds-pod", action="append", type=_pod_variant, default=[], metavar="POD=VARIANT")
     args = parser.parse_args(argv)
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -131,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         try:
-            daemon = Daemon(home, args.capture, args.topology)
+            daemon = Daemon(home, args.capture, args.topology, args.xds, dict(args.xds_pod))
         except MeshError as exc:  # e.g. no free addresses: say so to the waiting `meshkit up`
             (home / STATUS_FILE).write_text(json.dumps({"state": "failed", "pid": os.getpid(), "error": str(exc)}))
             log.error("%s", exc)

@@ -12,6 +12,7 @@ for tests; `local.py` starts and stops the local boss as a process.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from ..constants import default_home as home_dir
 from ..errors import Unsupported
@@ -38,7 +39,8 @@ def connect(home: str | os.PathLike | None = None, runtime: str | None = None, n
 
 
 def up(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_S, capture: str | None = None,
-       topology: TopologyFiles | None = None) -> Mesh:
+       topology: TopologyFiles | None = None, xds: str | None = None,
+       xds_pods: Mapping[str, str] | None = None) -> Mesh:
     """Start the mesh in the background (or attach to the one already running) and wait for it.
 
     `topology`: a Kubernetes manifest file (Services, Deployments, ServiceAccounts, Namespaces), a
@@ -46,7 +48,9 @@ def up(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_S, cap
     samples/httpbin/httpbin.yaml; what meshkit ignores in it is logged (`topology_notes(files)`).
 
     `capture`: "iptables", "userspace" or "auto" (default: $MESHKIT_CAPTURE, else auto: iptables
-    when this process can, userspace otherwise). An already running mesh keeps its capture.
+    when this process can, userspace otherwise). `xds`: "delta" (Istio's default) or "sotw" for
+    every sidecar (default: $MESHKIT_XDS, else delta); `xds_pods`: {pod or deployment: variant}
+    for the exceptions. An already running mesh keeps its capture and xDS variants.
     With $MESHKIT_RUNTIME=kind this attaches to the cluster `meshkit cluster up` made.
     """
     from . import kind
@@ -55,4 +59,4 @@ def up(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_S, cap
         if topology is not None:
             raise Unsupported("--topology boots local meshes only; the kind cluster runs the built-in demo")
         return kind.connect_kind(home)
-    return up_local(home, timeout, capture, topology)
+    return up_local(home, timeout, capture, topology, xds, xds_pods)

@@ -16,9 +16,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
-from ..constants import default_home
+from ..constants import default_home, xds_variant
 from ..errors import EnvironmentProblem, InvalidInput, MeshError, NotRunning, Starting, Timeout
 from ..protocol import DOWN
 from ..runtime.choose import TopologyFiles, read_topology, topology_files
@@ -47,12 +48,20 @@ def topology_notes(topology: TopologyFiles) -> tuple[str, ...]:
 
 
 def up_local(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_S,
-             capture: str | None = None, topology: TopologyFiles | None = None) -> Mesh:
+             capture: str | None = None, topology: TopologyFiles | None = None, xds: str | None = None,
+             xds_pods: Mapping[str, str] | None = None) -> Mesh:
     """Start the local mesh in the background (or attach to the one running) and wait for it.
 
     `topology`: Kubernetes manifest files or folders (Services, Deployments, ...) to boot instead of the demo.
+    `xds`: "delta" or "sotw" for every sidecar (default $MESHKIT_XDS, else delta); `xds_pods`:
+    {pod or deployment: variant} for those that speak otherwise. A running mesh keeps its choice.
     """
     path = default_home(home)
+    for variant in (xds, *(xds_pods or {}).values()):
+        try:
+            xds_variant(variant)  # said here, not after a boot attempt
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
     wanted = [str(p) for p in topology_files(topology)] if topology is not None else None
     for note in topology_notes(wanted) if wanted else ():
         log.warning("topology: %s", note)
@@ -66,7 +75,9 @@ def up_local(home: str | os.PathLike | None = None, timeout: float = UP_TIMEOUT_
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     (path / STATUS_FILE).unlink(missing_ok=True)
     argv = [sys.executable, "-m", "meshkit.daemon", "--home", str(path), *(["--capture", capture] if capture else []),
-            *(arg for file in wanted or [] for arg in ("--topology", file))]
+            *(arg for file in wanted or [] for arg in ("--topology", file)),
+            *(["--xds", xds.lower()] if xds else []),
+            *(arg for pod, variant in (xds_pods or {}).items() for arg in ("--xds-pod", f"{pod}={variant.lower()}"))]
     with open(path / "daemon.log", "ab") as logfile:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
                                    start_new_session=True, close_fds=True)

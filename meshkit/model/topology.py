@@ -97,6 +97,7 @@ class Workload:
     ready: bool = True
     calls: tuple[str, ...] = ()  # the Services its app calls (names): the call graph views draw before traffic
     app_spec: AppSpec | None = None  # None: the built-in demo's app for the `app` label
+    xds: str = "DELTA"  # the xDS variant its sidecar speaks: DELTA (Istio's default) or SOTW
 
     @property
     def label_map(self) -> dict[str, str]:

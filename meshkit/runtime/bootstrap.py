@@ -3,8 +3,8 @@
 Pure: a workload and the control plane's address in, a JSON-ready dict out. What differs from
 Istio, on purpose: there is no pilot-agent here, so `xds-grpc` dials the control plane over TCP
 directly (Istio dials the agent's UDS, which proxies to istiod) and there is no `agent` cluster
-and no `0.0.0.0_15021` health listener (both front pilot-agent's port 15020). SotW `GRPC` is used,
-as the kit's ADS server speaks it.
+and no `0.0.0.0_15021` health listener (both front pilot-agent's port 15020). The ADS variant is
+the workload's `xds`: delta (`DELTA_GRPC`, Istio's default since 1.22) or State of the World (`GRPC`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ CLUSTER_ID = "Kubernetes"
 MESH_ID = "cluster.local"
 
 XDS_CLUSTER = "xds-grpc"
+API_TYPES = {"DELTA": "DELTA_GRPC", "SOTW": "GRPC"}  # Workload.xds -> ads_config.api_type
 PROMETHEUS_CLUSTER = "prometheus_stats"
 
 
@@ -134,7 +135,7 @@ def envoy_bootstrap(
             "lds_config": _ads_source(),
             "cds_config": _ads_source(),
             "ads_config": {
-                "api_type": "GRPC",
+                "api_type": API_TYPES[workload.xds],
                 "set_node_on_first_message_only": True,
                 "transport_api_version": "V3",
                 "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
