@@ -65,6 +65,7 @@ INBOUND_BIND = "127.0.0.6"
 CAPTURE_SCRIPT = Path(__file__).resolve().parent / "userspace_capture.py"
 LOCK_DIR = Path(os.environ.get("MESHKIT_LOCK_DIR", tempfile.gettempdir()))
 POD_OCTET, APP_OCTET, VIP_OCTET = 244, 245, 96
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes, the last one a NUL
 
 
 
@@ -374,12 +375,19 @@ def _connect(address: str | tuple[str, int], timeout: float) -> socket.socket:
     if isinstance(address, tuple):
         return socket.create_connection(address, timeout)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    folder = None
     try:
         sock.settimeout(timeout)
+        if len(os.fsencode(address)) > MAX_SOCKET_PATH:  # a deep home: reach the folder by a short name
+            folder = os.open(Path(address).parent, os.O_PATH | os.O_DIRECTORY)
+            address = f"/proc/self/fd/{folder}/{Path(address).name}"
         sock.connect(address)
     except OSError:
         sock.close()
         raise
+    finally:
+        if folder is not None:
+            os.close(folder)
     return sock
 
 

@@ -238,6 +238,7 @@ class AdsServer:
         self._listen: str | None = None
         self._pods: dict[str, _PodSocket] = {}
         self._servers: dict[str, grpc.aio.Server] = {}  # by pod name; "" is the shared listener
+        self._folders: dict[str, int] = {}  # O_PATH descriptors of pod sockets' folders with too long a path
 
     async def start(self, address: str | None = None) -> int:
         """Listen on `address` (`host:port`, port 0 picks one, or `unix:/path`: any node id served there)
@@ -263,13 +264,10 @@ class AdsServer:
         The folder holding `path` must already be private to that uid: the socket is the pod's
         credential. A stream there naming any node but `node_id` is refused (PERMISSION_DENIED).
         """
-        path = str(path)
-        if len(os.fsencode(path)) > MAX_SOCKET_PATH:
-            raise ValueError(f"the ADS socket path {path} is longer than {MAX_SOCKET_PATH} bytes (a unix socket "
-                             f"limit): choose a shorter mesh home (MESHKIT_HOME)")
         if pod in self._servers:
             await self._servers.pop(pod).stop(0)
-        spec = self._pods[pod] = _PodSocket(pod, node_id, path, uid)
+            self._close_folder(pod)
+        spec = self._pods[pod] = _PodSocket(pod, node_id, str(path), uid)
         was_running = self.running
         await self._open_pod(spec)
         if not was_running:
@@ -278,12 +276,31 @@ class AdsServer:
     async def _open_pod(self, spec: _PodSocket) -> None:
         server = self._server(_AdsServicer(self.cache, self.tracker, self._nonces, spec.node_id, spec.pod))
         Path(spec.path).unlink(missing_ok=True)
-        server.add_insecure_port(f"unix:{spec.path}")
+        server.add_insecure_port(f"unix:{self._bindable(spec)}")
         os.chmod(spec.path, 0o600)  # before it accepts anything
         if spec.uid is not None and spec.uid != os.geteuid():
             os.chown(spec.path, spec.uid, spec.uid)
         await server.start()
         self._servers[spec.pod] = server
+
+    def _bindable(self, spec: _PodSocket) -> str:
+        """`spec.path`, or the same place through /proc/self/fd when the path is too long for a unix socket.
+
+        A deep home (pytest's temporary folders) makes the path longer than sun_path's 108
+        bytes; an O_PATH descriptor of the socket's folder, kept open while the server lives,
+        reaches the same folder by a short name. (Envoy dials by a path relative to its
+        working directory, so it never meets the limit.)
+        """
+        if len(os.fsencode(spec.path)) <= MAX_SOCKET_PATH:
+            return spec.path
+        folder = os.open(Path(spec.path).parent, os.O_PATH | os.O_DIRECTORY)
+        self._folders[spec.pod] = folder
+        return f"/proc/self/fd/{folder}/{Path(spec.path).name}"
+
+    def _close_folder(self, pod: str) -> None:
+        folder = self._folders.pop(pod, None)
+        if folder is not None:
+            os.close(folder)
 
     @staticmethod
     def _server(servicer: _AdsServicer) -> grpc.aio.Server:
@@ -301,6 +318,8 @@ class AdsServer:
             self.tracker.on_server_stopped()
             servers, self._servers, self.port = list(self._servers.values()), {}, None
             await asyncio.gather(*(server.stop(grace) for server in servers))
+            for pod in list(self._folders):
+                self._close_folder(pod)
 
     @property
     def running(self) -> bool:
