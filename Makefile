@@ -21,7 +21,8 @@ PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHE
 LAB_LANG := $(if $(filter command line,$(origin LANG)),$(LANG),$(MESHKIT_LANG))
 
 lab: setup system
-	$(if $(CAPTURE),MESHKIT_CAPTURE=$(CAPTURE) ,)$(VENV)/bin/meshkit lab --port=$(LAB_PORT)$(if $(LAB_LANG), --lang=$(LAB_LANG),)
+	$(if $(CAPTURE),MESHKIT_CAPTURE=$(CAPTURE) ,)$(VENV)/bin/meshkit lab --port=$(LAB_PORT) \
+		$(if $(TOPOLOGY),--topology $(TOPOLOGY),)$(if $(LAB_LANG), --lang=$(LAB_LANG),)
 
 # The pure modules' docstring examples run too (on real captured Envoy JSON: conftest.py).
 DOCTEST_MODULES := meshkit/model meshkit/inspect meshkit/xds/status.py meshkit/widgets/builders.py \
@@ -72,7 +73,7 @@ system system-test:
 
 # iptables capture as root, userspace capture (no privileges) otherwise; CAPTURE= forces one.
 up: setup
-	$(VENV)/bin/meshkit up $(if $(CAPTURE),--capture $(CAPTURE),)
+	$(VENV)/bin/meshkit up $(if $(CAPTURE),--capture $(CAPTURE),) $(if $(TOPOLOGY),--topology $(TOPOLOGY),)
 
 down:
 	$(VENV)/bin/meshkit down

@@ -30,6 +30,25 @@ CAPTURES = (AUTO, IPTABLES, USERSPACE)
 
 TRUST_DOMAIN = "cluster.local"
 
+# Which xDS variant a sidecar speaks to the boss. Istio has served its sidecars delta by default
+# since 1.22; `meshkit up --xds sotw` (or $MESHKIT_XDS=sotw) brings back State of the World.
+DELTA = "DELTA"  # DeltaAggregatedResources, bootstrap api_type DELTA_GRPC
+SOTW = "SOTW"  # StreamAggregatedResources, bootstrap api_type GRPC
+XDS_CHOICES = ("delta", "sotw")  # how the CLI and $MESHKIT_XDS spell them
+XDS_ENV = "MESHKIT_XDS"
+
+
+def xds_variant(requested: str | None = None) -> str:
+    """DELTA or SOTW for `requested` ("delta"/"sotw", any case), else $MESHKIT_XDS, else DELTA.
+
+    Raises ValueError naming the choices for anything else.
+    """
+    wanted = (requested or os.environ.get(XDS_ENV) or DELTA).upper()
+    if wanted not in (DELTA, SOTW):
+        raise ValueError(f"unknown xDS variant {requested or os.environ.get(XDS_ENV)!r}: "
+                         f"choose {' or '.join(XDS_CHOICES)} (--xds / ${XDS_ENV})")
+    return wanted
+
 
 def spiffe_id(namespace: str, service_account: str, trust_domain: str = TRUST_DOMAIN) -> str:
     """A workload's identity: `spiffe://cluster.local/ns/default/sa/bookinfo-productpage`."""

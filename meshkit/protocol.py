@@ -43,6 +43,7 @@ class Ping(TypedDict):
     ready_s: float | None
     capture: str
     capture_note: str  # what differs from Istio's listeners in this capture mode ("" for iptables)
+    xds: str  # the mesh's default xDS variant: DELTA (Istio's default) or SOTW; rows say each sidecar's
 
 
 class Change(TypedDict):
@@ -62,6 +63,8 @@ class PushRecord(TypedDict, total=False):
     errors: dict[str, str]  # pod -> Envoy's error text
     duration_ms: float | None
     warnings: list[str]
+    xds: dict[str, str]  # pod -> the xDS variant its sidecar speaks: DELTA or SOTW
+    bytes: dict[str, int]  # pod -> serialized bytes of the responses this push sent it
 
 
 class TypeSyncRow(TypedDict):
@@ -71,6 +74,8 @@ class TypeSyncRow(TypedDict):
     sent: str
     acked: str
     error: str
+    bytes: int  # serialized responses of this type sent on the current stream, summed
+    responses: int  # how many responses of this type that stream carried
 
 
 class SyncRow(TypedDict):
@@ -80,6 +85,7 @@ class SyncRow(TypedDict):
     connected: bool
     state: str  # the link to the boss: CONNECTED, DISCONNECTED, BOSS STOPPED
     since: float | None  # when that link last changed
+    xds: str  # the xDS variant its (latest) stream speaks: DELTA or SOTW
     types: dict[str, TypeSyncRow]
     istiod: str
     version: str
@@ -295,7 +301,10 @@ def format_push(push: PushRecord) -> str:
     errors = push.get("errors") or {}
     for pod, results in sorted((push.get("results") or {}).items()):
         verdicts = ", ".join(f"{t} {r}" for t, r in sorted(results.items()))
-        lines.append(f"  {pod}: {verdicts}")
+        sent = (push.get("bytes") or {}).get(pod)
+        variant = (push.get("xds") or {}).get(pod, "")
+        wire = f" ({sent} bytes{', ' + variant.lower() if variant else ''})" if sent is not None else ""
+        lines.append(f"  {pod}: {verdicts}{wire}")
         if pod in errors:
             lines.append(f"    Envoy said: {errors[pod]}")
     if not push.get("changes"):

@@ -82,7 +82,7 @@ class FakeTransport:
     # -- one handler per protocol operation ------------------------------------------------------
     def _ping(self) -> p.Ping:
         return {"pid": 0, "home": str(self.home), "ready": True, "ready_s": 0.0, "capture": "iptables",
-                "capture_note": ""}
+                "capture_note": "", "xds": "DELTA"}
 
     def _topology(self) -> p.TopologyInfo:
         return {"mesh": {"outbound_traffic_policy": "ALLOW_ANY"}, "outside": None,
@@ -92,18 +92,19 @@ class FakeTransport:
 
     def _status(self) -> list[p.SyncRow]:
         synced: p.TypeSyncRow = {"state": "SYNCED", "last_state": "SYNCED", "version": "1", "sent": "1", "acked": "1",
-                                 "error": ""}
+                                 "error": "", "bytes": 900, "responses": 1}
         error: p.TypeSyncRow = {"state": "ERROR", "last_state": "ERROR", "version": "1", "sent": "2", "acked": "1",
-                                "error": "bad filter"}
+                                "error": "bad filter", "bytes": 1200, "responses": 2}
         return [{"name": "productpage-v1.default", "pod": "productpage-v1", "cluster": "Kubernetes",
-                 "connected": True, "state": "CONNECTED", "since": None, "types": {"CDS": synced, "LDS": error},
+                 "connected": True, "state": "CONNECTED", "since": None, "xds": "DELTA",
+                 "types": {"CDS": synced, "LDS": error},
                  "istiod": "meshkit", "version": ""}]
 
     def _push(self, reason: str) -> p.PushRecord:
         return {"id": len(self.applied), "started": time.time(), "reason": reason,
                 "changes": [{"pod": "productpage-v1", "type": "RDS", "name": "9080", "action": "changed"}],
                 "versions": {}, "results": {"productpage-v1": {"RDS": "ACK"}}, "errors": {}, "duration_ms": 12.0,
-                "warnings": []}
+                "warnings": [], "xds": {"productpage-v1": "DELTA"}, "bytes": {"productpage-v1": 412}}
 
     def _apply(self, text: str, pods: list[str] | None = None) -> p.PushRecord:
         self.applied.append((text, pods or None))

@@ -30,7 +30,7 @@ from .transport import Transport
 
 CURL_COLUMNS = ["status", "pod", "version", "flags", "upstream_cluster", "elapsed_ms", "error"]
 POD_COLUMNS = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]  # kubectl get pods
-HISTORY_COLUMNS = ["PUSH", "TIME", "REASON", "CHANGED", "ACK", "NACK", "MS"]
+HISTORY_COLUMNS = ["PUSH", "TIME", "REASON", "CHANGED", "ACK", "NACK", "MS", "BYTES"]
 
 
 class ProxyConfig:
@@ -152,7 +152,7 @@ class Mesh:
         return self._call(p.STATUS)
 
     def history(self) -> pd.DataFrame:
-        """Every push: when, why, what changed, and which proxies ACKed or NACKed."""
+        """Every push: when, why, what changed, which proxies ACKed or NACKed, and the bytes it sent them all."""
         rows = [{
             "PUSH": push["id"],
             "TIME": time.strftime("%H:%M:%S", time.localtime(push["started"])),
@@ -161,6 +161,7 @@ class Mesh:
             "ACK": len(p.acked_pods(push)),
             "NACK": ", ".join(sorted(push["errors"])) or "-",
             "MS": round(push["duration_ms"] or 0.0, 1),
+            "BYTES": sum((push.get("bytes") or {}).values()),
         } for push in self.history_rows()]
         return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
@@ -214,6 +215,11 @@ class Mesh:
     def capture(self) -> str:
         """How traffic reaches the sidecars: "iptables" or "userspace" (see `capture_note`)."""
         return self.ping()["capture"]
+
+    @property
+    def xds_variant(self) -> str:
+        """The mesh's default xDS variant: "DELTA" (Istio's default) or "SOTW"; `status()` rows say each pod's."""
+        return self.ping()["xds"]
 
     def capture_note(self) -> str:
         """What differs from Istio's listeners in this mesh's capture mode ("" for iptables)."""

@@ -9,6 +9,7 @@ plaintext requests STRICT mTLS refuses and AuthorizationPolicies judge without a
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from ipaddress import IPv4Network
 
 from .topology import HTTP, TCP, MeshConfig, Service, ServicePort, Topology, Workload, labels
@@ -37,12 +38,23 @@ CALLS = {"productpage-v1": ("details", "reviews"), "reviews-v2": ("ratings",), "
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
+def name_chars(text: str, length: int, skip: int = 0) -> str:
+    """`length` characters of Kubernetes' name alphabet drawn from `text`'s hash (stable across runs)."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[skip:skip + length])
+
+
 def pod_name(deployment: str) -> str:
     """A Kubernetes-looking, deterministic pod name: `reviews-v2-6b746f74dc-9rlmh`."""
-    digest = hashlib.sha256(deployment.encode()).digest()
-    template = "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:10])
-    suffix = "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[10:15])
-    return f"{deployment}-{template}-{suffix}"
+    return f"{deployment}-{name_chars(deployment, 10)}-{name_chars(deployment, 5, skip=10)}"
+
+
+def addresses(subnet: str) -> Iterator[str]:
+    """Host addresses of `subnet` from .10 up: .1-.9 are left for the bridge and other infrastructure."""
+    hosts = IPv4Network(subnet).hosts()
+    for _ in range(9):
+        next(hosts)
+    return (str(h) for h in hosts)
 
 
 def bookinfo(
@@ -52,22 +64,18 @@ def bookinfo(
     outsider: bool = True,
 ) -> Topology:
     """The Bookinfo topology with pod IPs from `pod_subnet` (.10 up) and VIPs from `service_subnet`."""
-    pod_ips = IPv4Network(pod_subnet).hosts()
-    vips = IPv4Network(service_subnet).hosts()
-    for _ in range(9):  # leave .1-.9 for the bridge and other infrastructure
-        next(pod_ips)
-        next(vips)
+    pod_ips, vips = addresses(pod_subnet), addresses(service_subnet)
     services, workloads = [], []
     for name, versions, account, ports in _APPS:
         services.append(
-            Service(name, NAMESPACE, str(next(vips)), ports, labels({"app": name}))
+            Service(name, NAMESPACE, next(vips), ports, labels({"app": name}))
         )
         for version in versions:
             workloads.append(
                 Workload(
                     name=pod_name(f"{name}-{version}"),
                     namespace=NAMESPACE,
-                    ip=str(next(pod_ips)),
+                    ip=next(pod_ips),
                     labels=labels({"app": name, "version": version}),
                     service_account=account,
                     ports=tuple(p.target_port for p in ports),
@@ -75,7 +83,7 @@ def bookinfo(
                 )
             )
     if outsider:
-        workloads.append(Workload(name=OUTSIDER, namespace=NAMESPACE, ip=str(next(pod_ips)),
+        workloads.append(Workload(name=OUTSIDER, namespace=NAMESPACE, ip=next(pod_ips),
                                   labels=labels({"app": OUTSIDER}), service_account="default", ports=(),
                                   sidecar=False))
     return Topology(tuple(services), tuple(workloads), mesh or MeshConfig())

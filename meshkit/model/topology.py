@@ -16,7 +16,7 @@ from .constants import ALLOW_ANY, CLUSTER_DOMAIN, HTTP, OUTBOUND_TRAFFIC_POLICIE
 
 __all__ = [
     "ALLOW_ANY", "CLUSTER_DOMAIN", "HTTP", "OUTBOUND_TRAFFIC_POLICIES", "REGISTRY_ONLY", "TCP",
-    "MeshConfig", "Service", "ServicePort", "Topology", "TopologyError", "Workload", "labels",
+    "AppSpec", "MeshConfig", "Service", "ServicePort", "Topology", "TopologyError", "Workload", "labels",
 ]
 
 
@@ -67,6 +67,22 @@ class Service:
 
 
 @dataclass(frozen=True)
+class AppSpec:
+    """What stands in for a pod's container image: one of meshkit's demo apps and how it is set up.
+
+    `program` is "bookinfo" (`service` names which, `version` its version) or "generic" (answers
+    HTTP on the pod's ports with its identity, echoes on `tcp_ports`, calls `calls` per request).
+    A Workload without one runs the demo app its `app` label names (the built-in Bookinfo).
+    """
+
+    program: str
+    service: str = ""
+    version: str = ""
+    calls: tuple[str, ...] = ()
+    tcp_ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Workload:
     """A pod: its address, labels and service account, whether it carries a sidecar, and whether
     it is Ready (Kubernetes readiness; a pod that is not is an UNHEALTHY endpoint in EDS)."""
@@ -80,6 +96,8 @@ class Workload:
     sidecar: bool = True
     ready: bool = True
     calls: tuple[str, ...] = ()  # the Services its app calls (names): the call graph views draw before traffic
+    app_spec: AppSpec | None = None  # None: the built-in demo's app for the `app` label
+    xds: str = "DELTA"  # the xDS variant its sidecar speaks: DELTA (Istio's default) or SOTW
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -161,7 +179,10 @@ class Topology:
         matches = [w for w in self.workloads if w.deployment == name]
         if len(matches) == 1:
             return matches[0]
-        known = ", ".join(sorted(w.deployment for w in self.workloads))
+        if matches:
+            raise TopologyError(f"{name!r} has {len(matches)} pods ({', '.join(w.name for w in matches)}): "
+                                "name one of them")
+        known = ", ".join(sorted({w.deployment for w in self.workloads}))
         raise TopologyError(f"no pod named {name!r}; pods are: {known}")
 
     def service(self, host: str) -> Service | None:

@@ -17,14 +17,14 @@ from ipaddress import IPv4Network, ip_network
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..constants import ADMIN_PORT, APP_UID, IPTABLES, XDS_PORT
+from ..constants import ADMIN_PORT, APP_UID, IPTABLES, PROXY_UID
 from ..model import Topology, Workload
 from . import capture, netns
 from .admin import AdminClient
 from .apps import HERE as APPS_DIR
 from .apps import app_command, app_python
 from .base import POD_VIEWS, Runtime
-from .bootstrap import XdsAddress, envoy_bootstrap
+from .bootstrap import ENVOY_XDS_PIPE, XdsAddress, envoy_bootstrap
 from .envoy import find_envoy, start_envoy
 from .errors import RuntimeProblem
 from .processes import PodProcesses, mesh_id, popen
@@ -79,8 +79,11 @@ class LocalRuntime(PodProcesses):
         return f"mk{mesh_id(home)}-"
 
     def netns(self, pod: str) -> str:
-        """The netns of a pod, by pod or Deployment name: `mk<id>-reviews-v2`."""
-        return self.netns_prefix(self.home) + self.topology.workload(pod).deployment
+        """The netns of a pod, by pod or Deployment name: `mk<id>-reviews-v2`; a Deployment with
+        several replicas names each netns by its pod: `mk<id>-web-6c9f8d7b5d-x2k4p`."""
+        workload = self.topology.workload(pod)
+        shared = sum(w.deployment == workload.deployment for w in self.topology.workloads) > 1
+        return self.netns_prefix(self.home) + (workload.name if shared else workload.deployment)
 
     @staticmethod
     def allocate_subnet(home: Path) -> str:
@@ -133,18 +136,22 @@ class LocalRuntime(PodProcesses):
         self._record("etc_netns", str(netns.NETNS_ETC / ns))
         netns.create_pod(ns, f"mk{self.mesh_id}v{index}", bridge, workload.ip, POD_PREFIX, self.gateway)
         netns.write_etc(ns, self.topology, workload, {OUTSIDE_HOST: self.gateway})
+        if any(port < 1024 for port in workload.ports):
+            netns.allow_low_ports(ns)
+        self.make_pod_dir(workload.name)  # before the boss opens the pod's ADS socket in it
         if workload.sidecar:
             capture.apply(ns)
 
-    def xds_address(self) -> XdsAddress:
-        """Where the control plane listens: the bridge address, reachable from the pods only."""
-        return XdsAddress(self.gateway, XDS_PORT)
+    @property
+    def proxy_uid(self) -> int:
+        """Istio's proxy uid: the only one (root aside) that may open a pod's ADS socket."""
+        return PROXY_UID
 
     def outside(self) -> dict[str, Any]:
         """The outside world: a host name every pod resolves, the address and ports it answers on."""
         return {"host": OUTSIDE_HOST, "address": self.gateway, "ports": list(OUTSIDE_PORTS)}
 
-    def start_pods(self, xds: XdsAddress) -> None:
+    def start_pods(self) -> None:
         """Start every pod's app (as uid 1000) and sidecar (as uid 1337) without waiting for them.
 
         Also the outside world: a plain HTTP server on the host (no netns, no sidecar), as uid 1000,
@@ -157,22 +164,21 @@ class LocalRuntime(PodProcesses):
         outside = ["setpriv", f"--reuid={APP_UID}", f"--regid={APP_UID}", "--clear-groups", "--", *argv]
         self._supervise(None, "outside", "outside", lambda: popen(outside, self.home / "outside.log"))
         for workload in self.topology.workloads:
-            ns, pod_dir = self.netns(workload.name), self.pod_dir(workload.name)
-            pod_dir.mkdir(parents=True, exist_ok=True)
-            if not workload.ports:  # identity: the outsider pod runs nothing, it only sends requests
+            ns, pod_dir = self.netns(workload.name), self.make_pod_dir(workload.name)
+            if not workload.ports and not workload.sidecar:  # the outsider runs nothing, it only sends requests
                 continue
-            self._supervise_pod(workload, ns, pod_dir, app_command(workload, apps), xds, envoy)
+            self._supervise_pod(workload, ns, pod_dir, app_command(workload, apps), envoy)
         self.supervisor.start()
 
-    def _supervise_pod(self, workload: Workload, ns: str, pod_dir: Path, command: list[str], xds: XdsAddress,
-                       envoy: Path) -> None:
+    def _supervise_pod(self, workload: Workload, ns: str, pod_dir: Path, command: list[str], envoy: Path) -> None:
         """The pod's app and sidecar, each restarted when it exits, each with its readiness probe."""
-        name, port = workload.name, workload.ports[0]
-        app = netns.command_in(ns, command, uid=APP_UID)
-        self._supervise(name, workload.app, f"app {name}", lambda: popen(app, pod_dir / "app.log"),
-                        accepts(lambda: self.connect(name, "127.0.0.1", port, 0.5)))
+        name = workload.name
+        if workload.ports:  # a sidecar pod may serve nothing (a client like Istio's curl sample)
+            app, port = netns.command_in(ns, command, uid=APP_UID), workload.ports[0]
+            self._supervise(name, workload.app, f"app {name}", lambda: popen(app, pod_dir / "app.log"),
+                            accepts(lambda: self.connect(name, "127.0.0.1", port, 0.5)))
         if workload.sidecar:
-            bootstrap = envoy_bootstrap(workload, xds, admin_port=ADMIN_PORT)
+            bootstrap = envoy_bootstrap(workload, XdsAddress(path=ENVOY_XDS_PIPE), admin_port=ADMIN_PORT)
             self._supervise(name, "istio-proxy", f"envoy {name}", lambda: start_envoy(ns, bootstrap, pod_dir, envoy),
                             lambda: self.admin_get(name, "/ready", 0.5).strip() == "LIVE")
 

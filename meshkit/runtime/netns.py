@@ -84,6 +84,12 @@ def create_pod(netns: str, veth: str, bridge: str, ip: str, prefixlen: int, gate
     ))
 
 
+def allow_low_ports(netns: str) -> None:
+    """Let unprivileged uids bind ports below 1024 in `netns`, as container runtimes set it up in a pod
+    (an app on port 80 runs as uid 1000 here); the setting belongs to the netns, not the host."""
+    run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", "net.ipv4.ip_unprivileged_port_start=0"])
+
+
 def _delete(args: list[str], path: Path) -> None:
     """Delete what `path` shows exists; one gone already (or meanwhile, by a racing cleanup) is fine."""
     try:

@@ -15,7 +15,7 @@ from typing import cast
 from google.protobuf import json_format
 
 from .. import protocol as p
-from ..constants import USERSPACE
+from ..constants import DELTA, USERSPACE
 from ..errors import InvalidInput, Nack, NotFound, Starting
 from ..model import Topology, TopologyError, Workload
 from ..runtime.base import Runtime
@@ -33,8 +33,10 @@ from .events import EventLog
 class PlaneService:
     """Answers the `PLANE` operations for one boss: its control plane, ADS server and runtime."""
 
-    def __init__(self, runtime: Runtime, server: AdsServer, tracker: SyncTracker, home: str) -> None:
+    def __init__(self, runtime: Runtime, server: AdsServer, tracker: SyncTracker, home: str,
+                 xds: str = DELTA) -> None:
         self.runtime = runtime
+        self.xds_default = xds  # the mesh's default xDS variant (a pod may speak the other)
         self.server = server
         self.tracker = tracker
         self.home = home
@@ -95,7 +97,8 @@ class PlaneService:
     async def ping(self) -> p.Ping:
         capture = self.runtime.capture
         return {"pid": os.getpid(), "home": self.home, "ready": self.ready_s is not None, "ready_s": self.ready_s,
-                "capture": capture, "capture_note": USERSPACE_DIFFERENCE if capture == USERSPACE else ""}
+                "capture": capture, "capture_note": USERSPACE_DIFFERENCE if capture == USERSPACE else "",
+                "xds": self.xds_default}
 
     async def topology(self) -> p.TopologyInfo:
         topology = self._plane().topology
@@ -182,8 +185,7 @@ class PlaneService:
         if action == "stop" and self.server.running:
             await self.server.stop(0)
         elif action == "start" and not self.server.running:
-            xds = self.runtime.xds_address()
-            await self.server.start(f"{xds.host}:{xds.port}")
+            await self.server.start()  # every listener it had: each pod's socket, or the shared address
         return {"running": self.server.running}
 
     async def identity(self, ttl_s: float | None = None, rotate: bool = False,

@@ -30,7 +30,7 @@ from .cache import SnapshotCache
 from .push_log import PushLog, PushState
 from .resources import PUSH_ORDER, SECRET, SHORT_NAMES, resource_name
 from .snapshot import Snapshot
-from .status import OutcomeKind, SyncTracker
+from .status import EventKind, OutcomeKind, SyncEvent, SyncTracker
 
 ACK_TIMEOUT_S = 5.0
 
@@ -56,6 +56,8 @@ class Push:
     versions: dict[str, dict[str, str]] = field(default_factory=dict)  # pod -> type -> version
     results: dict[str, dict[str, str]] = field(default_factory=dict)  # pod -> type -> ACK/NACK/...
     errors: dict[str, str] = field(default_factory=dict)  # pod -> Envoy's error text
+    xds: dict[str, str] = field(default_factory=dict)  # pod -> DELTA or SOTW, for the connected ones
+    bytes: dict[str, int] = field(default_factory=dict)  # pod -> serialized bytes of the responses it was sent
     finished: float | None = None
 
     @property
@@ -75,6 +77,8 @@ class Push:
             "versions": self.versions,
             "results": self.results,
             "errors": self.errors,
+            "xds": self.xds,
+            "bytes": self.bytes,
             "duration_ms": self.duration_ms,
         }
 
@@ -238,13 +242,25 @@ class ControlPlane:
             record.versions[pod.name] = {SHORT_NAMES[t]: v for t, v in changed.items()}
             if changed and self.tracker.connected(pod.node_id):  # others get it when they connect
                 expected[pod.node_id] = changed
-        self.cache.set_many(snapshots)
-        self.pushes.record(record.id, self.topology.istio, self.topology.mesh, self._overrides,
-                           {pod.name: snapshots[pod.node_id] for pod in pods})
-        for pod in pods:
-            self._schedule_renewal(pod.name)
-        outcomes = await self.tracker.wait_for(expected, timeout) if expected else {}
+            if self.tracker.connected(pod.node_id):
+                record.xds[pod.name] = self.tracker.variant(pod.node_id)
         by_node = {p.node_id: p.name for p in self.topology.workloads}
+
+        def count(event: SyncEvent) -> None:  # what the push costs on the wire, as the streams report it
+            if event.kind is EventKind.SENT and event.node_id in expected:
+                pod = by_node.get(event.node_id, event.node_id)
+                record.bytes[pod] = record.bytes.get(pod, 0) + event.bytes
+
+        stop_counting = self.tracker.subscribe(count)
+        try:
+            self.cache.set_many(snapshots)
+            self.pushes.record(record.id, self.topology.istio, self.topology.mesh, self._overrides,
+                               {pod.name: snapshots[pod.node_id] for pod in pods})
+            for pod in pods:
+                self._schedule_renewal(pod.name)
+            outcomes = await self.tracker.wait_for(expected, timeout) if expected else {}
+        finally:
+            stop_counting()
         for node_id, per_type in outcomes.items():
             pod = by_node.get(node_id, node_id)
             for type_url, outcome in per_type.items():

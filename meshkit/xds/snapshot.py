@@ -1,16 +1,18 @@
-"""Immutable per-proxy snapshots: every resource packed once, one content-hash version per type.
+"""Immutable per-proxy snapshots: every resource packed once, content-hash versions per type and resource.
 
 A snapshot is what the boss means to tell one proxy. Resources are packed into `Any` with
 deterministic serialization when the snapshot is built, so every stream shares the same bytes and
 the version of a type is a hash of its content: identical content gives the identical version, even
-across control-plane restarts (a restarted counter would make Envoy think nothing changed).
+across control-plane restarts (a restarted counter would make Envoy think nothing changed). Delta
+xDS versions each resource on its own: `resource_versions[type_url][name]` hashes that resource's
+serialized `Any`, so a reconnecting Envoy's `initial_resource_versions` compare equal to it.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from google.protobuf import any_pb2, descriptor_pool, message_factory
@@ -35,12 +37,20 @@ def content_version(resources: Mapping[str, any_pb2.Any]) -> str:
 EMPTY_VERSION = content_version({})
 
 
+def resource_version(resource: any_pb2.Any) -> str:
+    """Short SHA-256 of one packed resource (its type URL and serialized bytes)."""
+    digest = hashlib.sha256(resource.type_url.encode() + b"\0" + resource.value)
+    return digest.hexdigest()[:VERSION_LENGTH]
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """What one proxy should hold: `resources[type_url][name] -> Any` and `versions[type_url]`."""
+    """What one proxy should hold: `resources[type_url][name] -> Any`, `versions[type_url]` and
+    `resource_versions[type_url][name]` (delta's per-resource versions)."""
 
     resources: Mapping[str, Mapping[str, any_pb2.Any]]
     versions: Mapping[str, str]
+    resource_versions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, resources: Mapping[str, Iterable[Message]]) -> Snapshot:
@@ -59,11 +69,17 @@ class Snapshot:
                 by_name[name] = any_message
             packed[url] = MappingProxyType(by_name)
         versions = {url: content_version(by_name) for url, by_name in packed.items()}
-        return cls(MappingProxyType(packed), MappingProxyType(versions))
+        per_resource = {url: MappingProxyType({name: resource_version(a) for name, a in by_name.items()})
+                        for url, by_name in packed.items()}
+        return cls(MappingProxyType(packed), MappingProxyType(versions), MappingProxyType(per_resource))
 
     def version(self, type_url: str) -> str:
         """The type's version; a type the snapshot does not mention has the stable empty version."""
         return self.versions.get(type_url, EMPTY_VERSION)
+
+    def versions_of(self, type_url: str) -> Mapping[str, str]:
+        """Name → per-resource version of a type (empty for a type the snapshot does not mention)."""
+        return self.resource_versions.get(type_url, {})
 
     def named(self, type_url: str, names: Iterable[str] | None = None) -> list[any_pb2.Any]:
         """The packed resources of a type, all of them (`names=None`) or those of `names` that exist."""

@@ -78,6 +78,7 @@ class SyncEvent:
     version: str = ""
     nonce: str = ""
     error: str = ""
+    bytes: int = 0  # of a SENT event: the serialized response's size
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ class TypeSync:
     nacked_at: float | None = None
     error: str = ""
     last_was_nack: bool = False
+    bytes_sent: int = 0  # serialized responses of this type on the current stream, summed
+    responses: int = 0  # how many of them
     state: SyncState = field(init=False)
 
     def __post_init__(self) -> None:
@@ -140,7 +143,8 @@ class ProxySync:
     """One proxy's row: identity, connection and per-type sync (keyed by type URL, push order first).
 
     `link` says whether the stream is open; `since` is when it last changed (epoch seconds): when
-    the stream opened, closed, or the ADS server stopped.
+    the stream opened, closed, or the ADS server stopped. `xds` is the variant its (last) stream
+    speaks: "DELTA" or "SOTW".
     """
 
     node_id: str
@@ -150,15 +154,17 @@ class ProxySync:
     types: dict[str, TypeSync]
     link: Link = Link.CONNECTED
     since: float | None = None
+    xds: str = ""
 
     def as_row(self) -> dict[str, Any]:
-        """The plain row the boss reports: `connected`, `state` (the link), `since`, and per short
-        type name `{state, last_state, version, sent, acked, error}`. While no stream is open each
-        type's `state` is the link's (DISCONNECTED / BOSS STOPPED) and `last_state` what it was."""
-        return {"connected": self.connected, "state": self.link.value, "since": self.since,
+        """The plain row the boss reports: `connected`, `state` (the link), `since`, `xds`, and per
+        short type name `{state, last_state, version, sent, acked, error, bytes, responses}`. While
+        no stream is open each type's `state` is the link's (DISCONNECTED / BOSS STOPPED) and
+        `last_state` what it was."""
+        return {"connected": self.connected, "state": self.link.value, "since": self.since, "xds": self.xds,
                 "types": {SHORT_NAMES[t]: self._type_row(s) for t, s in self.types.items()}}
 
-    def _type_row(self, sync: TypeSync) -> dict[str, str]:
+    def _type_row(self, sync: TypeSync) -> dict[str, Any]:
         live = self.link is Link.CONNECTED
         return {
             "state": sync.state.value if live else self.link.value,
@@ -167,6 +173,8 @@ class ProxySync:
             "sent": sync.sent_version,
             "acked": sync.acked_version,
             "error": sync.error if live and sync.state is SyncState.ERROR else "",
+            "bytes": sync.bytes_sent,
+            "responses": sync.responses,
         }
 
 
@@ -180,6 +188,7 @@ class _Proxy:
     metadata: dict[str, Any] = field(default_factory=dict)
     streams: int = 0
     since: float | None = None  # when the stream opened (streams > 0) or the last one closed
+    xds: str = ""  # the variant of the latest stream: DELTA or SOTW
     types: dict[str, TypeSync] = field(default_factory=_fresh_types)
 
 
@@ -201,7 +210,7 @@ class SyncTracker:
     def status(self) -> list[ProxySync]:
         """Every proxy ever seen, connected or not, sorted by node id."""
         return [ProxySync(node_id, p.cluster, dict(p.metadata), p.streams > 0 and self.serving, dict(p.types),
-                          *self._link(p))
+                          *self._link(p), xds=p.xds)
                 for node_id, p in sorted(self._proxies.items())]
 
     def _link(self, proxy: _Proxy) -> tuple[Link, float | None]:
@@ -217,6 +226,11 @@ class SyncTracker:
         """Whether `node_id` has an open ADS stream (only those can answer a push)."""
         proxy = self._proxies.get(node_id)
         return proxy is not None and proxy.streams > 0
+
+    def variant(self, node_id: str) -> str:
+        """The xDS variant `node_id`'s latest stream speaks: "DELTA", "SOTW", or "" if never seen."""
+        proxy = self._proxies.get(node_id)
+        return proxy.xds if proxy else ""
 
     def subscribe(self, callback: Callable[[SyncEvent], None]) -> Callable[[], None]:
         """Call `callback(event)` for every event from now on; returns the function that stops it."""
@@ -277,13 +291,14 @@ class SyncTracker:
             self._stopped_at = time.time()
             self._emit(SyncEvent(EventKind.BOSS_STOPPED, "", self._stopped_at))
 
-    def on_connect(self, node: base_pb2.Node) -> None:
-        """A stream opened. The first one after none starts from NOT SENT: Envoy will be sent
-        everything again, and the old stream's ACKs say nothing about this one."""
+    def on_connect(self, node: base_pb2.Node, xds: str = "SOTW") -> None:
+        """A stream opened, speaking `xds` ("SOTW" or "DELTA"). The first one after none starts
+        from NOT SENT: the old stream's ACKs say nothing about this one."""
         now = time.time()
         proxy = self._proxies.setdefault(node.id, _Proxy())
         proxy.cluster = node.cluster
         proxy.metadata = json_format.MessageToDict(node.metadata)
+        proxy.xds = xds
         if proxy.streams == 0:
             proxy.types, proxy.since = _fresh_types(), now
         proxy.streams += 1
@@ -297,10 +312,13 @@ class SyncTracker:
             proxy.since = now
         self._emit(SyncEvent(EventKind.DISCONNECTED, node_id, now))
 
-    def on_sent(self, node_id: str, type_url: str, version: str, nonce: str) -> None:
+    def on_sent(self, node_id: str, type_url: str, version: str, nonce: str, size: int = 0) -> None:
+        """A response of `size` serialized bytes went out carrying `version` with `nonce`."""
         now = time.time()
-        self._update(node_id, type_url, sent_version=version, sent_nonce=nonce, sent_at=now)
-        self._emit(SyncEvent(EventKind.SENT, node_id, now, type_url, version, nonce))
+        before = self.get(node_id, type_url)
+        self._update(node_id, type_url, sent_version=version, sent_nonce=nonce, sent_at=now,
+                     bytes_sent=before.bytes_sent + size, responses=before.responses + 1)
+        self._emit(SyncEvent(EventKind.SENT, node_id, now, type_url, version, nonce, bytes=size))
 
     def on_ack(self, node_id: str, type_url: str, version: str, nonce: str) -> None:
         now = time.time()

@@ -1,7 +1,10 @@
-"""The ADS server driving a real Envoy 1.40: SYNCED, a real NACK with Envoy's text, recovery.
+"""The ADS server driving a real Envoy 1.40, over SotW and delta: SYNCED, a real NACK with Envoy's
+text, recovery, and a cluster edit that must not leave the cluster warming.
 
 Envoy connects over a unix socket; one cluster (EDS → a local `python -m http.server`), one
-listener on 127.0.0.1 with HCM + RDS, one route config. The edit → ACK latencies are printed.
+listener on 127.0.0.1 with HCM + RDS, one route config. Each test runs once per xDS variant
+(`api_type` GRPC and DELTA_GRPC); Envoy's own /config_dump and /stats are checked, and the
+edit → ACK latencies and bytes sent are printed.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from meshkit.xds.cache import SnapshotCache
-from meshkit.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from meshkit.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, SHORT_NAMES
 from meshkit.xds.server import AdsServer
 from meshkit.xds.snapshot import Snapshot
 from meshkit.xds.status import Outcome, OutcomeKind, SyncState, SyncTracker
@@ -79,13 +82,16 @@ def launch_envoy(tmp_path: Path) -> Iterator[Callable[[dict], subprocess.Popen]]
         proc.wait()
 
 
-def bootstrap(xds_socket: Path, admin_port: int) -> dict:
+VARIANTS = {"sotw": "GRPC", "delta": "DELTA_GRPC"}
+
+
+def bootstrap(xds_socket: Path, admin_port: int, api_type: str = "GRPC") -> dict:
     """Node id + cluster, admin on loopback, everything dynamic over one ADS stream (xds.md §6.5)."""
     return {
         "node": {"id": NODE, "cluster": "it.default"},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "dynamic_resources": {
-            "ads_config": {"api_type": "GRPC", "transport_api_version": "V3",
+            "ads_config": {"api_type": api_type, "transport_api_version": "V3",
                            "set_node_on_first_message_only": True,
                            "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc"}}]},
             "cds_config": {"ads": {}, "resource_api_version": "V3"},
@@ -117,12 +123,13 @@ def socket_address(port: int) -> address_pb2.Address:
     return address_pb2.Address(socket_address=address_pb2.SocketAddress(address="127.0.0.1", port_value=port))
 
 
-def config(upstream_port: int, listener_port: int, *, chains: int = 1, tag: str = "1") -> Snapshot:
+def config(upstream_port: int, listener_port: int, *, chains: int = 1, tag: str = "1", timeout_s: int = 1) -> Snapshot:
     """The whole config; `chains=2` duplicates the filter chain (Envoy rejects that listener),
-    `tag` is echoed by the route in an `x-meshkit-config` response header."""
+    `tag` is echoed by the route in an `x-meshkit-config` response header, `timeout_s` is the
+    cluster's connect timeout (changing it updates the cluster, which then warms)."""
     cluster = cluster_pb2.Cluster(name="upstream", type=cluster_pb2.Cluster.EDS,
                                   eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(eds_config=ads()))
-    cluster.connect_timeout.seconds = 1
+    cluster.connect_timeout.seconds = timeout_s
     endpoints = endpoint_pb2.ClusterLoadAssignment(cluster_name="upstream", endpoints=[
         endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[endpoint_components_pb2.LbEndpoint(
             endpoint=endpoint_components_pb2.Endpoint(address=socket_address(upstream_port)))])])
@@ -163,9 +170,32 @@ def latency_ms(outcomes: dict[str, Outcome], start: float) -> float:
     return (max(o.time for o in outcomes.values()) - start) * 1000
 
 
+async def admin(port: int, path: str) -> str:
+    def fetch() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.read().decode()
+
+    return await asyncio.to_thread(fetch)
+
+
+async def stats(port: int, *names: str) -> dict[str, int]:
+    """Envoy's own counters and gauges, e.g. `control_plane.connected_state`."""
+    lines = (await admin(port, "/stats?filter=" + "|".join(f"^{n}$" for n in names))).splitlines()
+    return {name: int(value) for name, value in (line.split(": ", 1) for line in lines)}
+
+
+async def dumped_clusters(port: int) -> dict[str, dict]:
+    """Name → dynamic cluster entry of Envoy's /config_dump, active and warming, with its section."""
+    dump = json.loads(await admin(port, "/config_dump?resource=dynamic_active_clusters"))
+    active = {c["cluster"]["name"]: {**c, "section": "active"} for c in dump.get("configs", [])}
+    dump = json.loads(await admin(port, "/config_dump?resource=dynamic_warming_clusters"))
+    return {**active, **{c["cluster"]["name"]: {**c, "section": "warming"} for c in dump.get("configs", [])}}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_envoy_syncs_nacks_a_bad_listener_keeps_serving_and_recovers(
-        tmp_path: Path, upstream: int, launch_envoy: Callable[[dict], subprocess.Popen]) -> None:
-    listener_port, xds_socket = free_port(), tmp_path / "xds.sock"
+        variant: str, tmp_path: Path, upstream: int, launch_envoy: Callable[[dict], subprocess.Popen]) -> None:
+    listener_port, admin_port, xds_socket = free_port(), free_port(), tmp_path / "xds.sock"
 
     async def scenario() -> None:
         cache, tracker = SnapshotCache(), SyncTracker()
@@ -175,13 +205,20 @@ def test_envoy_syncs_nacks_a_bad_listener_keeps_serving_and_recovers(
             good = config(upstream, listener_port)
             cache.set(NODE, good)
             start = time.time()
-            envoy = launch_envoy(bootstrap(xds_socket, free_port()))
+            envoy = launch_envoy(bootstrap(xds_socket, admin_port, VARIANTS[variant]))
             first = (await tracker.wait_for({NODE: good.versions}, timeout=30))[NODE]
             assert {url: o.kind for url, o in first.items()} == dict.fromkeys(good.versions, OutcomeKind.ACK), \
                 (tmp_path / "envoy.log").read_text()
-            print(f"\nEnvoy start → all four types ACKed: {latency_ms(first, start):.0f} ms")
+            print(f"\n{variant}: Envoy start → all four types ACKed: {latency_ms(first, start):.0f} ms")
             [row] = tracker.status()
-            assert row.connected and row.cluster == "it.default"
+            assert row.connected and row.cluster == "it.default" and row.xds == variant.upper()
+            counters = await stats(admin_port, "control_plane.connected_state", "cluster_manager.cds.update_success")
+            assert counters["control_plane.connected_state"] == 1
+            assert counters["cluster_manager.cds.update_success"] >= 1
+            [dumped] = (await dumped_clusters(admin_port)).values()
+            # SotW versions a whole type; delta each resource (xds.md §0)
+            expected_version = good.version(CLUSTER) if variant == "sotw" else good.versions_of(CLUSTER)["upstream"]
+            assert (dumped["section"], dumped["version_info"]) == ("active", expected_version)
             assert {url: row.types[url].state for url in good.versions} == dict.fromkeys(
                 good.versions, SyncState.SYNCED)
             assert await get(listener_port) == (200, "1")
@@ -207,6 +244,26 @@ def test_envoy_syncs_nacks_a_bad_listener_keeps_serving_and_recovers(
             assert {url: tracker.get(NODE, url).state for url in fixed.versions} == dict.fromkeys(
                 fixed.versions, SyncState.SYNCED)
             assert await get(listener_port) == (200, "2")
+
+            # an updated cluster warms until its endpoints come again: the server must re-send them
+            edited = config(upstream, listener_port, tag="2", timeout_s=2)
+            changed = {url: v for url, v in edited.versions.items() if v != fixed.versions[url]}
+            assert set(changed) == {CLUSTER}
+            sent = asyncio.get_running_loop().create_future()
+            stop = tracker.subscribe(lambda e: e.type_url == ENDPOINT and e.kind.value == "SENT"
+                                     and not sent.done() and sent.set_result(e))
+            cache.set(NODE, edited)
+            acks = (await tracker.wait_for({NODE: changed}, timeout=10))[NODE]
+            await asyncio.wait_for(sent, 5)
+            stop()
+            assert acks[CLUSTER].kind == OutcomeKind.ACK
+            deadline = time.monotonic() + 5
+            while (await dumped_clusters(admin_port))["upstream"]["section"] != "active":
+                assert time.monotonic() < deadline, "the edited cluster stayed warming"
+                await asyncio.sleep(0.05)
+            assert await get(listener_port) == (200, "2")
+            sizes = {SHORT_NAMES[url]: (s.bytes_sent, s.responses) for url, s in tracker.status()[0].types.items()}
+            print(f"{variant}: bytes, responses sent per type on this stream: {sizes}")
             assert envoy.poll() is None
         finally:
             await server.stop(0)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import meshkit
+from meshkit.constants import xds_variant
 from meshkit.errors import InvalidInput
 
 from ..conftest import leftovers, mesh_unavailable_reason
@@ -177,6 +178,53 @@ def test_nack_is_reported_and_last_good_config_keeps_serving(mesh, tmp_path: Pat
         mesh.revert(["reviews-v1"])
     row = next(r for r in mesh.status_rows() if r["pod"].startswith("reviews-v1-"))
     assert row["types"]["LDS"]["state"] == "SYNCED"
+
+
+REVIEWS_V2 = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v2}
+"""
+REVIEWS_V2_EDITED = REVIEWS_V2.replace("  http:\n", "  http:\n  - match: [{headers: {end-user: {exact: jason}}}]\n"
+                                       "    route: [{destination: {host: reviews, subset: v2}}]\n")
+
+
+def test_sidecars_speak_the_mesh_xds_variant_and_pushes_count_their_bytes(mesh):
+    variant = xds_variant()  # what the session mesh was started with: $MESHKIT_XDS, else DELTA
+    assert mesh.xds_variant == variant
+    assert mesh.xds("productpage-v1")["RDS"]  # the `xds` operation is not shadowed by the variant
+    assert {r["xds"] for r in mesh.status_rows()} == {variant}
+    for pod in ("productpage-v1", "reviews-v1"):
+        counters = mesh.stats(pod, "control_plane.connected_state|cluster_manager.cds.update_success")
+        assert counters["control_plane.connected_state"] == 1 and counters["cluster_manager.cds.update_success"] >= 1
+    mesh.apply(REVIEWS_V2)
+    try:
+        push = mesh.apply(REVIEWS_V2_EDITED)  # a VirtualService edit: only RDS changes
+        assert {c["type"] for c in push["changes"]} == {"RDS"}
+        assert set(push["xds"].values()) == {variant}
+        assert set(push["bytes"]) == set(push["results"]) and min(push["bytes"].values()) > 0
+        assert {v for results in push["results"].values() for v in results.values()} == {"ACK"}
+        print(f"\n{variant}: VirtualService edit, bytes per pod: {push['bytes']}")
+        rows = mesh.curl_rows("productpage-v1", "http://reviews:9080/reviews/0", n=6)
+        assert {r["version"] for r in rows} == {"v2"}
+    finally:
+        mesh.delete(REVIEWS_V2)
+    rows = [r for r in mesh.status_rows() if r["pod"]]
+    assert all(t["state"] == "SYNCED" for r in rows for n, t in r["types"].items() if n != "SDS"), rows
+    assert all(r["types"]["RDS"]["bytes"] > 0 for r in rows)
 
 
 def test_invalid_field_is_refused_before_any_push(mesh, tmp_path: Path):

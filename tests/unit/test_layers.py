@@ -24,7 +24,7 @@ LAYERS = {
 }
 PART = {"constants": "base", "errors": "base", "protocol": "base", "i18n": "base",
         "control": "daemon", "daemon": "daemon",
-        "standalone": "daemon", "doctor": "cli", "cli": "cli", "__init__": "cli"}
+        "standalone": "daemon", "doctor": "cli", "cli": "cli", "__init__": "cli"}  # meshkit.cli.* is the cli package
 # What the CLI may reach on the daemon side: only to start it (serve-xds) or run the kind plan.
 CLI_STARTS = {"meshkit.standalone", "meshkit.doctor"}
 HEAVY = ("grpc", "meshkit.daemon", "meshkit.service", "meshkit.xds.server", "meshkit.control")

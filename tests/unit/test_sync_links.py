@@ -62,7 +62,8 @@ def test_an_error_is_not_shown_for_a_stream_that_is_gone() -> None:
     tracker.on_sent(NODE, CLUSTER, "v2", "7")
     tracker.on_nack(NODE, CLUSTER, "v2", "7", "bad cluster")
     assert row_of(tracker)["types"]["CDS"] == {"state": "ERROR", "last_state": "ERROR", "version": "v2",
-                                               "sent": "v2", "acked": "", "error": "bad cluster"}
+                                               "sent": "v2", "acked": "", "error": "bad cluster",
+                                               "bytes": 0, "responses": 1}
     tracker.on_disconnect(NODE)
     assert row_of(tracker)["types"]["CDS"]["error"] == ""
     assert "ERROR DETAIL" not in status_table([row_of(tracker)]).columns

@@ -137,7 +137,7 @@ LAB = LabSpec(
     ),
     notes=(
         "No pilot-agent: Envoy dials the boss directly over TCP (cluster xds-grpc) instead of "
-        "pilot-agent's unix socket, and the boss speaks state-of-the-world ADS, not delta xDS.",
+        "pilot-agent's unix socket. The boss speaks delta xDS by default, as istiod does.",
         "No istiod, no Kubernetes: a Python control plane reads a Bookinfo topology and plays istiod.",
         "Pods are Linux network namespaces on one host, with Istio's own iptables rules.",
     ),

@@ -199,7 +199,7 @@ LAB = LabSpec(
     ),
     notes=(
         "istiod talks to Envoy through pilot-agent's unix socket and uses delta xDS by default (1.22+); "
-        "meshkit's boss serves state-of-the-world ADS over TCP straight to Envoy.",
+        "meshkit's boss also serves delta xDS by default, but over TCP straight to Envoy.",
         "istiod's version_info is '<RFC3339 time>/<counter>'; meshkit's is a hash of the content, so "
         "the same config always has the same version.",
         "meshkit's sync events carry versions but not nonces (the boss tracks nonces internally).",

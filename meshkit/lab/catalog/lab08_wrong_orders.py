@@ -149,7 +149,8 @@ LAB = LabSpec(
         ),
     ),
     notes=(
-        "meshkit's boss serves SotW ADS; istiod uses delta xDS for most types. A NACK looks the same.",
+        "meshkit's boss serves delta xDS by default, as istiod does (SotW with `meshkit up --xds sotw`). "
+        "A NACK looks the same in both.",
         "`stop_boss()` stops the ADS server only; there is no pilot-agent between Envoy and the boss.",
     ),
     runtime_notes=(

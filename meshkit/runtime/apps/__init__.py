@@ -32,9 +32,21 @@ def app_python() -> str:
 
 
 def app_command(workload: Workload, apps: Path = HERE) -> list[str]:
-    """The argv that runs `workload`'s demo app (from the folder `apps`) on its first port."""
+    """The argv that runs `workload`'s demo app (from the folder `apps`): its `app_spec`, else the
+    built-in demo's app for its `app` label, on its first port."""
     port = str(workload.ports[0])
     python = [app_python(), "-I"]
+    spec = workload.app_spec
+    if spec is not None and spec.program == "generic":
+        return [*python, str(apps / "generic.py"), "--pod", workload.name, "--app", workload.app,
+                "--version", workload.version, "--namespace", workload.namespace,
+                "--service-account", workload.service_account,
+                *(arg for p in workload.ports for arg in ("--port", str(p))),
+                *(arg for p in spec.tcp_ports for arg in ("--tcp-port", str(p))),
+                *(arg for url in spec.calls for arg in ("--call", url))]
+    if spec is not None and spec.program == "bookinfo":
+        return [*python, str(apps / "bookinfo.py"), "--service", spec.service,
+                "--version", spec.version or "v1", "--pod", workload.name, "--port", port]
     if workload.app in BOOKINFO_SERVICES:
         return [*python, str(apps / "bookinfo.py"), "--service", workload.app,
                 "--version", workload.version or "v1", "--pod", workload.name, "--port", port]

@@ -80,10 +80,10 @@ def _connect(address: tuple[str, int], timeout: float | None = None, source: obj
                                     (SOURCE, 0) if SOURCE else None)
 
 
-def call(service: str, path: str, headers: dict[str, str], timeout: float) -> dict[str, Any]:
-    """GET http://<service>:9080<path>; the outcome (status, body, answering pod) or the error."""
-    conn = http.client.HTTPConnection(service, 9080, timeout=timeout)
-    conn._create_connection = _connect  # the Host header stays `service:9080`
+def call(service: str, path: str, headers: dict[str, str], timeout: float, port: int = 9080) -> dict[str, Any]:
+    """GET http://<service>:<port><path>; the outcome (status, body, answering pod) or the error."""
+    conn = http.client.HTTPConnection(service, port, timeout=timeout)
+    conn._create_connection = _connect  # the Host header stays `service:port`
     try:
         conn.request("GET", path, headers=headers)
         response = conn.getresponse()
@@ -119,11 +119,14 @@ class Bookinfo(BaseHTTPRequestHandler):
             delay = min(float(match.group(1)), MAX_DELAY_S)
             time.sleep(delay)
             return self.answer(200, {"delay_s": delay})
-        service = self.server.service
+        return self.serve(path)
+
+    def serve(self, path: str) -> None:
+        """Answer a path of the service's own API (the generic app answers every path)."""
         handler = {
             "productpage": self.productpage, "details": self.details,
             "reviews": self.reviews, "ratings": self.ratings,
-        }[service]
+        }[self.server.service]
         return handler(path)
 
     def identity(self) -> dict[str, str]:
