@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import MeshError
+from .i18n.ui import say
 
 if TYPE_CHECKING:
     from ..client import Mesh
@@ -86,8 +87,9 @@ class Autopilot:
 class Faults:
     """Ways to break the mesh in front of a room, and to mend it."""
 
-    def __init__(self, mesh: Mesh) -> None:
+    def __init__(self, mesh: Mesh, lang: str = "en") -> None:
         self.mesh = mesh
+        self.lang = lang
         self.actions: dict[str, Callable[[], str]] = {
             "stop the boss": self._stop,
             "restore the boss": self._start,
@@ -97,10 +99,11 @@ class Faults:
         }
 
     def run(self, name: str) -> str:
+        """Do the fault called `name` (its English name) and say what happened, in the lab's language."""
         try:
-            return self.actions[name]()
+            return say(self.lang, self.actions[name]())
         except MeshError as exc:  # a NACK is an expected outcome here
-            return f"{name}: {exc}"
+            return f"{say(self.lang, name)}: {exc}"
 
     def _stop(self) -> str:
         self.mesh.stop_boss()
@@ -131,7 +134,8 @@ class Faults:
         output = w.Output()
         buttons = []
         for name in self.actions:
-            button = w.Button(description=name, button_style="danger" if "bad" in name or "stop" in name else "")
+            button = w.Button(description=say(self.lang, name),
+                              button_style="danger" if "bad" in name or "stop" in name else "")
 
             def on_click(_: object, name: str = name) -> None:
                 with output:
@@ -139,7 +143,7 @@ class Faults:
 
             button.on_click(on_click)
             buttons.append(button)
-        return w.VBox([w.HTML("<b>Fault buttons</b>"), w.HBox(buttons), output])
+        return w.VBox([w.HTML(f"<b>{say(self.lang, 'Fault buttons')}</b>"), w.HBox(buttons), output])
 
     def _repr_mimebundle_(self, **kwargs: object) -> dict:
         return _bundle(self.widget(), "Fault buttons: " + ", ".join(self.actions) + " (call .run(name))")

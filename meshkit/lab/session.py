@@ -225,7 +225,13 @@ class Lab:
 
     def faults(self) -> Faults:
         """Buttons that break and mend the mesh on cue (instructor demo)."""
-        return Faults(self.mesh)
+        return Faults(self.mesh, lang=self.lang)
+
+    def progress(self) -> object:
+        """This machine's self-study progress, every lab, in the lab's language (a pandas table)."""
+        table = progress.table(self.home)
+        table["OUTCOME"] = [self.say(outcome) for outcome in table["OUTCOME"]]
+        return table.rename(columns={column: self.say(column) for column in table.columns})
 
     def _index(self, exercise_id: str) -> int:
         return [e.id for e in self.spec.exercises].index(self.spec.exercise(exercise_id).id)

@@ -198,3 +198,26 @@ def test_widgets_speak_the_session_language(monkeypatch):
     assert "메시를 기다리는 중: timeout" in status_html("waiting for the mesh: timeout", "busy")
     monkeypatch.setattr(i18n, "_chosen", "en")
     assert t("Apply") == "Apply"
+
+
+def test_instructor_buttons_and_messages_have_korean_twins():
+    from meshkit.lab.instructor import Faults
+
+    path = ROOT / "meshkit" / "lab" / "instructor.py"
+    returned = [node.value.value for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Return) and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)]
+    assert len(returned) >= 5
+    names = list(Faults(mesh=None).actions)  # type: ignore[arg-type]
+    assert [text for text in returned + names if text not in UI_KO] == []
+
+
+def test_progress_table_speaks_korean(tmp_path: Path, monkeypatch):
+    from meshkit.lab import progress
+
+    monkeypatch.chdir(tmp_path)
+    progress.record(tmp_path, "04-rds", "ex1", "not yet")
+    progress.record(tmp_path, "04-rds", "ex2", "done")
+    table = Lab(load_spec("04-rds"), home=str(tmp_path), lang="ko").progress()
+    assert list(table.columns) == ["랩", "연습문제", "결과", "시각"]
+    assert list(table["결과"]) == ["아직", "완료"]

@@ -47,6 +47,24 @@ KO: dict[str, str] = {
     "Autopilot: {0}": "오토파일럿: {0}",
     "autopilot: every exercise of this lab is done": "오토파일럿: 이 랩의 연습문제를 모두 마쳤습니다",
     "Fault buttons": "장애 버튼",
+    "stop the boss": "두목 멈추기",
+    "restore the boss": "두목 되살리기",
+    "2 s delay on ratings": "ratings에 2초 지연",
+    "push a bad config": "잘못된 설정 푸시",
+    "clear faults": "장애 모두 치우기",
+    "the boss is down: sidecars keep their last orders (try a request)":
+        "두목이 쓰러졌습니다: 사이드카는 마지막 명령을 지킵니다 (요청을 보내 보세요)",
+    "the boss is back: sidecars reconnect and resync": "두목이 돌아왔습니다: 사이드카가 다시 연결해서 재동기화합니다",
+    "every call to ratings now waits 2 s (VirtualService instructor-delay)":
+        "이제 ratings로 가는 모든 호출이 2초 기다립니다 (VirtualService instructor-delay)",
+    "unexpected: Envoy accepted the bad listener": "뜻밖입니다: Envoy가 잘못된 Listener를 받아들였습니다",
+    "faults cleared": "장애를 모두 치웠습니다",
+    # lab.progress()
+    "LAB": "랩",
+    "EXERCISE": "연습문제",
+    "OUTCOME": "결과",
+    "WHEN": "시각",
+    "solution shown": "정답 봄",
 }
 
 TABLES = {"ko": KO}
