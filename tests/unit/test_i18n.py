@@ -23,6 +23,12 @@ EDITIONS = [(folder, path.name) for folder in ("solutions", "labs") for path in 
 MIN_HANGUL = 0.5
 
 
+@pytest.fixture(autouse=True)
+def _session_language_restored(monkeypatch):
+    """A Lab made here sets the process's language; the other test modules expect English."""
+    monkeypatch.setattr(i18n, "_chosen", None)
+
+
 def cells(path: Path) -> list:
     return nbformat.read(path, as_version=4).cells
 
