@@ -105,6 +105,21 @@ def test_table_finds_exact_template_and_joined_texts():
     assert table.translate("something else") is None
 
 
+@pytest.mark.parametrize("lab,english,korean", [
+    ("04", "route configuration 9080 lost the virtual hosts for details, ratings",
+     "라우트 설정 9080에서 details, ratings의 virtual host가 사라졌습니다"),
+    ("06", "the HTTP outsider is still refused (502)", "HTTP 외부 서버는 아직 거절당합니다 (502)"),
+    ("03", "`chain_9080`: which chain's filter_chain_match has destination_port 9080? (read `filter_chains[i].name` "
+           "and `.filter_chain_match` of virtualInbound on reviews-v1)",
+     "`chain_9080`: filter_chain_match에 destination_port 9080이 있는 체인은 어느 것인가요? (reviews-v1의 "
+     "virtualInbound에서 `filter_chains[i].name`과 `.filter_chain_match`를 읽어 보세요)"),
+    ("08", "reviews answers from v2, v3: the task's VirtualService sends everything to v1 (mesh.pc.routes(...))",
+     "reviews에 답한 버전: v2, v3: 과제의 VirtualService는 모든 요청을 v1으로 보냅니다 (mesh.pc.routes(...))"),
+])
+def test_verdicts_joined_at_run_time_are_korean(lab: str, english: str, korean: str):
+    assert Texts(lab, "ko").t(english) == korean
+
+
 def test_messages_come_from_the_checks_source():
     messages = check_messages("meshkit.lab.catalog.lab04_rds")
     assert "route configuration 9080 lost the virtual hosts for {0}" in messages
