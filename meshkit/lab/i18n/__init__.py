@@ -163,7 +163,7 @@ class Texts:
 
 
 def cell_key(cell: dict) -> str:
-    return f"{cell['id']}@{i18n.key(cell['source'])}"
+    return f"{cell.get('id', '')}@{i18n.key(cell['source'])}"
 
 
 def translate_cells(cells: list, lab: str, lang: str) -> list[Missing]:
@@ -176,8 +176,8 @@ def translate_cells(cells: list, lab: str, lang: str) -> list[Missing]:
             continue
         twin = known.get(cell_key(cell))
         if twin is None:
-            missing.append(Missing(lab, f"cell {cell['id']}", cell_key(cell), cell["source"],
-                                   stale=by_id.get(cell["id"], "")))
+            missing.append(Missing(lab, f"cell {cell.get('id', '?')}", cell_key(cell), cell["source"],
+                                   stale=by_id.get(cell.get("id", ""), "")))
             continue
         cell["source"] = twin.rstrip("\n")
     return missing
