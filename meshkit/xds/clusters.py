@@ -1,4 +1,4 @@
-"""CDS: the clusters istiod sends a sidecar (Istio ≈1.24–1.26), in istiod's order.
+"""CDS: the clusters istiod sends a sidecar (Istio 1.30), in istiod's order.
 
 1. for every service port in the registry (Kubernetes Services and ServiceEntry hosts, by host):
    `outbound|<port>||<host>`, then one `outbound|<port>|<subset>|<host>` per DestinationRule
@@ -216,7 +216,7 @@ def blackhole_cluster(mesh: MeshConfig) -> Cluster:
 
 def passthrough_cluster(mesh: MeshConfig) -> Cluster:
     """`PassthroughCluster`: ALLOW_ANY traffic to where it was going."""
-    return original_dst_cluster(names.PASSTHROUGH_CLUSTER, mesh, [_use_downstream_protocol])
+    return original_dst_cluster(names.PASSTHROUGH_CLUSTER, mesh, [_use_downstream_protocol, *DEFAULT_POLICIES])
 
 
 def inbound_cluster(service: Service, target_port: int, mesh: MeshConfig) -> Cluster:
@@ -229,7 +229,7 @@ def inbound_cluster(service: Service, target_port: int, mesh: MeshConfig) -> Clu
 def inbound_passthrough_cluster(mesh: MeshConfig) -> Cluster:
     """`InboundPassthroughCluster` (1.23+): inbound traffic to ports no service declares."""
     return original_dst_cluster(
-        names.INBOUND_PASSTHROUGH_CLUSTER, mesh, [_use_downstream_protocol, _bind_inbound_source]
+        names.INBOUND_PASSTHROUGH_CLUSTER, mesh, [_use_downstream_protocol, *DEFAULT_POLICIES, _bind_inbound_source]
     )
 
 

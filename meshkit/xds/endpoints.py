@@ -1,4 +1,4 @@
-"""EDS: one ClusterLoadAssignment per outbound EDS cluster, as istiod builds it (Istio ≈1.24–1.26).
+"""EDS: one ClusterLoadAssignment per outbound EDS cluster, as istiod builds it (Istio 1.30).
 
 Each endpoint is a member's address with its endpoint port (the service's *target* port, or the
 ServiceEntry endpoint's own `ports[name]`), HEALTHY while its pod is Ready and UNHEALTHY once it

@@ -1,4 +1,4 @@
-"""Everything istiod would push to one sidecar, keyed by xDS type URL (Istio ≈1.24–1.26 shapes)."""
+"""Everything istiod would push to one sidecar, keyed by xDS type URL (Istio 1.30 shapes)."""
 
 from __future__ import annotations
 

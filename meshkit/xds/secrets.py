@@ -1,4 +1,4 @@
-"""SDS and the TLS contexts that use it, as istiod and pilot-agent shape them (Istio ≈1.24–1.26).
+"""SDS and the TLS contexts that use it, as istiod and pilot-agent shape them (Istio 1.30).
 
 Two secrets per sidecar, named as Istio names them: `default` (the workload's key and
 certificate chain, a `tls_certificate`) and `ROOTCA` (the mesh root, a `validation_context`).

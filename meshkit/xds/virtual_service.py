@@ -434,6 +434,23 @@ def tcp_target(
     return None
 
 
+def tls_routes(
+    istio: IstioConfig, service: RegistryService, port: int, proxy: Workload, registry: Mapping[str, RegistryService]
+) -> list[tuple[tuple[str, ...], TcpTarget]]:
+    """istiod's `buildSidecarOutboundTLSFilterChainOpts` for the `tls` rules naming `service`: one
+    (SNI hosts, target) per match that fits this proxy and port, the first of equal SNI sets winning."""
+    out: list[tuple[tuple[str, ...], TcpTarget]] = []
+    seen: set[tuple[str, ...]] = set()
+    for vs in naming(istio, service.hostname):
+        for tls in vs.spec.get("tls", []):
+            for match in tls.get("match", []):
+                sni = tuple(match.get("sniHosts", []))
+                if tcp_match(match, proxy, port) and sni not in seen and tls.get("route"):
+                    seen.add(sni)
+                    out.append((sni, tcp_destinations(vs, tls["route"], port, registry)))
+    return out
+
+
 def tcp_match(match: dict, proxy: Workload, port: int) -> bool:
     """istiod's `matchTCP` for a sidecar (a match with `destinationSubnets` is not supported)."""
     labels = proxy.label_map

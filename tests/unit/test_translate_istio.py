@@ -348,7 +348,23 @@ def test_service_entry_listeners_and_vhosts():
     ]
     (route,) = vhost(topology, "httpbin.org:80").routes
     assert route.route.cluster == "outbound|80||httpbin.org" and route.route.timeout.ToSeconds() == 3
-    assert list(vhost(topology, "outside.example.com:8000").domains) == ["outside.example.com"]
+    assert list(vhost(topology, "outside.example.com:8000").domains) == ["outside.example.com", "outside.example.com."]
+
+
+def test_https_service_entries_share_a_listener_routed_by_sni():
+    topology = case_topology("sni")
+    listeners = build_listeners(topology, topology.workload("productpage-v1"))
+    listener = by_name(listeners, "0.0.0.0_443")
+    routed = {tuple(c.filter_chain_match.server_names): only_filter(c, TcpProxy).cluster for c in listener.filter_chains}
+    assert routed == {("one.example.com",): "outbound|443||one.example.com",
+                      ("two.example.com",): "outbound|443||two.example.com"}
+    assert [f.name for f in listener.listener_filters] == ["envoy.filters.listener.tls_inspector"]
+    assert listener.default_filter_chain.name == "PassthroughFilterChain"
+    # the VirtualService's tls route: SNI tls.example.com on 8443 → two.example.com's cluster
+    (chain,) = by_name(listeners, "0.0.0.0_8443").filter_chains
+    assert list(chain.filter_chain_match.server_names) == ["tls.example.com"]
+    assert only_filter(chain, TcpProxy).cluster == "outbound|443||two.example.com"
+    assert as_dict(chain.metadata)["filter_metadata"]["istio"]["config"].endswith("/virtual-service/tls-split")
 
 
 def test_registry_only_blocks_undeclared_hosts_until_a_service_entry_declares_them():
