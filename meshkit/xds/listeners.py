@@ -318,7 +318,9 @@ def tcp_proxy_for(topology: Topology, proxy: Workload, service: RegistryService,
     return filters.tcp_proxy(target.clusters, target.stat_prefix), target.config
 
 
-def tls_chains(topology: Topology, proxy: Workload, service: RegistryService, port: int, address: str) -> list[ChainOpts]:
+def tls_chains(
+    topology: Topology, proxy: Workload, service: RegistryService, port: int, address: str
+) -> list[ChainOpts]:
     """istiod's `buildSidecarOutboundTLSFilterChainOpts`: a VirtualService's `tls` routes by SNI, else
     one chain to the service, matching its host as SNI when the listener is the wildcard one."""
     routed = virtual_service.tls_routes(topology.istio, service, port, proxy, lookup(topology))

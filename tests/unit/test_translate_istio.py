@@ -355,7 +355,8 @@ def test_https_service_entries_share_a_listener_routed_by_sni():
     topology = case_topology("sni")
     listeners = build_listeners(topology, topology.workload("productpage-v1"))
     listener = by_name(listeners, "0.0.0.0_443")
-    routed = {tuple(c.filter_chain_match.server_names): only_filter(c, TcpProxy).cluster for c in listener.filter_chains}
+    chains = listener.filter_chains
+    routed = {tuple(c.filter_chain_match.server_names): only_filter(c, TcpProxy).cluster for c in chains}
     assert routed == {("one.example.com",): "outbound|443||one.example.com",
                       ("two.example.com",): "outbound|443||two.example.com"}
     assert [f.name for f in listener.listener_filters] == ["envoy.filters.listener.tls_inspector"]
