@@ -36,7 +36,7 @@ from google.protobuf import wrappers_pb2
 
 from meshkit.model import HTTP, TCP, MeshConfig, Topology, Workload
 
-from . import authorization, capture, filters, names, routes, secrets, virtual_service
+from . import authorization, capture, filters, names, routes, secrets, tcp_routes
 from .peer_authentication import DISABLE, PERMISSIVE, STRICT, port_mode, workload_mode
 from .registry import RegistryService
 from .scope import InboundPort, http_ports, inbound_ports, lookup, outbound_ports
@@ -312,7 +312,7 @@ def virtual_inbound_listener(topology: Topology, proxy: Workload) -> Listener:
 
 def tcp_proxy_for(topology: Topology, proxy: Workload, service: RegistryService, port: int) -> tuple[lc.Filter, str]:
     """The tcp_proxy for a TCP service port and the VirtualService behind it ("" for the default)."""
-    target = virtual_service.tcp_target(topology.istio, service, port, proxy, lookup(topology))
+    target = tcp_routes.tcp_target(topology.istio, service, port, proxy, lookup(topology))
     if target is None:
         return filters.tcp_proxy(names.outbound_cluster(port, service.hostname)), ""
     return filters.tcp_proxy(target.clusters, target.stat_prefix), target.config
@@ -323,7 +323,7 @@ def tls_chains(
 ) -> list[ChainOpts]:
     """istiod's `buildSidecarOutboundTLSFilterChainOpts`: a VirtualService's `tls` routes by SNI, else
     one chain to the service, matching its host as SNI when the listener is the wildcard one."""
-    routed = virtual_service.tls_routes(topology.istio, service, port, proxy, lookup(topology))
+    routed = tcp_routes.tls_routes(topology.istio, service, port, proxy, lookup(topology))
     if routed:
         return [ChainOpts([filters.tcp_proxy(t.clusters, t.stat_prefix)], server_names=sni, config=t.config)
                 for sni, t in routed]
