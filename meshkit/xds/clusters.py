@@ -137,16 +137,28 @@ def service_sans(service: RegistryService, selector: Mapping[str, str] | None = 
 
 def upstream_tls(
     service: RegistryService, port: ServicePort, tls: dict | None, subset: str = "",
-    selector: Mapping[str, str] | None = None,
+    selector: Mapping[str, str] | None = None, rule: IstioResource | None = None,
 ) -> ClusterPolicy:
-    """istiod's `buildUpstreamTLSSettings`: DR `tls.mode`, or auto-mTLS when the DR says nothing."""
-    mode = (tls or {}).get("mode")
+    """istiod's `buildUpstreamTLSSettings` + `applyUpstreamTLSSettings`: DR `tls.mode`, or auto-mTLS
+    (transport socket matches) when the DR says nothing and the service is in the mesh."""
+    tls = tls or {}
+    mode = tls.get("mode")
 
     def apply(cluster: Cluster) -> None:
-        if mode in ("DISABLE", "SIMPLE", "MUTUAL") or (mode is None and service.mesh_external):
-            return  # plaintext (SIMPLE / MUTUAL with user certificates are not supported by meshkit)
-        sans = list((tls or {}).get("subjectAltNames") or []) or service_sans(service, selector)
-        socket = secrets.upstream_tls(sans, (tls or {}).get("sni") or secrets.sni(port.port, service.hostname, subset))
+        if mode == "DISABLE" or (mode is None and service.mesh_external):
+            return
+        if mode in ("SIMPLE", "MUTUAL"):
+            if tls.get("credentialName") and not (rule and rule.spec.get("workloadSelector")):
+                return  # istiod: a sidecar gets no TLS from a credentialName DR without workloadSelector
+            context, auto_sni = secrets.user_tls(tls, tls.get("sni", ""))
+            if context is not None:
+                cluster.transport_socket.CopyFrom(secrets.transport_socket(context))
+                if auto_sni:
+                    verify = not tls.get("subjectAltNames") and not tls.get("insecureSkipVerify")
+                    dr.auto_sni(cluster, validate_san=verify)
+            return
+        sans = list(tls.get("subjectAltNames") or []) or service_sans(service, selector)
+        socket = secrets.upstream_tls(sans, tls.get("sni") or secrets.sni(port.port, service.hostname, subset))
         if mode == "ISTIO_MUTUAL":
             cluster.transport_socket.CopyFrom(socket)
             return
@@ -169,7 +181,7 @@ def service_clusters(
         if rule is not None:
             changes.append(dr.config_metadata(rule, subset["name"] if subset else ""))
         name, selector = (subset["name"], subset.get("labels", {})) if subset else ("", None)
-        changes.append(upstream_tls(service, port, effective.get("tls"), name, selector))
+        changes.append(upstream_tls(service, port, effective.get("tls"), name, selector, rule))
         return changes
 
     clusters = [outbound_cluster(service, port, mesh, policies=policies(None))]

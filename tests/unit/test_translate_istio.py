@@ -381,3 +381,23 @@ def test_registry_only_blocks_undeclared_hosts_until_a_service_entry_declares_th
     assignments = {a.cluster_name: a for a in build_endpoints(topology, topology.workload("productpage-v1"))}
     (endpoint,) = assignments["outbound|9080||outside.example.com"].endpoints[0].lb_endpoints
     assert endpoint.endpoint.address.socket_address.port_value == 8080  # the endpoint's own port
+
+
+def test_tls_origination_file_secrets_are_read_as_pilot_agent_would(tmp_path):
+    from meshkit.xds import secrets
+
+    topology = case_topology("tls-origination")
+    clusters = build_clusters(topology, topology.workload("productpage-v1"))
+    assert secrets.referenced_file_secrets(clusters) == [
+        "file-root:/etc/certs/test-ca.pem",
+        "file-cert:/etc/certs/client.pem~/etc/certs/client.key",
+        "file-root:system",
+    ]
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    root = secrets.file_secret(f"file-root:{ca}")
+    assert root.validation_context.trusted_ca.inline_bytes == ca.read_bytes()
+    assert secrets.file_secret(f"file-root:{tmp_path}/missing.pem") is None
+    # SIMPLE replaces auto-mTLS for an in-mesh service: one transport socket, no socket matches
+    ratings = by_name(clusters, "outbound|9080||ratings.default.svc.cluster.local")
+    assert ratings.HasField("transport_socket") and not ratings.transport_socket_matches
