@@ -66,7 +66,8 @@ def workload_secrets(clusters: list[Message] = ()) -> list[Message]:
     cert = CA.issue("default", "bookinfo-productpage")
     out = secrets.build_secrets(cert, CA.root_pem)
     for name in secrets.referenced_file_secrets(clusters):
-        secret = secrets.root_secret(CA.root_pem) if name.startswith(secrets.FILE_ROOT) else secrets.workload_secret(cert)
+        root = name.startswith(secrets.FILE_ROOT)
+        secret = secrets.root_secret(CA.root_pem) if root else secrets.workload_secret(cert)
         secret.name = name
         out.append(secret)
     return out
