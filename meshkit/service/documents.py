@@ -51,7 +51,7 @@ def with_istio(topology: Topology, resources: tuple[IstioResource, ...]) -> tupl
     config = topology.istio.applied(list(resources))
     candidate = replace(topology, istio=config, mesh=mesh)
     findings = analyze(candidate, config)
-    errors = [str(f) for f in findings if f.level == "error"]
+    errors = [str(f) for f in findings if f.level == "error" and f.blocks]
     if errors:
         raise InvalidInput("nothing was applied:\n  " + "\n  ".join(errors), {"findings": [str(f) for f in findings]})
-    return candidate, [str(f) for f in findings if f.level == "warning"]
+    return candidate, [str(f) for f in findings if not (f.level == "error" and f.blocks)]
