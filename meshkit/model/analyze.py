@@ -14,10 +14,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .config import IstioConfig, resolve_host
 from .ignored import ignored_fields
+from .istio import IstioResource
 from .topology import Topology
 
 DURATION = re.compile(r"^\d+(\.\d+)?(h|m|s|ms|us|µs|ns)$")
@@ -59,10 +61,14 @@ def analyze(topology: Topology, config: IstioConfig) -> list[Finding]:
             findings.append(Finding("warning", "IST0101", f"DestinationRule {rule.namespace}/{rule.name}",
                                     f'Referenced host not found: "{rule.spec["host"]}"'))
         findings += _check_deprecated_outlier(f"DestinationRule {rule.namespace}/{rule.name}", rule.spec)
-    namespaces = {w.namespace for w in topology.workloads}
-    findings += [Finding("warning", "ignored", f"{r.kind} {r.namespace}/{r.name}", text)
-                 for r in config.resources for text in ignored_fields(r, namespaces)]
     return sorted(findings, key=lambda f: not (f.level == "error" and f.blocks))
+
+
+def ignored(topology: Topology, resources: Iterable[IstioResource]) -> list[Finding]:
+    """A warning for every field of the newly applied `resources` meshkit accepts but ignores."""
+    namespaces = {w.namespace for w in topology.workloads}
+    return [Finding("warning", "ignored", f"{r.kind} {r.namespace}/{r.name}", text)
+            for r in resources for text in ignored_fields(r, namespaces)]
 
 
 def known_hosts(topology: Topology, config: IstioConfig) -> set[str]:

@@ -72,19 +72,23 @@ HTTP_ROUTE = Obj({
     "mirrorPercentage": PERCENT,
     "mirrorPercent": int,
     "mirrors": [Obj({"destination": DESTINATION, "percentage": PERCENT})],
-    "corsPolicy": ANY,
+    "corsPolicy": Obj({"allowOrigins": [STRING_MATCH], "allowOrigin": [str], "allowMethods": [str],
+                       "allowHeaders": [str], "exposeHeaders": [str], "maxAge": Duration, "allowCredentials": bool,
+                       "unmatchedPreflights": Enum(("UNSPECIFIED", "FORWARD", "IGNORE"))}),
     "headers": HEADERS,
     "delegate": Obj({"name": str, "namespace": str}),
 })
 L4_MATCH = Obj({"destinationSubnets": [str], "port": int, "sourceLabels": Map(str), "gateways": [str],
                 "sourceNamespace": str})
+TLS_MATCH = Obj({"sniHosts": [str], "destinationSubnets": [str], "port": int, "sourceLabels": Map(str),
+                 "gateways": [str], "sourceNamespace": str}, required=("sniHosts",))
 ROUTE_DESTINATION = Obj({"destination": DESTINATION, "weight": int}, required=("destination",))
 VIRTUAL_SERVICE = Obj({
     "hosts": [str],
     "gateways": [str],
     "http": [HTTP_ROUTE],
     "tcp": [Obj({"match": [L4_MATCH], "route": [ROUTE_DESTINATION]})],
-    "tls": [Obj({"match": [ANY], "route": [ROUTE_DESTINATION]})],
+    "tls": [Obj({"match": [TLS_MATCH], "route": [ROUTE_DESTINATION]})],
     "exportTo": [str],
 }, required=("hosts",))
 

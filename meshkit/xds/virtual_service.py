@@ -28,8 +28,9 @@ Follows `route/route.go` (`BuildHTTPRoutesForVirtualService`, `TranslateRoute`,
 - every route carries `istio.config` metadata (istioctl's VIRTUAL SERVICE column) and a decorator
   `<host>:<port><path>` (or `<vs name>:<port><path>` when the target is not one cluster).
 
-Where meshkit does not follow istiod: `corsPolicy`, `delegate`, `tls` routes, tcp
-`destinationSubnets` and wildcard hosts are accepted and ignored; `queryParams` keep the order
+`corsPolicy` → the route's `envoy.filters.http.cors` config (`TranslateCORSPolicy`); `tcp` / `tls`
+rules are in `tcp_routes`. Where meshkit does not follow istiod: tcp / tls `destinationSubnets` are
+accepted with a warning and ignored, wildcard hosts are ignored; `queryParams` keep the order
 written (istiod iterates a Go map); when several VirtualServices name a host the first by
 (namespace, name) wins, where istiod takes the oldest.
 """
@@ -43,6 +44,7 @@ from typing import NamedTuple
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.filters.common.fault.v3 import fault_pb2 as common_fault_pb2
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from envoy.type.v3 import percent_pb2
@@ -153,7 +155,29 @@ def translate_route(vs: IstioResource, http: dict, match: dict | None, ctx: Cont
     fault = translate_fault(http.get("fault"))
     if fault is not None:
         route.typed_per_filter_config[filters.FAULT].CopyFrom(pack(fault))
+    if "corsPolicy" in http:
+        route.typed_per_filter_config[filters.CORS].CopyFrom(pack(cors_policy(http["corsPolicy"])))
     return route
+
+
+def cors_policy(spec: dict) -> cors_pb2.CorsPolicy:
+    """istiod's `TranslateCORSPolicy`: the per-route config of the (always present) CORS filter."""
+    out = cors_pb2.CorsPolicy(
+        allow_methods=",".join(spec.get("allowMethods", [])),
+        allow_headers=",".join(spec.get("allowHeaders", [])),
+        expose_headers=",".join(spec.get("exposeHeaders", [])),
+        forward_not_matching_preflights=wrappers_pb2.BoolValue(value=spec.get("unmatchedPreflights") != "IGNORE"),
+        filter_enabled={"default_value": {"numerator": 100, "denominator": FractionalPercent.HUNDRED}},
+    )
+    if "allowOrigins" in spec:
+        out.allow_origin_string_match.extend(string_matcher(m) for m in spec["allowOrigins"])
+    else:
+        out.allow_origin_string_match.extend(string_pb2.StringMatcher(exact=o) for o in spec.get("allowOrigin", []))
+    if "allowCredentials" in spec:
+        out.allow_credentials.value = spec["allowCredentials"]
+    if "maxAge" in spec:
+        out.max_age = str(istio_duration(spec["maxAge"]).seconds)
+    return out
 
 
 def string_matcher(spec: Mapping[str, str]) -> string_pb2.StringMatcher | None:
