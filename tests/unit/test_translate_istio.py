@@ -187,7 +187,7 @@ def test_weighted_clusters_without_total_weight():
     assert not weighted.HasField("total_weight")
     assert route.decorator.operation == "reviews:9080/*"
     assert as_dict(route.metadata)["filter_metadata"]["istio"]["config"] == (
-        "/apis/networking.istio.io/v1alpha3/namespaces/default/virtual-service/reviews"
+        "/apis/networking.istio.io/v1/namespaces/default/virtual-service/reviews"
     )
 
 
@@ -220,9 +220,14 @@ def test_percentages_scale_as_istiod():
     assert (fault[2].delay.percentage.numerator, fault[2].delay.percentage.denominator) == (1000, 2)
     assert fault[2].delay.fixed_delay.ToSeconds() == 2
     (delayed, _) = vhost("ratings-test-delay", RATINGS, proxy="reviews-v2").routes
-    deprecated = unpack(delayed.typed_per_filter_config["envoy.filters.http.fault"], fault_pb2.HTTPFault)
+    sample = unpack(delayed.typed_per_filter_config["envoy.filters.http.fault"], fault_pb2.HTTPFault)
+    assert (sample.delay.percentage.numerator, sample.delay.percentage.denominator) == (1000000, 2)  # 100.0 %
+    assert sample.delay.fixed_delay.ToSeconds() == 7
+    from .test_model import DEPRECATED_PERCENT
+
+    (old,) = vhost(with_istio(DEPRECATED_PERCENT), RATINGS, proxy="reviews-v2").routes
+    deprecated = unpack(old.typed_per_filter_config["envoy.filters.http.fault"], fault_pb2.HTTPFault)
     assert (deprecated.delay.percentage.numerator, deprecated.delay.percentage.denominator) == (100, 0)  # HUNDRED
-    assert deprecated.delay.fixed_delay.ToSeconds() == 7
 
 
 def test_timeout_and_retries():
