@@ -20,7 +20,6 @@ _ISTIOD_DROPS = "istiod drops it too (no Envoy config)"
 
 # (kind, field path, why): `[]` steps into every list item.
 IGNORED: tuple[tuple[str, str, str], ...] = (
-    ("VirtualService", "spec.http[].delegate", "delegate VirtualServices are not followed; the rule routes nowhere"),
     ("VirtualService", "spec.http[].match[].statPrefix", "per-route stats need Istio's stats filter"),
     ("VirtualService", "spec.http[].fault.delay.exponentialDelay", _ISTIOD_DROPS),
     ("VirtualService", "spec.http[].fault.abort.http2Error", _ISTIOD_DROPS),

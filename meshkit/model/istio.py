@@ -90,7 +90,7 @@ VIRTUAL_SERVICE = Obj({
     "tcp": [Obj({"match": [L4_MATCH], "route": [ROUTE_DESTINATION]})],
     "tls": [Obj({"match": [TLS_MATCH], "route": [ROUTE_DESTINATION]})],
     "exportTo": [str],
-}, required=("hosts",))
+})  # no `hosts`: a delegate, reached through a root's `http[].delegate`
 
 LOAD_BALANCER = Obj({
     "simple": Enum(("UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST")),

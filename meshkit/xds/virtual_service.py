@@ -28,6 +28,7 @@ Follows `route/route.go` (`BuildHTTPRoutesForVirtualService`, `TranslateRoute`,
 - every route carries `istio.config` metadata (istioctl's VIRTUAL SERVICE column) and a decorator
   `<host>:<port><path>` (or `<vs name>:<port><path>` when the target is not one cluster).
 
+`delegate` rules are replaced by the delegate's merged rules first (`delegate`);
 `corsPolicy` → the route's `envoy.filters.http.cors` config (`TranslateCORSPolicy`); `tcp` / `tls`
 rules are in `tcp_routes`. Where meshkit does not follow istiod: tcp / tls `destinationSubnets` are
 accepted with a warning and ignored, wildcard hosts are ignored; `queryParams` keep the order
@@ -54,8 +55,8 @@ from meshkit.model import Workload
 from meshkit.model.config import IstioConfig, resolve_host
 from meshkit.model.istio import IstioResource
 
+from . import delegate, filters, names
 from . import destination_rule as dr
-from . import filters, names
 from .registry import RegistryService
 from .retry import retry_policy
 from .values import filter_metadata, istio_duration, pack
@@ -89,8 +90,10 @@ class Context(NamedTuple):
 
 
 def for_sidecars(istio: IstioConfig) -> list[IstioResource]:
-    """VirtualServices bound to the `mesh` gateway (no `gateways` means `mesh`)."""
-    return [vs for vs in istio.virtual_services if MESH_GATEWAY in vs.spec.get("gateways", [MESH_GATEWAY])]
+    """VirtualServices bound to the `mesh` gateway (no `gateways` means `mesh`); delegates (no
+    `hosts`) only count through the root that names them (`delegate`)."""
+    return [vs for vs in istio.virtual_services
+            if vs.spec.get("hosts") and MESH_GATEWAY in vs.spec.get("gateways", [MESH_GATEWAY])]
 
 
 def hosts(vs: IstioResource) -> list[str]:
@@ -109,7 +112,7 @@ def naming(istio: IstioConfig, hostname: str) -> list[IstioResource]:
 def http_routes(vs: IstioResource, ctx: Context) -> list[rc.Route]:
     """istiod's `BuildHTTPRoutesForVirtualService` for one proxy and listener port."""
     out: list[rc.Route] = []
-    for http in vs.spec.get("http", []):
+    for http in delegate.merged_http(ctx.istio, vs):
         if not http.get("match"):
             out.append(translate_route(vs, http, None, ctx))
             return out

@@ -407,3 +407,14 @@ def test_tls_origination_file_secrets_are_read_as_pilot_agent_would(tmp_path):
     # SIMPLE replaces auto-mTLS for an in-mesh service: one transport socket, no socket matches
     ratings = by_name(clusters, "outbound|9080||ratings.default.svc.cluster.local")
     assert ratings.HasField("transport_socket") and not ratings.transport_socket_matches
+
+
+def test_delegate_rules_are_merged_into_the_root_as_istiod_merges_them():
+    routes = vhost("delegate", REVIEWS).routes
+    summary = [(r.name, r.match.prefix, [h.name for h in r.match.headers], r.route.cluster.split("|")[2],
+                r.route.timeout.ToSeconds()) for r in routes]
+    assert summary == [
+        ("reviews-api-jason", "/reviews/0", ["end-user"], "v3", 3),  # refines the root's prefix
+        ("reviews-api", "/reviews/", [], "v2", 3),  # the delegate's catch-all takes the root's match
+        ("", "/", [], "v1", 0),  # /other conflicted with /reviews/ and was dropped
+    ]
