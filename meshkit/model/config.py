@@ -52,6 +52,10 @@ class IstioConfig:
     def authorization_policies(self) -> list[IstioResource]:
         return self.of_kind("AuthorizationPolicy")
 
+    @property
+    def request_authentications(self) -> list[IstioResource]:
+        return self.of_kind("RequestAuthentication")
+
     def destination_rule_for(self, fqdn: str) -> IstioResource | None:
         """The DestinationRule whose host is `fqdn` (istiod picks the oldest; meshkit the first by name)."""
         for rule in self.destination_rules:

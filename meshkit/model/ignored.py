@@ -37,6 +37,14 @@ IGNORED: tuple[tuple[str, str, str], ...] = (
     ("ServiceEntry", "spec.endpoints[].network", "meshkit has one network"),
     ("ServiceEntry", "spec.endpoints[].locality", "meshkit's endpoints carry no locality"),
     ("ServiceEntry", "spec.subjectAltNames", "upstream TLS verifies the DestinationRule's subjectAltNames only"),
+    ("RequestAuthentication", "spec.jwtRules[].jwksUri", "no JWKS is fetched: give the keys inline in `jwks` "
+                                                      "(without them every token is rejected, as istiod's "
+                                                      "fail-closed fallback)"),
+    ("RequestAuthentication", "spec.jwtRules[].timeout", "it only bounds fetching a jwksUri"),
+    ("RequestAuthentication", "spec.targetRef", "it binds to a gateway or waypoint: no sidecar gets it"),
+    ("RequestAuthentication", "spec.targetRefs", "it binds to a gateway or waypoint: no sidecar gets it"),
+    ("AuthorizationPolicy", "spec.targetRef", "it binds to a gateway or waypoint: no sidecar gets it"),
+    ("AuthorizationPolicy", "spec.targetRefs", "it binds to a gateway or waypoint: no sidecar gets it"),
     ("MeshConfig", "connectTimeout", "clusters keep the 10s default"),
     ("MeshConfig", "protocolDetectionTimeout", "listeners keep the 0s default"),
     ("MeshConfig", "accessLogFile", "sidecars always log JSON to /dev/stdout"),

@@ -1,5 +1,5 @@
 """The boss's orders in Istio's own language: VirtualService, DestinationRule, ServiceEntry, MeshConfig,
-PeerAuthentication and AuthorizationPolicy.
+PeerAuthentication, AuthorizationPolicy and RequestAuthentication.
 
 Documents are read exactly as `kubectl apply` would hand them to Istio (apiVersion
 `networking.istio.io/v1`, `v1beta1` or `v1alpha3`; `security.istio.io/v1` or `v1beta1` for the
@@ -180,13 +180,23 @@ AUTHORIZATION_POLICY = Obj({
     })],
 })
 
+JWT_RULE = Obj({
+    "issuer": str, "audiences": [str], "jwksUri": str, "jwks": str,
+    "fromHeaders": [Obj({"name": str, "prefix": str}, required=("name",))], "fromParams": [str],
+    "fromCookies": [str], "outputPayloadToHeader": str, "forwardOriginalToken": bool,
+    "outputClaimToHeaders": [Obj({"header": str, "claim": str})], "timeout": Duration,
+}, required=("issuer",))
+REQUEST_AUTHENTICATION = Obj({"selector": WORKLOAD_SELECTOR, "targetRef": ANY, "targetRefs": ANY,
+                              "jwtRules": [JWT_RULE]})
+
 METADATA = Obj({"name": str, "namespace": str, "labels": Map(str), "annotations": Map(str),
                 "resourceVersion": ANY, "uid": ANY, "generation": ANY, "creationTimestamp": ANY,
                 "managedFields": ANY}, required=("name",))
 
 SPECS = {"VirtualService": VIRTUAL_SERVICE, "DestinationRule": DESTINATION_RULE, "ServiceEntry": SERVICE_ENTRY,
-         "PeerAuthentication": PEER_AUTHENTICATION, "AuthorizationPolicy": AUTHORIZATION_POLICY}
-SECURITY_KINDS = ("PeerAuthentication", "AuthorizationPolicy")
+         "PeerAuthentication": PEER_AUTHENTICATION, "AuthorizationPolicy": AUTHORIZATION_POLICY,
+         "RequestAuthentication": REQUEST_AUTHENTICATION}
+SECURITY_KINDS = ("PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication")
 KINDS = (*SPECS, "MeshConfig")
 
 
@@ -210,7 +220,8 @@ class IstioResource:
         """What istiod writes into `metadata.filter_metadata.istio.config` of generated xDS."""
         plural = {"VirtualService": "virtual-service", "DestinationRule": "destination-rule",
                   "ServiceEntry": "service-entry", "PeerAuthentication": "peer-authentication",
-                  "AuthorizationPolicy": "authorization-policy"}.get(self.kind, self.kind.lower())
+                  "AuthorizationPolicy": "authorization-policy",
+                  "RequestAuthentication": "request-authentication"}.get(self.kind, self.kind.lower())
         group, version = self.api_version.rsplit("/", 1) if "/" in self.api_version else ("", self.api_version)
         return f"/apis/{group or 'networking.istio.io'}/{version}/namespaces/{self.namespace}/{plural}/{self.name}"
 

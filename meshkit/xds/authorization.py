@@ -44,7 +44,8 @@ NETWORK_RBAC = "envoy.filters.network.rbac"
 ACTIONS = (("DENY", rbac.RBAC.DENY), ("AUDIT", rbac.RBAC.LOG), ("ALLOW", rbac.RBAC.ALLOW))
 HTTP_ONLY_OPERATION = ("hosts", "notHosts", "methods", "notMethods", "paths", "notPaths")
 SPIFFE = "spiffe://"
-ISTIO_AUTHN = "istio_authn"
+JWT_AUTHN = "envoy.filters.http.jwt_authn"
+JWT_PAYLOAD = "payload"
 # istiod's getBadCustomDenyRules: a CUSTOM policy whose provider is unknown denies what it matches
 BAD_CUSTOM_SUFFIX = "-deny-due-to-bad-CUSTOM-action"
 EXT_AUTHZ_PREFIX = "istio-ext-authz"
@@ -95,13 +96,19 @@ def _service_account(value: str) -> rbac.Principal:
 
 
 def _request_principal(value: str) -> rbac.Principal:
-    """istiod's `request.auth.principal` matcher on the `istio_authn` filter metadata (set by Istio's
-    JWT filter; meshkit sets none, so it never matches: no JWT, no request principal)."""
-    matcher = metadata_pb2.MetadataMatcher(
-        filter=ISTIO_AUTHN, path=[metadata_pb2.MetadataMatcher.PathSegment(key="request.auth.principal")],
-        value=value_pb2.ValueMatcher(string_match=string_match(value)),
-    )
-    return rbac.Principal(metadata=matcher)
+    """`requestPrincipals: [<iss>/<sub>]` on the JWT payload `jwt_authn` keeps (`request_authentication`):
+    istiod matches `request.auth.principal` from Istio's `istio_authn` filter, which upstream Envoy
+    lacks, so meshkit matches the payload's `iss` and `sub` claims (`*` parts: present)."""
+    issuer, _, subject = value.rpartition("/") if "/" in value else (value, "", "*")
+
+    def claim(name: str, pattern: str) -> rbac.Principal:
+        matcher = value_pb2.ValueMatcher(present_match=True) if pattern == "*" else value_pb2.ValueMatcher(
+            string_match=string_match(pattern))
+        return rbac.Principal(metadata=metadata_pb2.MetadataMatcher(
+            filter=JWT_AUTHN, path=[metadata_pb2.MetadataMatcher.PathSegment(key=k) for k in (JWT_PAYLOAD, name)],
+            value=matcher))
+
+    return rbac.Principal(and_ids=rbac.Principal.Set(ids=[claim("iss", issuer), claim("sub", subject)]))
 
 
 def _header_id(name: str, value: str) -> rbac.Principal:

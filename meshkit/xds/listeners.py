@@ -36,7 +36,7 @@ from google.protobuf import wrappers_pb2
 
 from meshkit.model import HTTP, TCP, MeshConfig, Topology, Workload
 
-from . import authorization, capture, filters, names, routes, secrets, tcp_routes
+from . import authorization, capture, filters, names, request_authentication, routes, secrets, tcp_routes
 from .peer_authentication import DISABLE, PERMISSIVE, STRICT, port_mode, workload_mode
 from .registry import RegistryService
 from .scope import InboundPort, http_ports, inbound_ports, lookup, outbound_ports
@@ -238,11 +238,10 @@ def inbound_chains(
 
 def _inbound_filters(topology: Topology, proxy: Workload, protocol: str, stat_prefix: str,
                      target: str | route_pb2.RouteConfiguration) -> list[lc.Filter]:
-    """RBAC (if any policy applies) then HCM, or RBAC then tcp_proxy."""
+    """HCM with jwt_authn and RBAC (if policies apply) before the router, or RBAC then tcp_proxy."""
     if protocol == HTTP:
-        return [filters.http_connection_manager(
-            stat_prefix, target, authorization.http_filters(topology, proxy), inbound=True
-        )]
+        before = [*request_authentication.http_filters(topology, proxy), *authorization.http_filters(topology, proxy)]
+        return [filters.http_connection_manager(stat_prefix, target, before, inbound=True)]
     return [*authorization.network_filters(topology, proxy), filters.tcp_proxy(str(target))]
 
 

@@ -39,7 +39,8 @@ RATINGS = "ratings.default.svc.cluster.local:9080"
 
 # focused cases pinned on another sidecar than productpage's
 PINNED = {"tcp-weights": "tcp-echo-v1", "peer-authentication": "reviews-v1", "authorization": "reviews-v1",
-          "authorization-custom": "reviews-v1", "authorization-negations": "reviews-v1"}
+          "authorization-custom": "reviews-v1", "authorization-negations": "reviews-v1",
+          "request-authentication": "reviews-v1"}
 # case → (input files, the sidecar whose xDS is pinned)
 CASES: dict[str, tuple[tuple[Path, ...], str]] = {
     "destination-rule-all": ((SAMPLES / "destination-rule-all.yaml",), "productpage-v1"),
