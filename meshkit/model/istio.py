@@ -149,6 +149,15 @@ SERVICE_ENTRY = Obj({
     "subjectAltNames": [str],
 }, required=("hosts",))
 
+SIDECAR = Obj({
+    "workloadSelector": Obj({"labels": Map(str)}),
+    "egress": [Obj({"port": Obj({"number": int, "protocol": str, "name": str, "targetPort": int}), "bind": str,
+                    "captureMode": Enum(("DEFAULT", "IPTABLES", "NONE")), "hosts": [str]}, required=("hosts",))],
+    "ingress": ANY,
+    "outboundTrafficPolicy": Obj({"mode": Enum(OUTBOUND_TRAFFIC_POLICIES), "egressProxy": ANY}),
+    "inboundConnectionPool": ANY,
+})
+
 MESH_CONFIG = Obj({"outboundTrafficPolicy": Obj({"mode": Enum(OUTBOUND_TRAFFIC_POLICIES)}),
                    "connectTimeout": Duration, "protocolDetectionTimeout": Duration,
                    "accessLogFile": str, "accessLogEncoding": str, "defaultConfig": ANY}, )
@@ -194,6 +203,7 @@ METADATA = Obj({"name": str, "namespace": str, "labels": Map(str), "annotations"
                 "managedFields": ANY}, required=("name",))
 
 SPECS = {"VirtualService": VIRTUAL_SERVICE, "DestinationRule": DESTINATION_RULE, "ServiceEntry": SERVICE_ENTRY,
+         "Sidecar": SIDECAR,
          "PeerAuthentication": PEER_AUTHENTICATION, "AuthorizationPolicy": AUTHORIZATION_POLICY,
          "RequestAuthentication": REQUEST_AUTHENTICATION}
 SECURITY_KINDS = ("PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication")

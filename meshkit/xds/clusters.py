@@ -251,7 +251,7 @@ def build_clusters(topology: Topology, proxy: Workload) -> list[Cluster]:
     return [
         *(
             c
-            for s, p in outbound_ports(topology)
+            for s, p in outbound_ports(topology, proxy)
             for c in service_clusters(s, p, mesh, topology.istio.destination_rule_for(s.hostname))
         ),
         blackhole_cluster(mesh),

@@ -311,7 +311,7 @@ def virtual_inbound_listener(topology: Topology, proxy: Workload) -> Listener:
 
 def tcp_proxy_for(topology: Topology, proxy: Workload, service: RegistryService, port: int) -> tuple[lc.Filter, str]:
     """The tcp_proxy for a TCP service port and the VirtualService behind it ("" for the default)."""
-    target = tcp_routes.tcp_target(topology.istio, service, port, proxy, lookup(topology))
+    target = tcp_routes.tcp_target(topology.istio, service, port, proxy, lookup(topology, proxy))
     if target is None:
         return filters.tcp_proxy(names.outbound_cluster(port, service.hostname)), ""
     return filters.tcp_proxy(target.clusters, target.stat_prefix), target.config
@@ -322,7 +322,7 @@ def tls_chains(
 ) -> list[ChainOpts]:
     """istiod's `buildSidecarOutboundTLSFilterChainOpts`: a VirtualService's `tls` routes by SNI, else
     one chain to the service, matching its host as SNI when the listener is the wildcard one."""
-    routed = tcp_routes.tls_routes(topology.istio, service, port, proxy, lookup(topology))
+    routed = tcp_routes.tls_routes(topology.istio, service, port, proxy, lookup(topology, proxy))
     if routed:
         return [ChainOpts([filters.tcp_proxy(t.clusters, t.stat_prefix)], server_names=sni, config=t.config)
                 for sni, t in routed]
@@ -340,10 +340,10 @@ def _merge(existing: list[ChainOpts], new: Sequence[ChainOpts]) -> None:
 def outbound_listeners(topology: Topology, proxy: Workload) -> list[Listener]:
     """Per-port HTTP, per-address TCP and per-port SNI-routed TLS listeners, by port then address."""
     mesh = topology.mesh
-    listeners = {(port, names.WILDCARD): outbound_http_listener(port, mesh) for port in http_ports(topology)}
+    listeners = {(port, names.WILDCARD): outbound_http_listener(port, mesh) for port in http_ports(topology, proxy)}
     chains: dict[tuple[int, str], list[ChainOpts]] = {}
     tls_keys: set[tuple[int, str]] = set()
-    for service, port in outbound_ports(topology):
+    for service, port in outbound_ports(topology, proxy):
         if port.protocol != TCP:
             continue
         tls = port.port in service.tls_ports

@@ -155,7 +155,7 @@ def default_virtual_host(topology: Topology, service: RegistryService, port: int
 def port_virtual_hosts(topology: Topology, proxy: Workload, port: int) -> list[rc.VirtualHost]:
     """Every vhost of route config `"<port>"` before sorting: VirtualService ones first, in config
     order, then the default vhost of each service no VirtualService took."""
-    on_port = {s.hostname: s for s, p in outbound_ports(topology) if p.port == port and p.protocol == HTTP}
+    on_port = {s.hostname: s for s, p in outbound_ports(topology, proxy) if p.port == port and p.protocol == HTTP}
     ctx = virtual_service.Context(proxy, port, topology.istio)
     candidates: list[rc.VirtualHost] = []
     taken: set[str] = set()
@@ -228,4 +228,4 @@ def inbound_passthrough_route_config() -> route_pb2.RouteConfiguration:
 
 def build_routes(topology: Topology, proxy: Workload) -> list[route_pb2.RouteConfiguration]:
     """Every RDS route configuration for `proxy`, one per HTTP port in the mesh, by port."""
-    return [port_route_config(topology, proxy, port) for port in http_ports(topology)]
+    return [port_route_config(topology, proxy, port) for port in http_ports(topology, proxy)]

@@ -18,11 +18,13 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from socketserver import BaseRequestHandler, ThreadingTCPServer
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -331,3 +333,53 @@ spec:
     assert answers["two.example.com"] == "two.example.com sni=two.example.com"
     # no entry for that SNI: PassthroughFilterChain → the original destination, where nothing listens
     assert answers["three.example.com"].startswith("failed")
+
+
+# -- RequestAuthentication ------------------------------------------------------------------------------
+JWT = Path(__file__).resolve().parents[1] / "data" / "istio-jwt"
+
+
+def test_request_authentication_with_istios_demo_token(mesh, istio):
+    """Istio's authentication task on reviews: a bad token gets 401, no token passes until an
+    AuthorizationPolicy asks for a request principal (then 403), the demo token passes both."""
+    token = (JWT / "demo.jwt").read_text().strip()
+    jwks = (JWT / "jwks.json").read_text().replace("\n", "")
+    istio(f"""
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {{name: jwt-reviews}}
+spec:
+  selector:
+    matchLabels: {{app: reviews}}
+  jwtRules:
+  - issuer: testing@secure.istio.io
+    jwks: '{jwks}'
+""")
+    policy = ("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: require-jwt}\n"
+              "spec:\n  selector:\n    matchLabels: {app: reviews}\n  action: ALLOW\n  rules:\n"
+              "  - from:\n    - source:\n        requestPrincipals:\n"
+              "        - testing@secure.istio.io/testing@secure.istio.io\n")
+
+    def statuses(expected: dict[str, int], deadline_s: float = 10.0) -> dict[str, int]:
+        """Each caller's status, asked again until `expected` (or the deadline): a connection opened
+        before the push keeps its listener's old filter chain until Envoy drains it, as in Istio."""
+        calls = {"valid": {"authorization": f"Bearer {token}"}, "bad": {"authorization": "Bearer not.a.token"},
+                 "none": {}}
+        deadline = time.monotonic() + deadline_s
+        while True:
+            seen = {k: mesh.curl_rows("productpage-v1", REVIEWS, h, n=1)[0]["status"] for k, h in calls.items()}
+            if seen == expected or time.monotonic() > deadline:
+                return seen
+            time.sleep(0.3)
+
+    try:
+        without_policy = statuses({"valid": 200, "bad": 401, "none": 200})
+        istio(policy)
+        with_policy = statuses({"valid": 200, "bad": 401, "none": 403})
+    finally:  # the `istio` fixture only cleans the networking kinds
+        present = [d for kind in ("AuthorizationPolicy", "RequestAuthentication") for d in mesh.get(kind)]
+        if present:
+            mesh.delete(yaml.safe_dump_all(present))
+    print(f"\nRequestAuthentication only: {without_policy}; + AuthorizationPolicy requestPrincipals: {with_policy}")
+    assert without_policy == {"valid": 200, "bad": 401, "none": 200}
+    assert with_policy == {"valid": 200, "bad": 401, "none": 403}
