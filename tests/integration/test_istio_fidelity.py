@@ -383,3 +383,37 @@ spec:
     print(f"\nRequestAuthentication only: {without_policy}; + AuthorizationPolicy requestPrincipals: {with_policy}")
     assert without_policy == {"valid": 200, "bad": 401, "none": 200}
     assert with_policy == {"valid": 200, "bad": 401, "none": 403}
+
+
+# -- Sidecar ------------------------------------------------------------------------------------------------
+SIDECAR = """
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: productpage}
+spec:
+  workloadSelector:
+    labels: {app: productpage}
+  egress:
+  - hosts: [./details.default.svc.cluster.local, ./reviews.default.svc.cluster.local]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+"""
+
+
+def test_sidecar_scopes_what_productpage_sees(mesh):
+    """Istio's Sidecar task: productpage keeps details and reviews, ratings is outside its scope and
+    REGISTRY_ONLY blocks it (502 from block_all); reviews-v2, with no Sidecar, still calls ratings."""
+    try:
+        mesh.apply(SIDECAR)
+        reviews = mesh.curl_rows("productpage-v1", REVIEWS, n=2)
+        ratings = mesh.curl_rows("productpage-v1", RATINGS, n=2)
+        others = mesh.curl_rows("reviews-v2", RATINGS, n=2)
+        clusters = {c["name"] for c in mesh.xds("productpage-v1")["CDS"]}
+    finally:
+        mesh.delete(SIDECAR)
+    print(f"\nwith the Sidecar: productpage → reviews {[r['status'] for r in reviews]}, → ratings "
+          f"{[(r['status'], r['upstream_cluster']) for r in ratings]}; "
+          f"reviews-v2 → ratings {[r['status'] for r in others]}")
+    assert {r["status"] for r in reviews} == {200} and {r["status"] for r in others} == {200}
+    assert {r["status"] for r in ratings} == {502}
+    assert "outbound|9080||ratings.default.svc.cluster.local" not in clusters
+    assert "outbound|9080||reviews.default.svc.cluster.local" in clusters
