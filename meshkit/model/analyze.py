@@ -66,9 +66,8 @@ def analyze(topology: Topology, config: IstioConfig) -> list[Finding]:
 
 def ignored(topology: Topology, resources: Iterable[IstioResource]) -> list[Finding]:
     """A warning for every field of the newly applied `resources` meshkit accepts but ignores."""
-    namespaces = {w.namespace for w in topology.workloads}
     return [Finding("warning", "ignored", f"{r.kind} {r.namespace}/{r.name}", text)
-            for r in resources for text in ignored_fields(r, namespaces)]
+            for r in resources for text in ignored_fields(r)]
 
 
 def known_hosts(topology: Topology, config: IstioConfig) -> set[str]:

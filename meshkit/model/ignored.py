@@ -57,10 +57,6 @@ IGNORED: tuple[tuple[str, str, str], ...] = (
     ("MeshConfig", "accessLogEncoding", "sidecars always log JSON to /dev/stdout"),
     ("MeshConfig", "defaultConfig", "there is no pilot-agent to read ProxyConfig"),
 )
-# `exportTo` is warned about only when it hides the resource from a namespace that has workloads.
-EXPORT_TO_KINDS = ("VirtualService", "DestinationRule", "ServiceEntry")
-
-
 def occurrences(value: object, path: str) -> Iterator[str]:
     """The concrete paths (`spec.http[0].corsPolicy`) where `path` is present in `value`."""
     head, _, rest = path.partition(".")
@@ -78,23 +74,10 @@ def occurrences(value: object, path: str) -> Iterator[str]:
             yield from (f"{here}.{deeper}" for deeper in occurrences(item, rest))
 
 
-def hidden_from(resource: IstioResource, namespaces: set[str]) -> list[str]:
-    """The namespaces with workloads that `exportTo` hides the resource from."""
-    export = resource.spec.get("exportTo")
-    if not export or "*" in export:
-        return []
-    visible = {resource.namespace if n == "." else n for n in export if n != "~"}
-    return sorted(namespaces - visible)
-
-
-def ignored_fields(resource: IstioResource, namespaces: set[str]) -> list[str]:
+def ignored_fields(resource: IstioResource) -> list[str]:
     """One warning per field of `resource` that meshkit accepts but does not translate."""
     spec = resource.spec if resource.kind == "MeshConfig" else {"spec": resource.spec}
     out = [f"{where}: accepted, but meshkit ignores it ({why})"
            for kind, path, why in IGNORED if kind == resource.kind
            for where in occurrences(spec, path)]
-    hidden = hidden_from(resource, namespaces) if resource.kind in EXPORT_TO_KINDS else []
-    if hidden:
-        out.append(f"spec.exportTo: accepted, but meshkit ignores it (every proxy sees the {resource.kind}, "
-                   f"also in {', '.join(hidden)}, which Istio would hide it from)")
     return out

@@ -60,7 +60,11 @@ def lookup(topology: Topology, proxy: Workload | None = None) -> dict[str, Regis
 
 
 def for_proxy(topology: Topology, proxy: Workload) -> Topology:
-    """The topology with the mesh's outboundTrafficPolicy replaced by `proxy`'s Sidecar's, if it sets one."""
+    """The topology as `proxy` sees it: only the Istio config exported to its namespace (`exportTo`),
+    and the mesh's outboundTrafficPolicy replaced by its Sidecar's, if that sets one."""
+    visible = topology.istio.visible_to(proxy.namespace)
+    if len(visible.resources) != len(topology.istio.resources):
+        topology = replace(topology, istio=visible)
     mode = sidecar.outbound_traffic_policy(sidecar.sidecar_for(topology, proxy), topology.mesh.outbound_traffic_policy)
     if mode == topology.mesh.outbound_traffic_policy:
         return topology

@@ -419,3 +419,18 @@ def test_delegate_rules_are_merged_into_the_root_as_istiod_merges_them():
         ("reviews-api", "/reviews/", [], "v2", 3),  # the delegate's catch-all takes the root's match
         ("", "/", [], "v1", 0),  # /other conflicted with /reviews/ and was dropped
     ]
+
+
+def test_export_to_hides_config_from_other_namespaces():
+    topology = case_topology("export-to")
+    resources = generate(topology, topology.workload("productpage-v1"))
+    clusters = {c.name: c for c in resources[CLUSTER]}
+    assert "outbound|8000||public.example.com" in clusters and "outbound|8000||private.example.com" not in clusters
+    assert clusters["outbound|9080||ratings.default.svc.cluster.local"].lb_policy == Cluster.LEAST_REQUEST
+    vhosts = [v for c in resources[ROUTE] for v in c.virtual_hosts]
+    (route,) = by_name(vhosts, REVIEWS).routes
+    assert route.name == "default"  # the VirtualService is exported to `other` only
+    outsider = replace(topology.workload("productpage-v1"), namespace="other")
+    vhosts = [v for c in generate(topology, outsider)[ROUTE] for v in c.virtual_hosts]
+    (route,) = by_name(vhosts, REVIEWS).routes
+    assert route.route.cluster == "outbound|9080|v1|reviews.default.svc.cluster.local"  # seen from `other`
