@@ -258,3 +258,27 @@ spec:
     assert any("spec.trafficPolicy.loadBalancer.localityLbSetting: accepted, but meshkit ignores it" in f
                for f in findings)
     assert not any("exportTo" in f for f in findings)  # translated: visibility per namespace
+
+
+def test_apply_accepts_an_ignored_field_and_an_undefined_subset_with_warnings():
+    """What `meshkit apply` prints with the push: the ignored field by name, and IST0101 as istioctl says it."""
+    from meshkit.service.documents import Documents, with_istio
+
+    text = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  tcp:
+  - match: [{destinationSubnets: [10.0.0.0/8]}]
+    route: [{destination: {host: reviews}}]
+  http:
+  - route: [{destination: {host: reviews, subset: v9}}]
+"""
+    topology, warnings = with_istio(bookinfo(), Documents.parse(text).istio)
+    assert topology.istio.virtual_services  # accepted, not refused
+    assert any(w.startswith("Warning [ignored] (VirtualService default/reviews) spec.tcp[0].match[0]."
+                            "destinationSubnets: accepted, but meshkit ignores it") for w in warnings)
+    assert any(w.startswith('Error [IST0101] (VirtualService default/reviews) Referenced host+subset in '
+                            'destinationrule not found: "reviews+v9"') for w in warnings)
