@@ -331,13 +331,16 @@ def document_label(doc: dict, index: int) -> str:
 def _semantic_problems(kind: str, spec: dict) -> list[str]:
     """What the schema cannot see: one StringMatch form at a time, `when` values their key types."""
     problems = []
-    if kind in ("VirtualService", "ServiceEntry") and not spec.get("hosts"):
+    if kind == "ServiceEntry" and not spec.get("hosts"):  # a VirtualService without hosts is a delegate
         problems.append(f"spec.hosts: list at least one host (Istio: \"{HOSTS_RULE[kind]}\")")
+    if kind == "VirtualService" and not spec.get("hosts") and spec.get("gateways"):
+        problems.append("spec.gateways: a delegate VirtualService (no hosts) takes no gateways (Istio: "
+                        "\"delegate virtual service must have no gateways specified\")")
     if kind == "VirtualService":
         for i, http in enumerate(spec.get("http", [])):
-            if not (http.get("route") or "redirect" in http or "directResponse" in http):
-                problems.append(f"spec.http[{i}]: give it a route, a redirect or a directResponse (Istio: \"http "
-                                "route or redirect or delegate is required\"; meshkit does not follow delegate)")
+            if not (http.get("route") or "redirect" in http or "directResponse" in http or "delegate" in http):
+                problems.append(f"spec.http[{i}]: give it a route, a redirect, a directResponse or a delegate "
+                                "(Istio: \"http route or redirect or delegate is required\")")
             for j, match in enumerate(http.get("match", [])):
                 for field, value in match.items():
                     for key, string_match in (value.items() if field in MULTI_MATCHES else [("", value)]):
@@ -356,8 +359,7 @@ def _semantic_problems(kind: str, spec: dict) -> list[str]:
     return problems
 
 
-HOSTS_RULE = {"VirtualService": "virtual service must have at least one host",
-              "ServiceEntry": "service entry must have at least one host"}
+HOSTS_RULE = {"ServiceEntry": "service entry must have at least one host"}
 STRING_MATCHES = ("uri", "scheme", "method", "authority")
 MULTI_MATCHES = ("headers", "queryParams", "withoutHeaders")
 
