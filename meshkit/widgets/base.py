@@ -24,6 +24,7 @@ import ipywidgets as w
 _text_only = os.environ.get("MESHKIT_WIDGETS", "").strip().lower() == "text"
 
 POLL_S = 2.0  # longest wait of one events() call: how long a closed view's thread may linger
+_watching: weakref.WeakSet[View] = weakref.WeakSet()  # views whose watcher thread runs (for stop_watching)
 
 
 def fallback_only(on: bool = True) -> None:
@@ -34,6 +35,25 @@ def fallback_only(on: bool = True) -> None:
     """
     global _text_only
     _text_only = on
+
+
+def stop_watching() -> int:
+    """Stop the watcher thread of every live view; the pictures stay as last drawn. Returns how many.
+
+    A lab's last cell calls it: a MeshGraph polls the mesh twice a second for as long as it watches,
+    and the next lab (or CI's next notebook) should not pay for it. Redraw buttons still work.
+
+    >>> import meshkit.widgets as mw
+    >>> mw.stop_watching()
+    """
+    views = [view for view in list(_watching) if not view.closed]
+    for view in views:
+        view._stop.set()
+    for view in views:
+        if view._thread is not None and view._thread is not threading.current_thread():
+            view._thread.join(POLL_S + 1.0)
+    _watching.clear()
+    return len(views)
 
 
 def text_only() -> bool:
@@ -89,6 +109,7 @@ class View:
         self._thread = threading.Thread(target=_watch, args=(weakref.ref(self), mesh, self._stop, poll_s),
                                         name=f"meshkit-{type(self).__name__}", daemon=True)
         self._thread.start()
+        _watching.add(self)
 
     def on_events(self, events: list[dict]) -> None:
         """Called from the watcher thread with the events of one poll ([] when it timed out)."""
