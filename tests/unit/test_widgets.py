@@ -497,6 +497,8 @@ def test_stop_watching_stops_every_live_view_and_keeps_its_picture() -> None:
     threads = [graph._thread, table._thread]
     assert all(t.is_alive() for t in threads)
     assert base.stop_watching() == 2  # the two that watch; the quiet one had nothing to stop
+    for thread in threads:  # each ends when its current poll returns
+        thread.join(base.POLL_S + 1.0)
     assert not any(t.is_alive() for t in threads)
     assert base.stop_watching() == 0
     assert "<svg" in graph.html() and "SYNCED" in table.html() and "SYNCED" in quiet.html()
