@@ -228,14 +228,14 @@ def test_jupyterlab_renders_the_live_proxy_graph_in_chromium(mesh, tmp_path: Pat
 # The raw listener Envoy refuses, sent to productpage-v1 only; then one request, then the mesh.
 STORY_CELLS = [f'''\
 import meshkit
-from meshkit.control import ControlError
+from meshkit.errors import Nack
 from meshkit.widgets import MeshGraph, ProxyGraph
 
 mesh = meshkit.connect()
 BROKEN = """{BAD_LISTENER}"""
 try:
     mesh.apply(BROKEN, pods=["productpage-v1"])
-except ControlError as nack:
+except Nack as nack:
     print("NACK:", str(nack)[:80])
 proxy = ProxyGraph(mesh, "productpage-v1")
 proxy.send("http://reviews:9080/reviews/0")
@@ -413,6 +413,9 @@ def test_lab_notebooks_draw_their_graphs_readably_in_chromium(mesh, tmp_path: Pa
         graphs = [g for g in page.evaluate(LAB_MEASURE) if g["kind"] == "mesh"]
         wall, whole = graphs[0], graphs[-1]
         page.screenshot(shots["mesh-graph"], f'[data-meshkit-shot="{whole["shot"]}"]')
+        # the projector wraps the table under the graph at this width: a taller window shows both at once
+        page.call("Emulation.setDeviceMetricsOverride", width=1366, height=2200, deviceScaleFactor=1, mobile=False)
+        time.sleep(0.5)
         page.screenshot(ARTIFACTS / "browser-lab-projector.png", f'[data-meshkit-shot="{wall["shot"]}"]')
         for found in (whole, wall):
             assert_fits(found)
