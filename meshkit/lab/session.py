@@ -5,6 +5,7 @@
 >>> lab.check("ex1")       # done / not yet / wrong / rejected / environment problem
 >>> lab.hint("ex1")        # one tier more each time
 >>> lab.solution("ex1")    # show the reference answer (apply=True to apply it)
+>>> lab.projector()        # instructor: MeshGraph + SyncTable in large type for the wall
 
 Every method can be run again at any time and in any order.
 """

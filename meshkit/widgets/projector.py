@@ -30,14 +30,15 @@ _ids = itertools.count(1)
 
 GRAPH_BASIS_PX = 960  # about the width Graphviz draws the Bookinfo mesh at: side by side only when wider
 TABLE_BASIS_PX = 420
+BASE_PX = 13  # JupyterLab's widget and code font size, which `scale` multiplies
 
 
 def projector_css(scope: str, scale: float) -> str:
     """The style of one projector: large type, a table that wraps, a graph allowed to fill its part."""
     ecds = TYPES.index("ECDS") + 2  # the column after PROXY and the types before it (CSS counts from 1)
     return (f"<style>.{scope} {{ font-size: {scale * 100:.0f}% }}"
-            f" .{scope} table, .{scope} pre, .{scope} .widget-html-content {{ font-size: inherit !important;"
-            f" line-height: 1.35 }}"
+            # widgets set their own font sizes (13 px): scale those, not the page's
+            f" .{scope} table, .{scope} pre {{ font-size: {BASE_PX * scale:.0f}px !important; line-height: 1.35 }}"
             f" .{scope} table {{ table-layout: fixed; width: 100% }}"
             f" .{scope} td, .{scope} th {{ overflow-wrap: anywhere; white-space: normal }}"
             f" .{scope} tr > :nth-child({ecds}) {{ display: none }}"

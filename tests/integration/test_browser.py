@@ -261,6 +261,19 @@ MEASURE = """(() => [...document.querySelectorAll('.jp-OutputArea-output')]
   }))()"""
 
 
+def assert_finished(name: str, began: float, limit_s: float, shots: Iterable[Path], browser: Chromium,
+                    tmp_path: Path) -> None:
+    """Screenshots written, browser and server gone, nothing of the test left running, in time."""
+    for shot in shots:
+        assert shot.stat().st_size > 10_000, shot
+    elapsed = time.monotonic() - began
+    print(f"{name} browser test took {elapsed:.1f} s")
+    assert browser.process is not None and browser.process.poll() is not None, "chromium is still running"
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    assert str(tmp_path) not in ps, [line for line in ps.splitlines() if str(tmp_path) in line]
+    assert elapsed < limit_s, f"the {name} browser test took {elapsed:.0f}s; keep it under {limit_s:.0f}s"
+
+
 def test_proxy_and_mesh_graphs_fit_the_notebook_and_tell_the_story(mesh, tmp_path: Path) -> None:
     began = time.monotonic()
     root = tmp_path / "notebooks"
@@ -299,14 +312,7 @@ def test_proxy_and_mesh_graphs_fit_the_notebook_and_tell_the_story(mesh, tmp_pat
         assert "same matching rules" in proxy["labels"] or "matching" in proxy["labels"], proxy["labels"]
         assert "the boss | (istiod)" in whole["labels"] and "outsider" in whole["labels"], whole["labels"]
         assert "no traffic" in whole["labels"] or "rq" in whole["labels"], whole["labels"]
-        for shot in shots.values():
-            assert shot.stat().st_size > 10_000
-    elapsed = time.monotonic() - began
-    print(f"story browser test took {elapsed:.1f} s")
-    assert browser.process is not None and browser.process.poll() is not None, "chromium is still running"
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    assert str(tmp_path) not in ps, [line for line in ps.splitlines() if str(tmp_path) in line]
-    assert elapsed < 90, f"the story browser test took {elapsed:.0f}s; keep it under 90s"
+    assert_finished("story", began, 90, shots.values(), browser, tmp_path)
 
 
 # Every live graph of a lab notebook (ProxyGraph, MeshGraph, TraceView), told apart by what it says;
@@ -423,11 +429,8 @@ def test_lab_notebooks_draw_their_graphs_readably_in_chromium(mesh, tmp_path: Pa
         assert "the boss | (istiod)" in whole["labels"] and "productpage-v1" in whole["labels"], whole["labels"]
         assert "ERROR" in whole["labels"] and whole["red"] > 0, whole  # the NACKed stream, in red
         assert wall["minFontPx"] >= whole["minFontPx"] * 1.2, (wall, whole)  # the projector's type is larger
-        for shot in shots.values():
-            assert shot.stat().st_size > 10_000
-    elapsed = time.monotonic() - began
-    print(f"lab browser test took {elapsed:.1f} s")
-    assert browser.process is not None and browser.process.poll() is not None, "chromium is still running"
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    assert str(tmp_path) not in ps, [line for line in ps.splitlines() if str(tmp_path) in line]
-    assert elapsed < 150, f"the lab browser test took {elapsed:.0f}s; keep it under 150s"
+        table_px = page.evaluate(f"parseFloat(getComputedStyle(document.querySelector("
+                                 f"'[data-meshkit-shot=\"{wall['shot']}\"] table td')).fontSize)")
+        print(f"browser lab projector: sync table text {table_px:.1f} px")
+        assert table_px >= 18, table_px  # 1.6 × 13 px: readable from the back of the room
+    assert_finished("lab", began, 150, shots.values(), browser, tmp_path)
