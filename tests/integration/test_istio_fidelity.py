@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from . import test_istio_tasks as tasks
+from .test_identity import drains_settled
 from .test_istio_tasks import JASON, REVIEWS, istio_file, reviews_seen_by_productpage, within
 
 istio = tasks.istio  # the fixture: apply for one test, delete everything afterwards
@@ -234,6 +235,13 @@ class TlsServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def settled(mesh):
+    """Each test starts once no sidecar still drains a filter chain an earlier policy change replaced:
+    pooled connections on a draining chain keep its old rules (an old RBAC answers 403) until Envoy cuts them."""
+    drains_settled(mesh)
 
 
 @pytest.fixture
