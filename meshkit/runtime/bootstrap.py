@@ -19,7 +19,7 @@ from typing import Any
 from ..constants import ADMIN_PORT, PROMETHEUS_PORT
 from ..model import Workload
 
-ISTIO_VERSION = "1.27.0"
+ISTIO_VERSION = "1.30.3"  # the istiod release the translation follows (docs/istio-differences.md)
 CLUSTER_ID = "Kubernetes"
 MESH_ID = "cluster.local"
 
