@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import dataclasses
 import html
 import json
 import re
@@ -33,7 +34,7 @@ from ..inspect.graph import Graph, changed, fingerprint, mark_changes, to_dot, t
 from ..inspect.mesh_graph import mesh_graph, tls_clusters
 from ..inspect.proxy_graph import DIRECTIONS, listener_ports, proxy_graph, request_path
 from .base import View, status_html, weak_callback
-from .messages import t
+from .messages import note, t
 
 __all__ = ["DOT_MISSING", "MeshGraph", "ProxyGraph", "render_svg"]
 
@@ -106,6 +107,7 @@ class _GraphView(View):
                 self.problem = ""
             except Exception as exc:  # the mesh is not there (yet): keep the last picture, say why
                 self.problem = f"could not read the mesh: {exc}"
+            self.graph = dataclasses.replace(self.graph, note=note(self.graph.note))  # in the lab's language
             source = to_dot(self.graph)
             if source != self._drawn[0] or not self._drawn[1]:  # the same picture: no need to run dot again
                 self._drawn = (source, *render_svg(self.graph))

@@ -51,6 +51,13 @@ KO: dict[str, str] = {
     "sending GET {0} from {1} …": "{1}에서 GET {0} 보내는 중 …",
     "Each proxy keeps serving its last good config. Fix the resource, or `mesh.revert()`.":
         "프록시는 저마다 마지막 올바른 설정으로 계속 일합니다. 리소스를 고치거나 `mesh.revert()`를 쓰세요.",
+    # graph notes (the line under a picture; pieces joined by "; ")
+    "xDS streams: green SYNCED, orange STALE, red ERROR, grey dotted NOT SENT/disconnected, bold: just SENT "
+    "(blue), ACK (green), NACK (red). Calls: grey dashed = configured, no traffic yet; green ok, red 5xx":
+        "xDS 스트림: 초록 SYNCED, 주황 STALE, 빨강 ERROR, 회색 점선 NOT SENT/연결 끊김, 굵게: 방금 SENT(파랑), "
+        "ACK(초록), NACK(빨강). 호출: 회색 파선 = 설정만 있고 아직 트래픽 없음, 초록 정상, 빨강 5xx",
+    "removed since the last picture: {0}": "지난 그림 이후 사라짐: {0}",
+    "{0} changed since the last version": "지난 버전 이후 {0}개가 바뀜",
     "<i>Select two pushes (Ctrl/Shift-click) to see what changed; one to replay it.</i>":
         "<i>푸시 두 개를 고르면(Ctrl/Shift-클릭) 무엇이 바뀌었는지, 하나를 고르면 되돌려 적용할 수 있습니다.</i>",
 }
@@ -61,6 +68,12 @@ TABLES = {i18n.KO: KO}
 @functools.lru_cache(maxsize=4)
 def _table(lang: str) -> i18n.Table:
     return i18n.Table({english: korean for english, korean in TABLES.get(lang, {}).items()})
+
+
+def note(text: str) -> str:
+    """A graph's note in the current language: known notes first (a legend may hold "; " itself),
+    then piece by piece (pieces such as "removed since the last picture: …" are joined by "; ")."""
+    return "; ".join(t(piece) for piece in t(text).split("; ")) if text else text
 
 
 def t(text: str) -> str:

@@ -217,6 +217,12 @@ def test_widgets_speak_the_session_language(monkeypatch):
     monkeypatch.setattr(i18n, "_chosen", "ko")
     assert t("Apply") == "적용" and t("Replay push 7") == "푸시 7 되돌려 적용"
     assert "메시를 기다리는 중: timeout" in status_html("waiting for the mesh: timeout", "busy")
+    from meshkit.inspect.mesh_graph import LEGEND
+    from meshkit.widgets.messages import note
+
+    assert i18n.hangul_share(note(LEGEND + "; removed since the last picture: reviews-v3")) > 0.5
+    assert note(LEGEND).startswith("xDS 스트림")
+    assert note("3 changed since the last version") == "지난 버전 이후 3개가 바뀜"
     monkeypatch.setattr(i18n, "_chosen", "en")
     assert t("Apply") == "Apply"
 
