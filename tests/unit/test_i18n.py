@@ -248,3 +248,22 @@ def test_progress_table_speaks_korean(tmp_path: Path, monkeypatch):
     table = Lab(load_spec("04-rds"), home=str(tmp_path), lang="ko").progress()
     assert list(table.columns) == ["랩", "연습문제", "결과", "시각"]
     assert list(table["결과"]) == ["아직", "완료"]
+
+
+@pytest.mark.parametrize("make_args,env,expected", [
+    (["LANG=ko"], {"LANG": "C.UTF-8"}, "--lang=ko"),
+    ([], {"LANG": "ko_KR.UTF-8"}, None),  # the shell's locale is not a choice of edition
+    ([], {"LANG": "C.UTF-8", "MESHKIT_LANG": "ko"}, "--lang=ko"),
+])
+def test_make_lab_lang_picks_the_edition(make_args: list[str], env: dict, expected: str | None):
+    import os
+    import shutil
+    import subprocess
+
+    if not shutil.which("make"):
+        pytest.skip("no make on this machine")
+    clean = {k: v for k, v in os.environ.items() if k not in ("LANG", "MESHKIT_LANG")}
+    out = subprocess.run(["make", "-n", "lab", *make_args], cwd=ROOT, env={**clean, **env},
+                         capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
+    line = next(row for row in out.splitlines() if "meshkit lab" in row)
+    assert (expected in line) if expected else ("--lang" not in line), line
