@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from ipaddress import IPv4Network, ip_network
 from pathlib import Path
 from typing import Any, ClassVar
@@ -184,7 +185,8 @@ class LocalRuntime(PodProcesses):
 
     def wait_apps(self, timeout: float = 30.0) -> None:
         """Return once every app accepts on 127.0.0.1:<port> inside its pod, and the outside world on the host."""
-        self._wait_listening({w.name: w.ports[0] for w in self.topology.workloads if w.ports}, "app.log", timeout)
+        self.wait_listening({w.name: self._dial(w.name, w.ports[0]) for w in self.topology.workloads if w.ports},
+                            "app.log", timeout)
         deadline = time.monotonic() + timeout
         for port in OUTSIDE_PORTS:
             while True:
@@ -200,25 +202,11 @@ class LocalRuntime(PodProcesses):
 
     def wait_sidecars(self, timeout: float = 30.0) -> None:
         """Return once every sidecar's admin accepts on 127.0.0.1:15000 inside its pod."""
-        self._wait_listening({w.name: ADMIN_PORT for w in self.topology.sidecars()}, "envoy.log", timeout)
+        self.wait_listening({w.name: self._dial(w.name, ADMIN_PORT) for w in self.topology.sidecars()},
+                            "envoy.log", timeout)
 
-    def _wait_listening(self, ports: dict[str, int], log: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        waiting = dict(ports)
-        while waiting:
-            for pod, port in list(waiting.items()):
-                try:
-                    self.connect(pod, "127.0.0.1", port, timeout=0.5).close()
-                    del waiting[pod]
-                except OSError:
-                    pass
-            dead = self._dead()
-            if dead or (waiting and time.monotonic() > deadline):
-                what = f"processes exited: {dead}" if dead else f"not listening after {timeout:.0f} s: {waiting}"
-                raise RuntimeProblem(f"pods did not come up ({what})",
-                                     f"read {self.home}/pods/<pod>/{log}, then `meshkit down` and retry")
-            if waiting:
-                time.sleep(0.05)
+    def _dial(self, pod: str, port: int) -> Callable[[], socket.socket]:
+        return lambda: self.connect(pod, "127.0.0.1", port, timeout=0.5)
 
     def connect(self, pod: str, host: str, port: int, timeout: float = 5.0) -> socket.socket:
         """A TCP connection from inside `pod` (as root: to a VIP it goes through the pod's sidecar)."""

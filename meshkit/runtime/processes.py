@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -23,6 +24,7 @@ from typing import Any
 from ..model import Topology
 from . import netns
 from .bootstrap import POD_XDS_SOCKET, XdsAddress
+from .errors import RuntimeProblem
 from .supervisor import PodHealth, Supervisor
 
 STATE_FILE = "state.json"
@@ -176,6 +178,24 @@ class PodProcesses:
         """`kubectl get pods`: NAME READY STATUS RESTARTS AGE per pod (see supervisor.py)."""
         self.supervisor.probe_now()
         return self.supervisor.rows()
+
+    def wait_listening(self, dials: dict[str, Callable[[], socket.socket]], log: str, timeout: float) -> None:
+        """Return once every dial connects; RuntimeProblem naming who is not listening, or who exited."""
+        deadline = time.monotonic() + timeout
+        waiting = dict(dials)
+        while waiting:
+            for name, dial in list(waiting.items()):
+                with contextlib.suppress(OSError):
+                    dial().close()
+                    del waiting[name]
+            dead = self._dead()
+            if dead or (waiting and time.monotonic() > deadline):
+                late = ", ".join(sorted(waiting))
+                what = f"processes exited: {dead}" if dead else f"not listening after {timeout:.0f} s: {late}"
+                raise RuntimeProblem(f"pods did not come up ({what})",
+                                     f"read {self.home}/pods/<pod>/{log}, then `meshkit down` and retry")
+            if waiting:
+                time.sleep(0.05)
 
     def stop(self) -> None:
         """Stop this runtime's processes and remove everything it created."""

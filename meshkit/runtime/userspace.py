@@ -267,27 +267,11 @@ class UserspaceRuntime(PodProcesses):
         targets: dict[str, str | tuple[str, int]] = {
             w.name: (self.app_ip(w.name), w.ports[0]) for w in self.topology.workloads if w.ports}
         targets.update({f"outside:{port}": (self.outside()["address"], port) for port in OUTSIDE_PORTS})
-        self._wait_listening(targets, "app.log", timeout)
+        self.wait_listening({name: _dialer(address) for name, address in targets.items()}, "app.log", timeout)
 
     def wait_sidecars(self, timeout: float = 30.0) -> None:
-        self._wait_listening({w.name: str(self.admin_socket(w.name)) for w in self.topology.sidecars()},
+        self.wait_listening({w.name: _dialer(str(self.admin_socket(w.name))) for w in self.topology.sidecars()},
                              "envoy.log", timeout)
-
-    def _wait_listening(self, targets: dict[str, str | tuple[str, int]], log: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        waiting = dict(targets)
-        while waiting:
-            for name, address in list(waiting.items()):
-                with contextlib.suppress(OSError):
-                    _connect(address, 0.5).close()
-                    del waiting[name]
-            dead = self._dead()
-            if dead or (waiting and time.monotonic() > deadline):
-                what = f"processes exited: {dead}" if dead else f"not listening after {timeout:.0f} s: {waiting}"
-                raise RuntimeProblem(f"pods did not come up ({what})",
-                                     f"read {self.home}/pods/<pod>/{log}, then `meshkit down` and retry")
-            if waiting:
-                time.sleep(0.05)
 
     # -- from inside a pod ---------------------------------------------------------------------
     def resolve(self, host: str) -> str:
@@ -375,6 +359,10 @@ class UserspaceRuntime(PodProcesses):
 
 
 _: type[Runtime] = UserspaceRuntime
+
+
+def _dialer(address: str | tuple[str, int]) -> Callable[[], socket.socket]:
+    return lambda: _connect(address, 0.5)
 
 
 def _connect(address: str | tuple[str, int], timeout: float) -> socket.socket:
