@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from . import gateway
 from .constants import OUTBOUND_TRAFFIC_POLICIES
 from .raw import load_documents
 from .schema import ANY, Duration, Enum, Map, Obj, SchemaError, check, nearest
@@ -181,7 +182,8 @@ METADATA = Obj({"name": str, "namespace": str, "labels": Map(str), "annotations"
                 "managedFields": ANY}, required=("name",))
 
 SPECS = {"VirtualService": VIRTUAL_SERVICE, "DestinationRule": DESTINATION_RULE, "ServiceEntry": SERVICE_ENTRY,
-         "PeerAuthentication": PEER_AUTHENTICATION, "AuthorizationPolicy": AUTHORIZATION_POLICY}
+         "PeerAuthentication": PEER_AUTHENTICATION, "AuthorizationPolicy": AUTHORIZATION_POLICY,
+         **gateway.SPECS}  # the front gate's kinds: meshkit/model/gateway.py
 SECURITY_KINDS = ("PeerAuthentication", "AuthorizationPolicy")
 KINDS = (*SPECS, "MeshConfig")
 
@@ -206,7 +208,8 @@ class IstioResource:
         """What istiod writes into `metadata.filter_metadata.istio.config` of generated xDS."""
         plural = {"VirtualService": "virtual-service", "DestinationRule": "destination-rule",
                   "ServiceEntry": "service-entry", "PeerAuthentication": "peer-authentication",
-                  "AuthorizationPolicy": "authorization-policy"}.get(self.kind, self.kind.lower())
+                  "AuthorizationPolicy": "authorization-policy",
+                  **gateway.CONFIG_PLURALS}.get(self.kind, self.kind.lower())
         group, version = self.api_version.rsplit("/", 1) if "/" in self.api_version else ("", self.api_version)
         return f"/apis/{group or 'networking.istio.io'}/{version}/namespaces/{self.namespace}/{plural}/{self.name}"
 
@@ -236,11 +239,12 @@ def parse_istio_document(doc: dict, index: int = 0) -> IstioResource:
     if mesh is not None:
         _raise(where, check(mesh, MESH_CONFIG, "meshConfig"))
         return IstioResource("MeshConfig", "mesh", "istio-system", mesh, api_version, doc)
+    kind = gateway.stored_kind(str(kind), api_version)
     if kind not in SPECS:
         hint = nearest(str(kind), KINDS)
         raise SchemaError(f"{where}: kind {kind!r} is not one meshkit knows ({', '.join(KINDS)})"
                           + (f"; did you mean {hint!r}?" if hint else ""))
-    versions = SECURITY_VERSIONS if kind in SECURITY_KINDS else NETWORKING_VERSIONS
+    versions = SECURITY_VERSIONS if kind in SECURITY_KINDS else gateway.versions_for(kind)
     if api_version not in versions:
         raise SchemaError(f"{where}: apiVersion {api_version!r} is not one of {', '.join(versions)}")
     problems = check(doc.get("metadata"), METADATA, "metadata")

@@ -14,9 +14,24 @@ from ..constants import IPTABLES, spiffe_id
 from .config import IstioConfig
 from .constants import ALLOW_ANY, CLUSTER_DOMAIN, HTTP, OUTBOUND_TRAFFIC_POLICIES, REGISTRY_ONLY, TCP
 
+SIDECAR, ROUTER = "sidecar", "router"
+
 __all__ = [
-    "ALLOW_ANY", "CLUSTER_DOMAIN", "HTTP", "OUTBOUND_TRAFFIC_POLICIES", "REGISTRY_ONLY", "TCP",
-    "MeshConfig", "Service", "ServicePort", "Topology", "TopologyError", "Workload", "labels",
+    "ALLOW_ANY",
+    "CLUSTER_DOMAIN",
+    "HTTP",
+    "OUTBOUND_TRAFFIC_POLICIES",
+    "REGISTRY_ONLY",
+    "ROUTER",
+    "SIDECAR",
+    "TCP",
+    "MeshConfig",
+    "Service",
+    "ServicePort",
+    "Topology",
+    "TopologyError",
+    "Workload",
+    "labels",
 ]
 
 
@@ -79,6 +94,14 @@ class Workload:
     ports: tuple[int, ...]
     sidecar: bool = True
     ready: bool = True
+    # "sidecar" (Envoy beside an app, traffic captured) or "router" (a gateway: Envoy alone,
+    # nothing captured, its listeners bound for real); Istio's proxy type, the node id's first field.
+    kind: str = SIDECAR
+
+    @property
+    def captured(self) -> bool:
+        """Whether the pod's traffic is redirected into its Envoy (sidecars only, never a gateway)."""
+        return self.sidecar and self.kind == SIDECAR
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -99,7 +122,7 @@ class Workload:
 
     @property
     def node_id(self) -> str:
-        return f"sidecar~{self.ip}~{self.name}.{self.namespace}~{self.namespace}.{CLUSTER_DOMAIN}"
+        return f"{self.kind}~{self.ip}~{self.name}.{self.namespace}~{self.namespace}.{CLUSTER_DOMAIN}"
 
     @property
     def node_cluster(self) -> str:

@@ -24,7 +24,7 @@ from google.protobuf.message import Message
 
 from ..model.raw import RawResource
 from ..model.topology import Topology, Workload
-from . import generate, secrets
+from . import gateway_tls, generate, secrets
 from .ca import CertificateAuthority, IssuedCert
 from .cache import SnapshotCache
 from .push_log import PushLog, PushState
@@ -88,6 +88,7 @@ class ControlPlane:
         self.cache = cache
         self.tracker = tracker
         self.ca = ca or CertificateAuthority()
+        self.credentials = gateway_tls.Credentials(self.ca)  # gateway `credentialName` certificates
         self._certs: dict[str, IssuedCert] = {}  # pod name -> its current workload certificate
         self._renewals: dict[str, asyncio.TimerHandle] = {}
         self.rotations = 0
@@ -101,6 +102,7 @@ class ControlPlane:
         """The generated resources for `proxy`, with its raw overrides replacing or adding."""
         resources: dict[str, list[Message]] = dict(generate.generate(self.topology, proxy))
         resources[SECRET] = secrets.build_secrets(self.certificate(proxy), self.ca.root_pem)
+        resources[SECRET] += self.credentials.secrets(self.topology, proxy)
         overrides = self._overrides.get(proxy.name, {})
         merged: dict[str, list[Message]] = {}
         for type_url in set(resources) | {key[0] for key in overrides}:

@@ -6,6 +6,7 @@ from google.protobuf.message import Message
 
 from meshkit.model import Topology, Workload
 
+from . import gateway
 from .clusters import build_clusters
 from .endpoints import build_endpoints
 from .listeners import build_listeners
@@ -14,7 +15,14 @@ from .routes import build_routes
 
 
 def generate(topology: Topology, proxy: Workload) -> dict[str, list[Message]]:
-    """CDS, EDS, LDS and RDS resources for `proxy`, in push order (pure: same input, same output)."""
+    """CDS, EDS, LDS and RDS resources for `proxy`, in push order (pure: same input, same output).
+
+    Gateway API resources are first converted to the Istio config istiod derives from them, and a
+    gateway (`router`) proxy gets the gateway translation (xds/gateway.py).
+    """
+    topology = gateway.effective(topology)
+    if gateway.is_gateway(proxy):
+        return gateway.generate(topology, proxy)
     return {
         CLUSTER: build_clusters(topology, proxy),
         ENDPOINT: build_endpoints(topology, proxy),
