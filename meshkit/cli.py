@@ -173,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also answer meshkit's control protocol here (status, apply, ...); keep it on 127.0.0.1")
     cmd.set_defaults(func=cmd_serve_xds)
 
+    cmd = sub.add_parser("ingress", help="where this machine reaches the ingress gateway (address, ports, URL)")
+    _output(cmd, ("table", "json"))
+    cmd.set_defaults(func=cmd_ingress)
+
     cmd = sub.add_parser("history", help="every push: what changed and who ACKed or NACKed")
     _output(cmd, ("table", "json"))
     cmd.set_defaults(func=cmd_history)
@@ -183,6 +187,12 @@ GET_KINDS = {
     "virtualservices": "VirtualService", "virtualservice": "VirtualService", "vs": "VirtualService",
     "destinationrules": "DestinationRule", "destinationrule": "DestinationRule", "dr": "DestinationRule",
     "serviceentries": "ServiceEntry", "serviceentry": "ServiceEntry", "se": "ServiceEntry",
+    "gateways": "Gateway", "gateway": "Gateway", "gw": "Gateway",
+    # the Gateway API (kubectl's names; a Gateway API Gateway is `gtw` beside Istio's `gw`)
+    "gateways.gateway.networking.k8s.io": "KubernetesGateway", "gtw": "KubernetesGateway",
+    "httproutes": "HTTPRoute", "httproute": "HTTPRoute",
+    "grpcroutes": "GRPCRoute", "grpcroute": "GRPCRoute",
+    "tcproutes": "TCPRoute", "tcproute": "TCPRoute",
 }
 
 
@@ -329,7 +339,8 @@ def cmd_get(args: argparse.Namespace) -> int:
         print(f"No {GET_KINDS[args.kind]} resources found.")
         return 0
     rows = [(i["metadata"].get("namespace", "default"), i["metadata"]["name"],
-             ",".join(i["spec"].get("hosts", [])) or i["spec"].get("host", "")) for i in items]
+             ",".join(i["spec"].get("hosts") or i["spec"].get("hostnames") or [])
+             or i["spec"].get("host", "") or i["spec"].get("gatewayClassName", "")) for i in items]
     width = max(len(r[1]) for r in rows) + 3
     print(f"{'NAMESPACE':<12}{'NAME':<{width}}HOSTS")
     for namespace, name, hosts in rows:
@@ -424,6 +435,16 @@ def cmd_serve_xds(args: argparse.Namespace) -> int:
     from .standalone import serve
 
     return serve(args.listen, learn_pod_ips=args.learn_pod_ips, control_listen=args.control)
+
+
+def cmd_ingress(args: argparse.Namespace) -> int:
+    gate = _mesh(args).ingress()
+    if args.output == "json":
+        print(json.dumps(gate, indent=2))
+    else:
+        print(f"ingress gateway: {gate['url']}  (http {gate['address']}:{gate['http_port']}, "
+              f"https {gate['address']}:{gate['https_port']})")
+    return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from ipaddress import IPv4Network
 from .bookinfo import pod_name
 from .config import IstioConfig
 from .constants import CLUSTER_DOMAIN, HTTP, TCP
-from .gateway import CONTROLLER, GRPC_ROUTE, HTTP_ROUTE, ISTIO_CLASS, KUBERNETES_GATEWAY, TCP_ROUTE
+from .gateway import CONTROLLER, GRPC_ROUTE, HTTP_ROUTE, ISTIO_CLASS, KUBERNETES_GATEWAY, SERVICE, TCP_ROUTE
 from .istio import IstioResource
 from .topology import ROUTER, Service, ServicePort, Topology, Workload, labels
 
@@ -78,6 +78,15 @@ def deployed(topology: Topology) -> Topology:
         workloads.append(Workload(name=pod_name(name), namespace=namespace, ip=_free([w.ip for w in workloads]),
                                   labels=selector, service_account=name, ports=(), kind=ROUTER))
     return replace(topology, services=tuple(services), workloads=tuple(workloads))
+
+
+def unknown_services(topology: Topology, resources: tuple[IstioResource, ...] | list[IstioResource]) -> list[str]:
+    """Service documents the demo does not have: the book's Services are fixed (the guides' own
+    bookinfo-versions.yaml names only Services it already has, so applying it changes nothing)."""
+    known = {(s.namespace, s.name) for s in topology.services}
+    return [f"Error [MK0001] (Service {r.namespace}/{r.name}) meshkit's Services are fixed and this one is "
+            f"not among them ({', '.join(sorted(s.name for s in topology.services))})"
+            for r in resources if r.kind == SERVICE and (r.namespace, r.name) not in known]
 
 
 def _managed(label_map: dict[str, str]) -> bool:

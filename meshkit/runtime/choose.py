@@ -47,4 +47,4 @@ def create(home: Path, requested: str | None = None) -> Runtime:
     """The runtime for `home` with its topology (`.topology`) on free addresses; `.capture` says which."""
     if resolve(requested) == USERSPACE:
         return UserspaceRuntime.create(home)
-    return LocalRuntime(home, bookinfo(pod_subnet=LocalRuntime.allocate_subnet(home)))
+    return LocalRuntime(home, bookinfo(pod_subnet=LocalRuntime.allocate_subnet(home), ingress=True))

@@ -27,7 +27,7 @@ from .base import POD_VIEWS, Runtime
 from .bootstrap import XdsAddress, envoy_bootstrap
 from .envoy import find_envoy, start_envoy
 from .errors import RuntimeProblem
-from .processes import PodProcesses, mesh_id
+from .processes import PodProcesses, ingress_address, mesh_id
 from .shared import world_usable
 
 OUTSIDE_HOST = "httpbin.example.com"  # .example.com is reserved (RFC 2606): nothing real answers it
@@ -132,8 +132,10 @@ class LocalRuntime(PodProcesses):
         self._record("etc_netns", str(netns.NETNS_ETC / ns))
         netns.create_pod(ns, f"mk{self.mesh_id}v{index}", bridge, workload.ip, POD_PREFIX, self.gateway)
         netns.write_etc(ns, self.topology, workload, {OUTSIDE_HOST: self.gateway})
-        if workload.sidecar:
+        if workload.captured:
             capture.apply(ns)
+        elif workload.sidecar:  # a gateway: no capture, and Envoy (uid 1337) may bind 80/443 as Istio's do
+            netns.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0"])
 
     def xds_address(self) -> XdsAddress:
         """Where the control plane listens: the bridge address, reachable from the pods only."""
@@ -161,17 +163,34 @@ class LocalRuntime(PodProcesses):
         for workload in self.topology.workloads:
             ns, pod_dir = self.netns(workload.name), self.pod_dir(workload.name)
             pod_dir.mkdir(parents=True, exist_ok=True)
-            if not workload.ports:  # identity: the outsider pod runs nothing, it only sends requests
-                continue
-            with open(pod_dir / "app.log", "ab") as log:
-                app = subprocess.Popen(
-                    netns.command_in(ns, app_command(workload, apps), uid=APP_UID),
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                )
-            self._started(app, f"app {workload.name}")
+            if workload.ports:  # the outsider runs nothing (it only sends requests), a gateway only Envoy
+                with open(pod_dir / "app.log", "ab") as log:
+                    app = subprocess.Popen(
+                        netns.command_in(ns, app_command(workload, apps), uid=APP_UID),
+                        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                    )
+                self._started(app, f"app {workload.name}")
             if workload.sidecar:
                 bootstrap = envoy_bootstrap(workload, xds, admin_port=ADMIN_PORT)
                 self._started(start_envoy(ns, bootstrap, pod_dir, envoy), f"envoy {workload.name}")
+
+    def start_pod(self, workload: Workload, topology: Topology, xds: XdsAddress) -> None:
+        """Start one more Envoy-only pod while the mesh runs (a Gateway API gateway's automated
+        deployment): its netns on the bridge, no capture, its Envoy. `topology` is the book that has it."""
+        if workload.ports or not workload.sidecar:
+            raise RuntimeProblem(f"{workload.name} is not an Envoy-only pod", "only gateways start at run time")
+        self.topology = topology
+        self._start_pod_network(topology.workloads.index(workload), workload, self.bridge_name(self.home))
+        pod_dir = self.pod_dir(workload.name)
+        pod_dir.mkdir(parents=True, exist_ok=True)
+        envoy = self._envoy or world_usable(find_envoy())
+        bootstrap = envoy_bootstrap(workload, xds, admin_port=ADMIN_PORT)
+        self._started(start_envoy(self.netns(workload.name), bootstrap, pod_dir, envoy), f"envoy {workload.name}")
+
+    def ingress(self) -> dict[str, Any]:
+        """Where the host reaches `istio-ingressgateway`: its pod IP, through the bridge (the host's
+        side of the bridge is in the pod subnet), on the ports its Envoy listens on."""
+        return ingress_address(self.topology)
 
     def wait_apps(self, timeout: float = 30.0) -> None:
         """Return once every app accepts on 127.0.0.1:<port> inside its pod, and the outside world on the host."""

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..constants import ADMIN_PORT, INBOUND_PORT, OUTBOUND_PORT, SIDECAR_PORTS, USERSPACE, XDS_PORT
-from ..model import Topology, bookinfo
+from ..model import Topology, Workload, bookinfo
 from .admin import AdminClient
 from .apps import HERE as APPS_DIR
 from .apps import app_command
@@ -53,7 +53,7 @@ from .bootstrap import XdsAddress, envoy_bootstrap
 from .envoy import ENVOY_FLAGS, find_envoy
 from .errors import RuntimeProblem
 from .local import OUTSIDE_HOST, OUTSIDE_PORTS
-from .processes import PodProcesses, mesh_id
+from .processes import PodProcesses, ingress_address, mesh_id
 
 CAPTURE = USERSPACE
 OUTSIDE_OCTET = 253  # 127.N.253.1: the outside world, on no pod's address
@@ -96,7 +96,7 @@ class UserspaceRuntime(PodProcesses):
     def topology_for(block: int) -> Topology:
         from dataclasses import replace
 
-        return replace(bookinfo(pod_subnet=f"127.{block}.{POD_OCTET}.0/24"), capture=CAPTURE)
+        return replace(bookinfo(pod_subnet=f"127.{block}.{POD_OCTET}.0/24", ingress=True), capture=CAPTURE)
 
     @staticmethod
     def allocate_block(home: Path) -> tuple[int, int]:
@@ -245,11 +245,31 @@ class UserspaceRuntime(PodProcesses):
                                            stdout=log, stderr=log, start_new_session=True)
                 self._started(app, f"app {workload.name}")
             if workload.sidecar:
-                argv = [str(envoy), "--config-yaml", json.dumps(self.bootstrap(workload, xds)), *ENVOY_FLAGS]
-                with open(pod_dir / "access.log", "ab") as access, open(pod_dir / "envoy.log", "ab") as log:
-                    proxy = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=access, stderr=log,
-                                             start_new_session=True)
-                self._started(proxy, f"envoy {workload.name}")
+                self._start_envoy(workload, xds, envoy)
+
+    def start_pod(self, workload: Workload, topology: Topology, xds: XdsAddress) -> None:
+        """Start one more Envoy-only pod while the mesh runs (a Gateway API gateway's automated
+        deployment). The capture process keeps the Services it started with: pods and the host
+        reach the new gateway on its pod IP (as `meshkit curl` does, kube-proxy style)."""
+        if workload.ports or not workload.sidecar:
+            raise RuntimeProblem(f"{workload.name} is not an Envoy-only pod", "only gateways start at run time")
+        self.topology = topology
+        pod_dir = self.pod_dir(workload.name)
+        pod_dir.mkdir(parents=True, exist_ok=True)
+        (pod_dir / "hosts").write_text("\n".join(self.hosts_lines(workload.name)) + "\n")
+        self._start_envoy(workload, xds, self._envoy or find_envoy())
+
+    def _start_envoy(self, workload: Workload, xds: XdsAddress, envoy: Path) -> None:
+        pod_dir = self.pod_dir(workload.name)
+        argv = [str(envoy), "--config-yaml", json.dumps(self.bootstrap(workload, xds)), *ENVOY_FLAGS]
+        with open(pod_dir / "access.log", "ab") as access, open(pod_dir / "envoy.log", "ab") as log:
+            proxy = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=access, stderr=log,
+                                     start_new_session=True)
+        self._started(proxy, f"envoy {workload.name}")
+
+    def ingress(self) -> dict[str, Any]:
+        """Where the host reaches `istio-ingressgateway`: its pod IP on this mode's loopback block."""
+        return ingress_address(self.topology)
 
     def wait_apps(self, timeout: float = 30.0) -> None:
         targets = {w.name: (self.app_ip(w.name), w.ports[0]) for w in self.topology.workloads if w.ports}

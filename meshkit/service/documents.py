@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from ..errors import InvalidInput
 from ..model import Topology
 from ..model.analyze import analyze
+from ..model.gateway_api import deployed, unknown_services
 from ..model.istio import IstioResource, parse_istio_document
 from ..model.raw import RawResource, ResourceError, is_raw_document, load_documents, parse_document
 from ..model.schema import SchemaError
@@ -49,9 +50,10 @@ def with_istio(topology: Topology, resources: tuple[IstioResource, ...]) -> tupl
             mode = (resource.spec.get("outboundTrafficPolicy") or {}).get("mode", mesh.outbound_traffic_policy)
             mesh = replace(mesh, outbound_traffic_policy=mode)
     config = topology.istio.applied(list(resources))
-    candidate = replace(topology, istio=config, mesh=mesh)
+    # A Gateway API Gateway of class istio brings its own Deployment and Service (automated deployment).
+    candidate = deployed(replace(topology, istio=config, mesh=mesh))
     findings = analyze(candidate, config)
-    errors = [str(f) for f in findings if f.level == "error"]
+    errors = [str(f) for f in findings if f.level == "error"] + unknown_services(topology, resources)
     if errors:
         raise InvalidInput("nothing was applied:\n  " + "\n  ".join(errors), {"findings": [str(f) for f in findings]})
     return candidate, [str(f) for f in findings if f.level == "warning"]

@@ -7,6 +7,7 @@ at start-up (and in the contract test), not at a learner's first call.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import replace
@@ -16,8 +17,9 @@ from google.protobuf import json_format
 
 from .. import protocol as p
 from ..constants import USERSPACE
-from ..errors import InvalidInput, Nack, NotFound, Starting
+from ..errors import InvalidInput, Nack, NotFound, Starting, Unsupported
 from ..model import Topology, TopologyError, Workload
+from ..model.gateway_api import deployed, with_status
 from ..runtime.base import Runtime
 from ..xds import generate
 from ..xds.capture import USERSPACE_DIFFERENCE
@@ -130,6 +132,7 @@ class PlaneService:
         push: Push | None = None
         if docs.istio:
             topology, warnings = with_istio(plane.topology, docs.istio)
+            await self._start_new_pods(plane.topology, topology)
             push = await plane.set_topology(topology, "apply " + docs.describe())
             if docs.raw:
                 _checked(push)
@@ -148,11 +151,31 @@ class PlaneService:
         missing = [f"{k[0]} {k[1]}/{k[2]}" for k in keys if k not in present]
         if missing:
             raise NotFound(f"not found: {', '.join(missing)}")
-        topology = replace(plane.topology, istio=plane.topology.istio.deleted(keys))
+        topology = deployed(replace(plane.topology, istio=plane.topology.istio.deleted(keys)))
         return _checked(await plane.set_topology(topology, "delete " + ", ".join(f"{k[0]} {k[2]}" for k in keys)))
 
     async def get(self, kind: str = "") -> list[dict]:
-        return [r.source for r in self._plane().topology.istio.of_kind(kind)]
+        """The documents of a kind as applied; Gateway API ones with the status istiod would write."""
+        topology = self._plane().topology
+        return [with_status(topology, r) for r in topology.istio.of_kind(kind)]
+
+    async def _start_new_pods(self, before: Topology, after: Topology) -> None:
+        """Pods a change brings (a Gateway API gateway's Deployment) are started before the push."""
+        known = {w.name for w in before.workloads}
+        start = getattr(self.runtime, "start_pod", None)
+        for workload in (w for w in after.workloads if w.name not in known):
+            if start is None:
+                raise Unsupported(f"this runtime cannot start {workload.name} (the Gateway's Deployment); "
+                                  "on kind, deploy it with kubectl")
+            await asyncio.to_thread(start, workload, after, self.runtime.xds_address())
+
+    async def ingress(self) -> p.Ingress:
+        """Where the host reaches the ingress gateway (`istio-ingressgateway.istio-system`)."""
+        self._plane()
+        where = getattr(self.runtime, "ingress", None)
+        if where is None:
+            raise Unsupported("this runtime does not say where its ingress gateway is reachable")
+        return cast(p.Ingress, where())
 
     async def xds(self, pod: str, text: str = "") -> dict[str, list[dict]]:
         """The xDS a file would produce for one pod, without applying it ("show generated xDS")."""
