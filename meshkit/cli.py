@@ -174,7 +174,6 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.set_defaults(func=cmd_serve_xds)
 
     cmd = sub.add_parser("ingress", help="where this machine reaches the ingress gateway (address, ports, URL)")
-    _output(cmd, ("table", "json"))
     cmd.set_defaults(func=cmd_ingress)
 
     cmd = sub.add_parser("history", help="every push: what changed and who ACKed or NACKed")
@@ -187,13 +186,11 @@ GET_KINDS = {
     "virtualservices": "VirtualService", "virtualservice": "VirtualService", "vs": "VirtualService",
     "destinationrules": "DestinationRule", "destinationrule": "DestinationRule", "dr": "DestinationRule",
     "serviceentries": "ServiceEntry", "serviceentry": "ServiceEntry", "se": "ServiceEntry",
-    "gateways": "Gateway", "gateway": "Gateway", "gw": "Gateway",
-    # the Gateway API (kubectl's names; a Gateway API Gateway is `gtw` beside Istio's `gw`)
+    "gateways": "Gateway", "gateway": "Gateway", "gw": "Gateway",  # Istio's; the Gateway API's is `gtw`:
     "gateways.gateway.networking.k8s.io": "KubernetesGateway", "gtw": "KubernetesGateway",
-    "httproutes": "HTTPRoute", "httproute": "HTTPRoute",
-    "grpcroutes": "GRPCRoute", "grpcroute": "GRPCRoute",
-    "tcproutes": "TCPRoute", "tcproute": "TCPRoute",
+    **{f"{k.lower()}{s}": k for k in ("HTTPRoute", "GRPCRoute", "TCPRoute") for s in ("", "s")},
 }
+_hosts = lambda spec: ",".join(spec.get("hosts") or spec.get("hostnames") or []) or spec.get("host", "")  # noqa: E731
 
 
 def _output(cmd: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
@@ -338,9 +335,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     if not items:
         print(f"No {GET_KINDS[args.kind]} resources found.")
         return 0
-    rows = [(i["metadata"].get("namespace", "default"), i["metadata"]["name"],
-             ",".join(i["spec"].get("hosts") or i["spec"].get("hostnames") or [])
-             or i["spec"].get("host", "") or i["spec"].get("gatewayClassName", "")) for i in items]
+    rows = [(i["metadata"].get("namespace", "default"), i["metadata"]["name"], _hosts(i["spec"])) for i in items]
     width = max(len(r[1]) for r in rows) + 3
     print(f"{'NAMESPACE':<12}{'NAME':<{width}}HOSTS")
     for namespace, name, hosts in rows:
@@ -438,12 +433,7 @@ def cmd_serve_xds(args: argparse.Namespace) -> int:
 
 
 def cmd_ingress(args: argparse.Namespace) -> int:
-    gate = _mesh(args).ingress()
-    if args.output == "json":
-        print(json.dumps(gate, indent=2))
-    else:
-        print(f"ingress gateway: {gate['url']}  (http {gate['address']}:{gate['http_port']}, "
-              f"https {gate['address']}:{gate['https_port']})")
+    print(json.dumps(_mesh(args).ingress(), indent=2))  # {"address", "http_port", "https_port", "url"}
     return 0
 
 
