@@ -41,8 +41,9 @@ def analyze(topology: Topology, config: IstioConfig) -> list[Finding]:
     findings: list[Finding] = []
     for vs in config.virtual_services:
         where = f"VirtualService {vs.namespace}/{vs.name}"
+        gateway_only = "mesh" not in vs.spec.get("gateways", ["mesh"])  # the gate serves outside names
         for host in vs.spec.get("hosts", []):
-            if resolve_host(host, vs.namespace) not in known and "*" not in host:
+            if resolve_host(host, vs.namespace) not in known and "*" not in host and not gateway_only:
                 findings.append(Finding("warning", "IST0101", where, f'Referenced host not found: "{host}"'))
         for section in ("http", "tcp", "tls"):
             for i, route in enumerate(vs.spec.get(section, [])):

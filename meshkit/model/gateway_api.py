@@ -144,7 +144,7 @@ def _istio_gateway(gateway: IstioResource, listener: dict) -> IstioResource:
     elif listener["protocol"] in ("HTTPS", "TLS"):
         refs = tls.get("certificateRefs") or [{}]
         server["tls"] = {"mode": "SIMPLE", "credentialName": refs[0].get("name", "")}
-    service = f"{deployment_name(gateway.name)}.{gateway.namespace}.svc.{CLUSTER_DOMAIN}"
+    service = f"{deployment_name(gateway.name)}.{gateway.namespace}.{CLUSTER_DOMAIN}"
     meta = {"name": name, "namespace": gateway.namespace, "annotations": {
         SERVICE_ANNOTATION: service,
         PARENTS_ANNOTATION: f"Gateway/{gateway.name}/{listener['name']}.{gateway.namespace}",
@@ -166,7 +166,7 @@ def _route_specs(config: IstioConfig, route: IstioResource, parent: dict) -> lis
     """(VirtualService key, spec) pairs one parentRef of a route contributes."""
     if parent.get("kind") == "Service":
         namespace = parent.get("namespace", route.namespace)
-        host = f"{parent['name']}.{namespace}.svc.{CLUSTER_DOMAIN}"
+        host = f"{parent['name']}.{namespace}.{CLUSTER_DOMAIN}"
         port = parent.get("port")
         name = f"{route.namespace}~{port}~{host}" if port else f"{route.namespace}~{host}"
         return [((route.namespace, name), {"hosts": [host], "gateways": ["mesh"], **_rules(route, port)})]
@@ -272,7 +272,7 @@ def _filters(route: IstioResource, filters: list[dict]) -> dict:
 
 def _destination(route: IstioResource, ref: dict) -> dict:
     namespace = ref.get("namespace", route.namespace)
-    dest: dict = {"host": f"{ref['name']}.{namespace}.svc.{CLUSTER_DOMAIN}"}
+    dest: dict = {"host": f"{ref['name']}.{namespace}.{CLUSTER_DOMAIN}"}
     if ref.get("port"):
         dest["port"] = {"number": ref["port"]}
     return dest
@@ -286,8 +286,7 @@ def _destinations(route: IstioResource, refs: list[dict]) -> list[dict]:
 
 # -- status ---------------------------------------------------------------------------------------
 def _condition(kind: str, ok: bool, reason: str, message: str) -> dict:
-    return {"type": kind, "status": "True" if ok else "False", "reason": reason, "message": message,
-            "lastTransitionTime": "fake"}
+    return {"type": kind, "status": "True" if ok else "False", "reason": reason, "message": message}
 
 
 def route_status(topology: Topology, route: IstioResource) -> dict:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 CREDENTIAL_PREFIX = "kubernetes://"
 SERVER_ALPNS = ("h2", "http/1.1")
+CREDENTIAL_TTL_S = 24 * 3600.0  # like a Secret a learner made: it outlives a session (no renewal timer)
 
 
 def credential_resource(name: str) -> str:
@@ -160,6 +161,6 @@ class Credentials:
             key = (name, tuple(sorted(hosts)))
             cert = self._issued.get(key)
             if cert is None or self.ca.clock() >= cert.rotate_at():
-                cert = self._issued[key] = self.ca.issue_server(hosts)
+                cert = self._issued[key] = self.ca.issue_server(hosts, ttl_s=CREDENTIAL_TTL_S)
             out.append(credential_secret(name, cert.cert_pem, cert.key_pem))
         return out
