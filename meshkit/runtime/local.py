@@ -187,6 +187,12 @@ class LocalRuntime(PodProcesses):
         bootstrap = envoy_bootstrap(workload, xds, admin_port=ADMIN_PORT)
         self._started(start_envoy(self.netns(workload.name), bootstrap, pod_dir, envoy), f"envoy {workload.name}")
 
+    def stop_pod(self, workload: Workload) -> None:
+        super().stop_pod(workload)
+        ns = self.netns_prefix(self.home) + workload.deployment
+        netns.delete_netns(ns)
+        shutil.rmtree(netns.NETNS_ETC / ns, ignore_errors=True)
+
     def ingress(self) -> dict[str, Any]:
         """Where the host reaches `istio-ingressgateway`: its pod IP, through the bridge (the host's
         side of the bridge is in the pod subnet), on the ports its Envoy listens on."""

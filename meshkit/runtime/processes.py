@@ -108,6 +108,13 @@ class PodProcesses:
         self._procs[what] = process
         self._record_pid(process.pid, what)
 
+    def stop_pod(self, workload: Any) -> None:
+        """Stop a pod started at run time (a deleted Gateway's Deployment): its Envoy, then its netns."""
+        process = self._procs.pop(f"envoy {workload.name}", None)
+        if process is not None:
+            kill_all([process.pid])
+            process.wait()
+
     def stop(self) -> None:
         """Stop this runtime's processes and remove everything it created."""
         kill_all(p.pid for p in self._procs.values())

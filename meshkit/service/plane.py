@@ -118,6 +118,8 @@ class PlaneService:
         rows: list[p.SyncRow] = []
         for sync in self.tracker.status():
             pod = by_node.get(sync.node_id)
+            if pod is None and not sync.connected:  # a pod the book no longer has (a deleted gateway)
+                continue
             rows.append({"name": f"{pod.name}.{pod.namespace}" if pod else sync.node_id,
                          "pod": pod.name if pod else "", "cluster": "Kubernetes",
                          **sync.as_row(),  # connected, state (the link to the boss), since, types
@@ -132,7 +134,7 @@ class PlaneService:
         push: Push | None = None
         if docs.istio:
             topology, warnings = with_istio(plane.topology, docs.istio)
-            await self._start_new_pods(plane.topology, topology)
+            await self._sync_pods(plane.topology, topology)
             push = await plane.set_topology(topology, "apply " + docs.describe())
             if docs.raw:
                 _checked(push)
@@ -152,6 +154,7 @@ class PlaneService:
         if missing:
             raise NotFound(f"not found: {', '.join(missing)}")
         topology = deployed(replace(plane.topology, istio=plane.topology.istio.deleted(keys)))
+        await self._sync_pods(plane.topology, topology)
         return _checked(await plane.set_topology(topology, "delete " + ", ".join(f"{k[0]} {k[2]}" for k in keys)))
 
     async def get(self, kind: str = "") -> list[dict]:
@@ -159,10 +162,15 @@ class PlaneService:
         topology = self._plane().topology
         return [with_status(topology, r) for r in topology.istio.of_kind(kind)]
 
-    async def _start_new_pods(self, before: Topology, after: Topology) -> None:
-        """Pods a change brings (a Gateway API gateway's Deployment) are started before the push."""
+    async def _sync_pods(self, before: Topology, after: Topology) -> None:
+        """Pods a change brings or takes away (a Gateway API gateway's Deployment) are started or
+        stopped before the push (the runtime owns the processes)."""
+        start, stop = getattr(self.runtime, "start_pod", None), getattr(self.runtime, "stop_pod", None)
+        now = {w.name for w in after.workloads}
+        for workload in (w for w in before.workloads if w.name not in now):
+            if stop is not None:
+                await asyncio.to_thread(stop, workload)
         known = {w.name for w in before.workloads}
-        start = getattr(self.runtime, "start_pod", None)
         for workload in (w for w in after.workloads if w.name not in known):
             if start is None:
                 raise Unsupported(f"this runtime cannot start {workload.name} (the Gateway's Deployment); "
