@@ -160,7 +160,7 @@ def check_gateway(mesh: Mesh) -> Verdict:
                              "(its `gateways:` list), and does it route /productpage to productpage port 9080?")
     gate = mesh.ingress()
     try:
-        with urllib.request.urlopen(gate["url"] + "/productpage", timeout=5) as reply:  # noqa: S310 - our mesh
+        with urllib.request.urlopen(gate["url"] + "/productpage", timeout=5) as reply:
             host_status = reply.status
     except (urllib.error.URLError, OSError) as exc:
         return Verdict.wrong(f"the outsider gets in, but this machine does not ({exc})")
