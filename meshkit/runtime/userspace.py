@@ -151,7 +151,8 @@ class UserspaceRuntime(PodProcesses):
         wanted = [(w.ip, p) for w in self.topology.sidecars() for p in SIDECAR_PORTS]
         wanted += [(w.ip, p) for w in self.topology.workloads for p in w.ports]
         wanted += [(self.app_ip(w.name), p) for w in self.topology.workloads for p in w.ports]
-        wanted += [(self.mirror(s.vip), p.port) for s in self.topology.services for p in s.ports]
+        wanted += [(self.mirror(s.vip), p.port) for s in self.topology.services for p in s.ports
+                   if _may_bind(p.port)]
         taken = [f"{a}:{p}" for a, p in wanted if not _bindable(a, p)]
         if taken:
             raise RuntimeProblem(
@@ -167,7 +168,7 @@ class UserspaceRuntime(PodProcesses):
             "pods": [{"name": w.name, "ip": w.ip, "app_ip": self.app_ip(w.name), "sidecar": w.sidecar,
                       "ports": list(w.ports)} for w in topo.workloads],
             "services": [{"name": s.name, "vip": s.vip, "mirror": self.mirror(s.vip),
-                          "ports": {p.port: p.target_port for p in s.ports},
+                          "ports": {p.port: p.target_port for p in s.ports if _may_bind(p.port)},
                           "endpoints": [w.ip for w in topo.endpoints(s)]} for s in topo.services],
         }
 
@@ -381,6 +382,18 @@ class UserspaceRuntime(PodProcesses):
 
 
 _: type[Runtime] = UserspaceRuntime
+
+
+def _may_bind(port: int) -> bool:
+    """Whether this user may listen on `port` (the gate's Service has 80 and 443): without privileges
+    the capture process leaves such VIP mirrors out; Envoys reach the gate's pod IP directly anyway."""
+    if os.geteuid() == 0:
+        return True
+    try:
+        start = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    except (OSError, ValueError):
+        start = 1024
+    return port >= start
 
 
 def _bindable(address: str, port: int) -> bool:

@@ -185,3 +185,27 @@ def test_the_guides_service_file_is_accepted_and_an_unknown_service_is_not():
     assert after.services == before.services
     with pytest.raises(InvalidInput, match="Services are fixed"):
         applied("apiVersion: v1\nkind: Service\nmetadata: {name: brand-new}\nspec: {ports: [{port: 80}]}\n")
+
+
+def test_tcp_route_on_a_gateway_listener_is_a_tcp_proxy_at_the_gate():
+    text = ("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: echo}\nspec:\n"
+            "  gatewayClassName: istio\n  listeners:\n  - {name: tcp, port: 9000, protocol: TCP}\n---\n"
+            "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: echo}\nspec:\n"
+            "  parentRefs: [{name: echo}]\n  rules:\n  - backendRefs: [{name: tcp-echo, port: 9000}]\n")
+    topology = applied(text)
+    [listener] = generate(topology, topology.workload("echo-istio"))[LISTENER]
+    assert listener.name == "0.0.0.0_9000"
+    [chain] = listener.filter_chains
+    assert chain.filters[0].name == "envoy.filters.network.tcp_proxy"
+    assert "outbound|9000||tcp-echo.default.svc.cluster.local" in str(chain.filters[0].typed_config.value)
+
+
+def test_grpc_route_methods_become_path_matches():
+    text = ("apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: g}\nspec:\n"
+            "  parentRefs: [{kind: Service, group: '', name: ratings, port: 9080}]\n  rules:\n"
+            "  - matches: [{method: {service: bookinfo.Ratings, method: Get}}]\n"
+            "    backendRefs: [{name: ratings-v1, port: 9080}]\n")
+    topology = gateway.effective(applied(text))
+    [vs] = topology.istio.virtual_services
+    assert vs.name == "default~9080~ratings.default.svc.cluster.local" and vs.spec["gateways"] == ["mesh"]
+    assert vs.spec["http"][0]["match"] == [{"uri": {"exact": "/bookinfo.Ratings/Get"}, "port": 9080}]
