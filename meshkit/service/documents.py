@@ -38,7 +38,7 @@ class Documents:
 
     def describe(self) -> str:
         """"VirtualService reviews, DestinationRule reviews": what a push record's reason names."""
-        return ", ".join(f"{r.kind} {r.name}" for r in self.istio)
+        return ", ".join(f"{'Gateway' if r.kind == 'KubernetesGateway' else r.kind} {r.name}" for r in self.istio)
 
 
 def with_istio(topology: Topology, resources: tuple[IstioResource, ...]) -> tuple[Topology, list[str]]:
