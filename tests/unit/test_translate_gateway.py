@@ -209,3 +209,9 @@ def test_grpc_route_methods_become_path_matches():
     [vs] = topology.istio.virtual_services
     assert vs.name == "default~9080~ratings.default.svc.cluster.local" and vs.spec["gateways"] == ["mesh"]
     assert vs.spec["http"][0]["match"] == [{"uri": {"exact": "/bookinfo.Ratings/Get"}, "port": 9080}]
+
+
+def test_a_virtual_service_naming_a_missing_gateway_is_warned_about():
+    lone = vs("site", "[bookinfo.example.com]", "[nowhere]")
+    _, warnings = with_istio(bookinfo(ingress=True), Documents.parse(lone).istio)
+    assert warnings == ['Warning [IST0101] (VirtualService default/site) Referenced gateway not found: "nowhere"']
