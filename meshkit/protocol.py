@@ -179,6 +179,15 @@ class Identity(TypedDict):
     push: PushRecord | None
 
 
+class Ingress(TypedDict):
+    """Where the host (a notebook, a browser) reaches the ingress gateway."""
+
+    address: str
+    http_port: int
+    https_port: int
+    url: str
+
+
 class Stopping(TypedDict):
     stopping: bool
 
@@ -240,11 +249,14 @@ PODS: Operation[list[PodRow]] = _op("pods", Scope.POD, (), list[PodRow],
                                     "kubectl get pods: READY, STATUS, RESTARTS, AGE as the supervisor sees them")
 ACCESS_LOG: Operation[dict[str, dict]] = _op("access_log", Scope.POD, ("pods", "request_id", "client", "since"),
                                              dict[str, dict], "sidecars' access-log lines for one request")
+INGRESS: Operation[Ingress] = _op("ingress", Scope.PLANE, (), Ingress,
+                                  "where the host reaches the ingress gateway: address, ports, URL")
 DOWN: Operation[Stopping] = _op("down", Scope.POD, (), Stopping, "stop the mesh and everything it started")
 
 OPERATIONS: dict[str, Operation[Any]] = {
     op.name: op for op in (PING, TOPOLOGY, STATUS, APPLY, DELETE, GET, XDS, REVERT, HISTORY, EVENTS, BOSS,
-                           IDENTITY, PUSH_DIFF, REPLAY, CURL, TCP, ADMIN, POD_INFO, PODS, ACCESS_LOG, DOWN)
+                           IDENTITY, PUSH_DIFF, REPLAY, INGRESS, CURL, TCP, ADMIN, POD_INFO, PODS, ACCESS_LOG,
+                           DOWN)
 }
 PLANE_OPS = frozenset(name for name, op in OPERATIONS.items() if op.scope is Scope.PLANE)
 

@@ -152,6 +152,9 @@ class FakeTransport:
     def _replay(self, push_id: int) -> p.PushRecord:
         return self._push(f"replay push {push_id}")
 
+    def _ingress(self) -> p.Ingress:
+        return {"address": "10.244.0.18", "http_port": 8080, "https_port": 8443, "url": "http://10.244.0.18:8080"}
+
     def _access_log(self, pods: list[str] | None = None, request_id: str = "", client: str = "",
                     since: dict[str, int] | None = None) -> dict[str, dict]:
         return {pod: {"offset": 0, "lines": []} for pod in (pods or BOOKINFO_PODS)}

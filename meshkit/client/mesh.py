@@ -143,6 +143,15 @@ class Mesh:
         `rotate=True` re-issues them now (for `pods`, default all sidecars)."""
         return self._call(p.IDENTITY, ttl_s=ttl_s, rotate=rotate, pods=list(pods) if pods is not None else None)
 
+    def ingress(self) -> p.Ingress:
+        """Where this machine (the notebook, a browser) reaches `istio-ingressgateway`:
+        {"address", "http_port", "https_port", "url"}.
+
+        >>> gate = mesh.ingress()
+        >>> requests.get(gate["url"] + "/productpage")   # through the gateway's Envoy, from outside
+        """
+        return self._call(p.INGRESS)
+
     # -- views -----------------------------------------------------------------------------
     def status(self) -> pd.DataFrame:
         """`istioctl proxy-status`: each sidecar's sync state per xDS type."""

@@ -15,7 +15,7 @@ import socket
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from ..model import Topology
+from ..model import Topology, Workload
 from .bootstrap import XdsAddress
 
 POD_VIEWS = ("iptables", "sockets", "hosts", "addresses")  # what `pod_view` can show
@@ -71,6 +71,15 @@ class Runtime(Protocol):
 
     def outside(self) -> dict[str, Any] | None:
         """The outside world's {"host", "address", "ports"}, or None when none runs."""
+
+    def ingress(self) -> dict[str, Any]:
+        """Where the host reaches `istio-ingressgateway`: {"address", "http_port", "https_port", "url"}."""
+
+    def start_pod(self, workload: Workload, topology: Topology) -> None:
+        """Start one more Envoy-only pod while the mesh runs (a Gateway API gateway's Deployment)."""
+
+    def stop_pod(self, workload: Workload) -> None:
+        """Stop a pod started at run time, and remove what it made."""
 
     def pods_table(self) -> list[dict]:
         """`kubectl get pods`: one row per pod with NAME, READY, STATUS, RESTARTS, AGE (supervisor.py)."""

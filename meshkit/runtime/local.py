@@ -28,7 +28,7 @@ from .base import POD_VIEWS, Runtime
 from .bootstrap import ENVOY_XDS_PIPE, XdsAddress, envoy_bootstrap
 from .envoy import find_envoy, start_envoy
 from .errors import RuntimeProblem
-from .processes import PodProcesses, mesh_id, popen
+from .processes import PodProcesses, ingress_address, mesh_id, popen
 from .shared import world_usable
 from .supervisor import PodHealth, accepts
 
@@ -140,8 +140,10 @@ class LocalRuntime(PodProcesses):
         if any(port < 1024 for port in workload.ports):
             netns.allow_low_ports(ns)
         self.make_pod_dir(workload.name)  # before the boss opens the pod's ADS socket in it
-        if workload.sidecar:
+        if workload.captured:
             capture.apply(ns)
+        elif workload.sidecar:  # a gateway: no capture, and Envoy (uid 1337) may bind 80/443 as Istio's do
+            netns.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0"])
 
     @property
     def proxy_uid(self) -> int:
@@ -182,6 +184,28 @@ class LocalRuntime(PodProcesses):
             bootstrap = envoy_bootstrap(workload, XdsAddress(path=ENVOY_XDS_PIPE), admin_port=ADMIN_PORT)
             self._supervise(name, "istio-proxy", f"envoy {name}", lambda: start_envoy(ns, bootstrap, pod_dir, envoy),
                             lambda: self.admin_get(name, "/ready", 0.5).strip() == "LIVE")
+
+    def start_pod(self, workload: Workload, topology: Topology) -> None:
+        """Start one more Envoy-only pod while the mesh runs (a Gateway API gateway's automated
+        deployment): its netns on the bridge, no capture, its supervised Envoy dialling its own socket.
+        `topology` is the book that has it; the boss serves the pod's socket before this is called."""
+        if workload.ports or not workload.sidecar:
+            raise RuntimeProblem(f"{workload.name} is not an Envoy-only pod", "only gateways start at run time")
+        self.topology = topology
+        self._start_pod_network(topology.workloads.index(workload), workload, self.bridge_name(self.home))
+        envoy = self._envoy or world_usable(find_envoy())
+        self._supervise_pod(workload, self.netns(workload.name), self.pod_dir(workload.name), [], envoy)
+
+    def stop_pod(self, workload: Workload) -> None:
+        super().stop_pod(workload)
+        ns = self.netns_prefix(self.home) + workload.deployment
+        netns.delete_netns(ns)
+        shutil.rmtree(netns.NETNS_ETC / ns, ignore_errors=True)
+
+    def ingress(self) -> dict[str, Any]:
+        """Where the host reaches `istio-ingressgateway`: its pod IP, through the bridge (the host's
+        side of the bridge is in the pod subnet), on the ports its Envoy listens on."""
+        return ingress_address(self.topology)
 
     def wait_apps(self, timeout: float = 30.0) -> None:
         """Return once every app accepts on 127.0.0.1:<port> inside its pod, and the outside world on the host."""

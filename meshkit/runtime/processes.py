@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model import Topology
+from ..model.bookinfo import INGRESS
 from . import netns
 from .bootstrap import POD_XDS_SOCKET, XdsAddress
 from .errors import RuntimeProblem
@@ -197,6 +198,13 @@ class PodProcesses:
             if waiting:
                 time.sleep(0.05)
 
+    def stop_pod(self, workload: Any) -> None:
+        """Stop a pod started at run time (a deleted Gateway's Deployment): its processes, no restart."""
+        processes = self.supervisor.remove(workload.name)
+        kill_all(p.pid for p in processes)
+        for process in processes:
+            process.wait()
+
     def stop(self) -> None:
         """Stop this runtime's processes and remove everything it created."""
         self.supervisor.stop()  # first: nothing killed below may be restarted
@@ -228,3 +236,16 @@ class PodProcesses:
         with contextlib.suppress(OSError):  # /etc/netns itself, once no mesh uses it
             netns.NETNS_ETC.rmdir()
         (home / STATE_FILE).unlink(missing_ok=True)
+
+
+def ingress_address(topology: Topology) -> dict[str, Any]:
+    """The ingress gateway as the host reaches it in the local modes: its pod IP and the ports its
+    Envoy binds (the targetPorts of Service `istio-ingressgateway`: 8080 plain, 8443 TLS)."""
+    service = next((s for s in topology.services if s.name == INGRESS), None)
+    pods = topology.endpoints(service) if service else []
+    if service is None or not pods:
+        raise RuntimeProblem("this mesh has no istio-ingressgateway", "start the demo mesh (meshkit up)")
+    ports = {p.port: p.target_port for p in service.ports}
+    address = pods[0].ip
+    return {"address": address, "http_port": ports.get(80, 8080), "https_port": ports.get(443, 8443),
+            "url": f"http://{address}:{ports.get(80, 8080)}"}

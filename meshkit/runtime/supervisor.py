@@ -131,6 +131,15 @@ class Supervisor:
         assert container.process is not None
         return container.process
 
+    def remove(self, pod: str) -> list[subprocess.Popen]:
+        """Stop tending `pod`'s containers (a pod taken away while the mesh runs); their processes, to kill."""
+        with self._lock:
+            gone = [c for c in self._containers if c.pod == pod]
+            self._containers = [c for c in self._containers if c.pod != pod]
+            self._pod_started.pop(pod, None)
+            self._healthy.pop(pod, None)
+        return [c.process for c in gone if c.process is not None]
+
     def start(self) -> None:
         """Watch from a background thread (idempotent)."""
         if self._thread is None:

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..constants import INBOUND_PORT, OUTBOUND_PORT, SIDECAR_PORTS, USERSPACE
-from ..model import Topology, Workload, bookinfo
+from ..model import Topology, Workload, demo
 from .admin import AdminClient
 from .apps import HERE as APPS_DIR
 from .apps import app_command
@@ -57,7 +57,7 @@ from .bootstrap import ADMIN_SOCKET, ENVOY_XDS_PIPE, XdsAddress, envoy_bootstrap
 from .envoy import ENVOY_FLAGS, find_envoy
 from .errors import RuntimeProblem
 from .local import OUTSIDE_HOST, OUTSIDE_PORTS
-from .processes import PodProcesses, mesh_id, popen
+from .processes import PodProcesses, ingress_address, mesh_id, popen
 from .supervisor import PodHealth, accepts
 
 CAPTURE = USERSPACE
@@ -90,7 +90,7 @@ class UserspaceRuntime(PodProcesses):
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
-    def create(cls, home: Path, build: Callable[[str], Topology] = bookinfo,
+    def create(cls, home: Path, build: Callable[[str], Topology] = demo,
                on_pod_health: PodHealth | None = None) -> UserspaceRuntime:
         """A runtime on a free 127.N.0.0/16 (held by a lock file for as long as this process lives),
         its topology made by `build(pod_subnet)` (the built-in demo by default)."""
@@ -105,7 +105,7 @@ class UserspaceRuntime(PodProcesses):
         return runtime
 
     @staticmethod
-    def topology_for(block: int, build: Callable[[str], Topology] = bookinfo) -> Topology:
+    def topology_for(block: int, build: Callable[[str], Topology] = demo) -> Topology:
         from dataclasses import replace
 
         return replace(build(f"127.{block}.{POD_OCTET}.0/24"), capture=CAPTURE)
@@ -163,7 +163,8 @@ class UserspaceRuntime(PodProcesses):
         wanted = [(w.ip, p) for w in self.topology.sidecars() for p in SIDECAR_PORTS]
         wanted += [(w.ip, p) for w in self.topology.workloads for p in w.ports]
         wanted += [(self.app_ip(w.name), p) for w in self.topology.workloads for p in w.ports]
-        wanted += [(self.mirror(s.vip), p.port) for s in self.topology.services for p in s.ports]
+        wanted += [(self.mirror(s.vip), p.port) for s in self.topology.services for p in s.ports
+                   if _may_bind(p.port)]
         taken = [f"{a}:{p}" for a, p in wanted if not _bindable(a, p)]
         if taken:
             raise RuntimeProblem(
@@ -179,7 +180,7 @@ class UserspaceRuntime(PodProcesses):
             "pods": [{"name": w.name, "ip": w.ip, "app_ip": self.app_ip(w.name), "sidecar": w.sidecar,
                       "ports": list(w.ports)} for w in topo.workloads],
             "services": [{"name": s.name, "vip": s.vip, "mirror": self.mirror(s.vip),
-                          "ports": {p.port: p.target_port for p in s.ports},
+                          "ports": {p.port: p.target_port for p in s.ports if _may_bind(p.port)},
                           "endpoints": [w.ip for w in topo.endpoints(s)]} for s in topo.services],
         }
 
@@ -247,6 +248,21 @@ class UserspaceRuntime(PodProcesses):
             self.make_pod_dir(workload.name)
             self._supervise_pod(workload, envoy)
         self.supervisor.start()
+
+    def start_pod(self, workload: Workload, topology: Topology) -> None:
+        """Start one more Envoy-only pod while the mesh runs (a Gateway API gateway's automated
+        deployment). The capture process keeps the Services it started with: pods and the host
+        reach the new gateway on its pod IP (as `meshkit curl` does, kube-proxy style)."""
+        if workload.ports or not workload.sidecar:
+            raise RuntimeProblem(f"{workload.name} is not an Envoy-only pod", "only gateways start at run time")
+        self.topology = topology
+        self.make_pod_dir(workload.name)
+        (self.pod_dir(workload.name) / "hosts").write_text("\n".join(self.hosts_lines(workload.name)) + "\n")
+        self._supervise_pod(workload, self._envoy or find_envoy())
+
+    def ingress(self) -> dict[str, Any]:
+        """Where the host reaches `istio-ingressgateway`: its pod IP on the loopback, its Envoy's ports."""
+        return ingress_address(self.topology)
 
     def _supervise_pod(self, workload: Workload, envoy: Path) -> None:
         """The pod's app and sidecar, each restarted when it exits, each with its readiness probe."""
@@ -394,3 +410,15 @@ def _bindable(address: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _may_bind(port: int) -> bool:
+    """Whether this user may listen on `port` (the gate's Service has 80 and 443): without privileges
+    the capture process leaves such VIP mirrors out; Envoys reach the gate's pod IP directly anyway."""
+    if os.geteuid() == 0:
+        return True
+    try:
+        start = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    except (OSError, ValueError):
+        start = 1024
+    return port >= start

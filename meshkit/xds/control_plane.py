@@ -24,7 +24,7 @@ from google.protobuf.message import Message
 
 from ..model.raw import RawResource
 from ..model.topology import Topology, Workload
-from . import generate, secrets
+from . import gateway_tls, generate, secrets
 from .ca import CertificateAuthority, IssuedCert
 from .cache import SnapshotCache
 from .push_log import PushLog, PushState
@@ -92,6 +92,7 @@ class ControlPlane:
         self.cache = cache
         self.tracker = tracker
         self.ca = ca or CertificateAuthority()
+        self.credentials = gateway_tls.Credentials(self.ca)  # gateway `credentialName` certificates
         self._certs: dict[str, IssuedCert] = {}  # pod name -> its current workload certificate
         self._renewals: dict[str, asyncio.TimerHandle] = {}
         self.rotations = 0
@@ -108,6 +109,7 @@ class ControlPlane:
         # pilot-agent's part: DestinationRule certificate files, read from disk at push time
         files = secrets.referenced_file_secrets(resources.get(CLUSTER, []))
         resources[SECRET] += [s for s in map(secrets.file_secret, files) if s is not None]
+        resources[SECRET] += self.credentials.secrets(self.topology, proxy)
         overrides = self._overrides.get(proxy.name, {})
         merged: dict[str, list[Message]] = {}
         for type_url in set(resources) | {key[0] for key in overrides}:

@@ -6,6 +6,7 @@ from google.protobuf.message import Message
 
 from meshkit.model import Topology, Workload
 
+from . import gateway
 from .clusters import build_clusters
 from .endpoints import build_endpoints
 from .listeners import build_listeners
@@ -15,7 +16,14 @@ from .scope import for_proxy
 
 
 def generate(topology: Topology, proxy: Workload) -> dict[str, list[Message]]:
-    """CDS, EDS, LDS and RDS resources for `proxy`, in push order (pure: same input, same output)."""
+    """CDS, EDS, LDS and RDS resources for `proxy`, in push order (pure: same input, same output).
+
+    Gateway API resources are first converted to the Istio config istiod derives from them, and a
+    gateway (`router`) proxy gets the gateway translation (xds/gateway.py).
+    """
+    topology = gateway.effective(topology)
+    if gateway.is_gateway(proxy):
+        return gateway.generate(topology, proxy)
     topology = for_proxy(topology, proxy)  # its Sidecar's outboundTrafficPolicy, if any
     return {
         CLUSTER: build_clusters(topology, proxy),

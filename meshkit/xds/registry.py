@@ -66,7 +66,7 @@ class RegistryService:
 
 def pod_member(pod: Workload) -> Member:
     """A pod behind a Kubernetes Service; its telemetry workload is the Deployment."""
-    return Member(pod.ip, pod.labels, pod.deployment, pod.namespace, pod.sidecar,
+    return Member(pod.ip, pod.labels, pod.deployment, pod.namespace, pod.captured,
                   service_account=pod.service_account, healthy=pod.ready)
 
 
