@@ -26,9 +26,9 @@ from google.protobuf import wrappers_pb2
 from meshkit.model import ServicePort, Topology, Workload
 
 from . import destination_rule as dr
-from . import names
+from . import names, push_context
 from .registry import STATIC, Member, RegistryService
-from .scope import outbound_ports
+from .resources import ENDPOINT
 from .values import filter_metadata
 
 CLUSTER_ID = "Kubernetes"
@@ -83,20 +83,26 @@ def load_assignment(
 def build_endpoints(topology: Topology, proxy: Workload) -> list[endpoint_pb2.ClusterLoadAssignment]:
     """Every EDS resource for `proxy`: one per EDS cluster (default, then subsets), in CDS order.
 
-    The same for every proxy today (no Sidecar scoping or locality yet); `proxy` is kept so the
-    signature matches the other translators. A DestinationRule `loadBalancer.simple: PASSTHROUGH`
-    turns a cluster into ORIGINAL_DST, which has no EDS resource.
+    The same for every proxy today (no Sidecar scoping or locality yet), so it is built once per
+    push context and every proxy gets the same objects; `proxy` is kept so the signature matches
+    the other translators. A DestinationRule `loadBalancer.simple: PASSTHROUGH` turns a cluster
+    into ORIGINAL_DST, which has no EDS resource.
     """
-    out = []
-    for service, port in outbound_ports(topology):
-        if service.resolution != STATIC:
-            continue
-        rule = topology.istio.destination_rule_for(service.hostname)
-        keys = [(None, "", None), *((s, s["name"], s.get("labels", {})) for s in dr.subsets(rule))]
-        for subset, name, selector in keys:
-            if dr.effective_policy(rule, port.port, subset).get("loadBalancer", {}).get("simple") == "PASSTHROUGH":
+    ctx = push_context.of(topology)
+
+    def build() -> tuple[endpoint_pb2.ClusterLoadAssignment, ...]:
+        out = []
+        for service, port in ctx.outbound_ports:
+            if service.resolution != STATIC:
                 continue
-            out.append(
-                load_assignment(names.outbound_cluster(port.port, service.hostname, name), service, port, selector)
-            )
-    return out
+            rule = ctx.destination_rule_for(service.hostname)
+            keys = [(None, "", None), *((s, s["name"], s.get("labels", {})) for s in dr.subsets(rule))]
+            for subset, name, selector in keys:
+                if dr.effective_policy(rule, port.port, subset).get("loadBalancer", {}).get("simple") == "PASSTHROUGH":
+                    continue
+                out.append(
+                    load_assignment(names.outbound_cluster(port.port, service.hostname, name), service, port, selector)
+                )
+        return tuple(out)
+
+    return list(ctx.shared((ENDPOINT, "all"), build))

@@ -36,10 +36,11 @@ from google.protobuf import wrappers_pb2
 
 from meshkit.model import HTTP, TCP, MeshConfig, Topology, Workload
 
-from . import authorization, capture, filters, names, routes, secrets, virtual_service
+from . import authorization, capture, filters, names, push_context, routes, secrets, virtual_service
 from .peer_authentication import DISABLE, PERMISSIVE, STRICT, port_mode, workload_mode
 from .registry import RegistryService
-from .scope import InboundPort, http_ports, inbound_ports, lookup, outbound_ports
+from .resources import LISTENER
+from .scope import InboundPort, inbound_ports
 from .values import duration, filter_metadata
 
 Listener = listener_pb2.Listener
@@ -278,24 +279,52 @@ def virtual_inbound_listener(topology: Topology, proxy: Workload) -> Listener:
 
 def tcp_proxy_for(topology: Topology, proxy: Workload, service: RegistryService, port: int) -> tuple[lc.Filter, str]:
     """The tcp_proxy for a TCP service port and the VirtualService behind it ("" for the default)."""
-    target = virtual_service.tcp_target(topology.istio, service, port, proxy, lookup(topology))
+    index = push_context.of(topology)
+    named = index.virtual_services_naming(service.hostname)
+    target = virtual_service.tcp_target(topology.istio, service, port, proxy, index.lookup) if named else None
     if target is None:
         return filters.tcp_proxy(names.outbound_cluster(port, service.hostname)), ""
     return filters.tcp_proxy(target.clusters, target.stat_prefix), target.config
 
 
 def outbound_listeners(topology: Topology, proxy: Workload) -> list[Listener]:
-    """Per-port HTTP and per-address TCP listeners, by port then address."""
+    """Per-port HTTP and per-address TCP listeners, by port then address.
+
+    They depend on the proxy only through `PushContext.proxy_key`, so proxies with the same key
+    share the same objects, built once per push context.
+    """
+    index = push_context.of(topology)
+    key = (LISTENER, "outbound", index.proxy_key(proxy))
+    return list(index.shared(key, lambda: tuple(_outbound_listeners(topology, proxy))))
+
+
+def _outbound_listeners(topology: Topology, proxy: Workload) -> list[Listener]:
     mesh = topology.mesh
-    listeners = {(port, names.WILDCARD): outbound_http_listener(port, mesh) for port in http_ports(topology)}
-    for service, port in outbound_ports(topology):
+    index = push_context.of(topology)
+    listeners = {(port, names.WILDCARD): outbound_http_listener(port, mesh) for port in index.http_ports}
+    for service, port in index.outbound_ports:
         if port.protocol != TCP:
             continue
-        target, config = tcp_proxy_for(topology, proxy, service, port.port)
+        # Without a VirtualService naming the host the listener is the default one, shared.
+        named = index.virtual_services_naming(service.hostname)
+        custom = tcp_proxy_for(topology, proxy, service, port.port) if named else None
         for address in service.addresses or (names.WILDCARD,):
             if (port.port, address) not in listeners:
-                listeners[(port.port, address)] = outbound_tcp_listener(address, port.port, target, mesh, config)
+                listeners[(port.port, address)] = _tcp_listener(index, service, address, port.port, custom)
     return [listeners[key] for key in sorted(listeners)]
+
+
+def _tcp_listener(index: push_context.PushContext, service: RegistryService, address: str, port: int,
+                  custom: tuple[lc.Filter, str] | None) -> Listener:
+    """An outbound TCP listener; the default one (no VirtualService) is shared by every proxy."""
+    if custom is not None and custom[1]:
+        return outbound_tcp_listener(address, port, custom[0], index.mesh, custom[1])
+
+    def build() -> Listener:
+        target = custom[0] if custom is not None else filters.tcp_proxy(names.outbound_cluster(port, service.hostname))
+        return outbound_tcp_listener(address, port, target, index.mesh)
+
+    return index.shared((LISTENER, names.listener_name(address, port), service.hostname), build)
 
 
 def build_listeners(topology: Topology, proxy: Workload) -> list[Listener]:
