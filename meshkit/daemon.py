@@ -27,6 +27,7 @@ from .runtime.base import Runtime
 from .service import PlaneService, PodService, handlers
 from .xds.cache import SnapshotCache
 from .xds.control_plane import ControlPlane
+from .xds.debounce import DEBOUNCE_MS
 from .xds.server import AdsServer
 from .xds.status import SyncTracker
 
@@ -34,13 +35,15 @@ log = logging.getLogger("meshkit.daemon")
 
 READY_TIMEOUT_S = 30.0
 STATUS_FILE = "daemon.json"
+DEBOUNCE_ENV = "MESHKIT_DEBOUNCE_MS"  # how long a burst of changes may gather before one push
 
 
 class Daemon:
     """Wires one runtime, one control plane and the control socket together, and takes them down."""
 
-    def __init__(self, home: Path, capture: str | None = None) -> None:
+    def __init__(self, home: Path, capture: str | None = None, debounce_ms: float = DEBOUNCE_MS) -> None:
         self.home = home
+        self.debounce_ms = debounce_ms
         self.runtime: Runtime = choose.create(home, capture)
         self.server = AdsServer(SnapshotCache(), SyncTracker())
         self.plane: ControlPlane | None = None
@@ -69,7 +72,8 @@ class Daemon:
         await asyncio.to_thread(runtime.start_network)
         xds = runtime.xds_address()
         await self.server.start(f"{xds.host}:{xds.port}")
-        self.plane = ControlPlane(runtime.topology, self.server.cache, self.server.tracker)
+        self.plane = ControlPlane(runtime.topology, self.server.cache, self.server.tracker,
+                                  debounce_ms=self.debounce_ms)
         await self.plane.push_all("initial state")  # the orders are ready before the lieutenants arrive
         await asyncio.to_thread(runtime.start_pods, xds)
         await asyncio.to_thread(runtime.wait_apps, READY_TIMEOUT_S)
@@ -104,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="meshkit-daemon", description=__doc__)
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--capture", choices=CAPTURES, help="default: $MESHKIT_CAPTURE, else auto")
+    parser.add_argument("--debounce-ms", type=float, default=float(os.environ.get(DEBOUNCE_ENV, DEBOUNCE_MS)),
+                        help=f"merge changes arriving while a push is in flight until this long passes "
+                             f"without one (default: ${DEBOUNCE_ENV}, else {DEBOUNCE_MS:g}; istiod: 100)")
     args = parser.parse_args(argv)
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -111,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         try:
-            daemon = Daemon(home, args.capture)
+            daemon = Daemon(home, args.capture, args.debounce_ms)
         except MeshError as exc:  # e.g. no free addresses: say so to the waiting `meshkit up`
             (home / STATUS_FILE).write_text(json.dumps({"state": "failed", "pid": os.getpid(), "error": str(exc)}))
             log.error("%s", exc)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from google.protobuf.any_pb2 import Any
@@ -24,9 +24,11 @@ from google.protobuf.message import Message
 
 from ..model.raw import RawResource
 from ..model.topology import Topology, Workload
-from . import generate, secrets
+from . import generate, push_context, secrets
 from .ca import CertificateAuthority, IssuedCert
 from .cache import SnapshotCache
+from .changes import ALL_TYPES, affected_types
+from .debounce import DEBOUNCE_MAX_MS, DEBOUNCE_MS, Batch, Debouncer
 from .resources import PUSH_ORDER, SECRET, SHORT_NAMES, resource_name
 from .snapshot import Snapshot
 from .status import OutcomeKind, SyncTracker
@@ -56,6 +58,8 @@ class Push:
     results: dict[str, dict[str, str]] = field(default_factory=dict)  # pod -> type -> ACK/NACK/...
     errors: dict[str, str] = field(default_factory=dict)  # pod -> Envoy's error text
     finished: float | None = None
+    merged: list[str] = field(default_factory=list)  # every change this push carries, in order
+    rebuilt: dict[str, list[str]] = field(default_factory=dict)  # pod -> types translated anew
 
     @property
     def nacked(self) -> bool:
@@ -75,6 +79,8 @@ class Push:
             "results": self.results,
             "errors": self.errors,
             "duration_ms": self.duration_ms,
+            "merged": self.merged,
+            "rebuilt": self.rebuilt,
         }
 
 
@@ -82,7 +88,8 @@ class ControlPlane:
     """Desired state + ADS cache + sync tracker: the part of istiod meshkit re-implements."""
 
     def __init__(self, topology: Topology, cache: SnapshotCache, tracker: SyncTracker,
-                 ca: CertificateAuthority | None = None) -> None:
+                 ca: CertificateAuthority | None = None, *, debounce_ms: float = DEBOUNCE_MS,
+                 debounce_max_ms: float = DEBOUNCE_MAX_MS) -> None:
         self.topology = topology
         self.cache = cache
         self.tracker = tracker
@@ -93,15 +100,18 @@ class ControlPlane:
         # pod name -> (type_url, resource name) -> the learner's raw resource
         self._overrides: dict[str, dict[tuple[str, str], RawResource]] = {}
         self._history: list[Push] = []
+        self._batches: Debouncer[Push] = Debouncer(self._push_batch, debounce_ms, max(debounce_ms, debounce_max_ms))
 
     # -- desired state -------------------------------------------------------------------
-    def desired(self, proxy: Workload) -> dict[str, list[Message]]:
-        """The generated resources for `proxy`, with its raw overrides replacing or adding."""
-        resources: dict[str, list[Message]] = dict(generate.generate(self.topology, proxy))
-        resources[SECRET] = secrets.build_secrets(self.certificate(proxy), self.ca.root_pem)
+    def desired(self, proxy: Workload, types: Collection[str] = ALL_TYPES) -> dict[str, list[Message]]:
+        """The generated resources for `proxy`, with its raw overrides replacing or adding; only
+        the type URLs in `types` (the others stay as the last snapshot has them)."""
+        resources: dict[str, list[Message]] = dict(generate.generate(self.topology, proxy, types))
+        if SECRET in types:
+            resources[SECRET] = secrets.build_secrets(self.certificate(proxy), self.ca.root_pem)
         overrides = self._overrides.get(proxy.name, {})
         merged: dict[str, list[Message]] = {}
-        for type_url in set(resources) | {key[0] for key in overrides}:
+        for type_url in set(resources) | {key[0] for key in overrides if key[0] in types}:
             by_name = {resource_name(m): m for m in resources.get(type_url, [])}
             for (override_type, name), raw in overrides.items():
                 if override_type == type_url:
@@ -138,7 +148,7 @@ class ControlPlane:
         for workload in workloads:
             self._certs.pop(workload.name, None)
         self.rotations += len(workloads)
-        return await self.push(workloads, reason)
+        return await self.push(workloads, reason, types={SECRET})
 
     async def set_certificate_ttl(self, ttl_s: float) -> Push:
         """Change the lifetime of new certificates, and re-issue every sidecar's under it now."""
@@ -169,7 +179,7 @@ class ControlPlane:
             for raw in resources:
                 slot[(raw.type_url, raw.name)] = raw
         names = ", ".join(f"{r.short_type} {r.name}" for r in resources)
-        return await self.push(pods, f"apply {names}")
+        return await self.push(pods, f"apply {names}", types={r.type_url for r in resources})
 
     async def revert(self, pods: Iterable[Workload]) -> Push:
         """Drop the raw overrides of `pods`, so they get the generated config back."""
@@ -179,8 +189,10 @@ class ControlPlane:
         return await self.push(pods, "revert raw overrides")
 
     async def set_topology(self, topology: Topology, reason: str) -> Push:
+        """Adopt a new topology and push what it changes (`changes.affected_types`) to every sidecar."""
+        types = affected_types(self.topology, topology)
         self.topology = topology
-        return await self.push(topology.sidecars(), reason)
+        return await self.push(topology.sidecars(), reason, types=types)
 
     async def set_pod_health(self, pod_name: str, healthy: bool) -> Push:
         """Mark `pod_name`'s endpoints UNHEALTHY (or HEALTHY again) in every proxy's EDS and push.
@@ -192,8 +204,8 @@ class ControlPlane:
         """
         pod = self.topology.workload(pod_name)
         workloads = tuple(replace(w, ready=healthy) if w.name == pod.name else w for w in self.topology.workloads)
-        self.topology = replace(self.topology, workloads=workloads)
-        return await self.push(self.topology.sidecars(), f"{pod.name} {'ready' if healthy else 'not ready'}")
+        return await self.set_topology(replace(self.topology, workloads=workloads),
+                                       f"{pod.name} {'ready' if healthy else 'not ready'}")
 
     async def wait_synced(self, pods: Iterable[Workload], timeout: float) -> dict[str, dict[str, str]]:
         """Wait until each pod's sidecar has ACKed (or NACKed) every type of its current snapshot.
@@ -210,18 +222,30 @@ class ControlPlane:
         return {by_node.get(node, node): {SHORT_NAMES[t]: o.kind.value for t, o in per_type.items()}
                 for node, per_type in outcomes.items()}
 
-    async def push(self, pods: Iterable[Workload], reason: str, timeout: float = ACK_TIMEOUT_S) -> Push:
-        """Rebuild the snapshots of `pods`, publish them together, and wait for the proxies."""
-        pods = list(pods)
-        record = Push(id=len(self._history) + 1, started=time.time(), reason=reason)
+    async def push(self, pods: Iterable[Workload], reason: str, timeout: float = ACK_TIMEOUT_S,
+                   types: Collection[str] = ALL_TYPES) -> Push:
+        """Rebuild the `types` of the snapshots of `pods`, publish them together, and wait for the
+        proxies. Changes arriving while another push is in flight are merged into one (`debounce`)."""
+        return await self._batches.submit([p.name for p in pods], types, reason, timeout)
+
+    async def _push_batch(self, batch: Batch) -> Push:
+        """One push for a batch of merged changes, each proxy rebuilt only in the types they touch."""
+        reasons = batch.reasons
+        reason = reasons[0] if len(reasons) == 1 else f"{reasons[0]} (+{len(reasons) - 1} merged)"
+        record = Push(id=len(self._history) + 1, started=time.time(), reason=reason, merged=list(reasons))
         self._history.append(record)
+        index = push_context.of(self.topology)  # one index for the whole push, shared by every proxy
+        by_name = {w.name: w for w in self.topology.workloads}
+        pods = [by_name[name] for name in batch.types if name in by_name]
         snapshots: dict[str, Snapshot] = {}
         expected: dict[str, dict[str, str]] = {}
         for pod in pods:
-            new = Snapshot.build(self.desired(pod))
             old = self.cache.get(pod.node_id)
-            record.changes.extend(_diff(pod.name, old, new))
+            types = ALL_TYPES if old is None else batch.types[pod.name]
+            new = Snapshot.build(self.desired(pod, types), base=old, packed=index.packed)
+            record.rebuilt[pod.name] = [SHORT_NAMES[t] for t in PUSH_ORDER if t in types]
             changed = {t: v for t, v in new.versions.items() if old is None or old.versions.get(t) != v}
+            record.changes.extend(_diff(pod.name, old, new, changed))
             snapshots[pod.node_id] = new
             record.versions[pod.name] = {SHORT_NAMES[t]: v for t, v in changed.items()}
             if changed and self.tracker.connected(pod.node_id):  # others get it when they connect
@@ -229,21 +253,24 @@ class ControlPlane:
         self.cache.set_many(snapshots)
         for pod in pods:
             self._schedule_renewal(pod.name)
-        outcomes = await self.tracker.wait_for(expected, timeout) if expected else {}
+        outcomes = await self.tracker.wait_for(expected, batch.timeout) if expected else {}
         by_node = {p.node_id: p.name for p in self.topology.workloads}
         for node_id, per_type in outcomes.items():
-            pod = by_node.get(node_id, node_id)
+            pod_name = by_node.get(node_id, node_id)
             for type_url, outcome in per_type.items():
-                record.results.setdefault(pod, {})[SHORT_NAMES[type_url]] = outcome.kind.value
+                record.results.setdefault(pod_name, {})[SHORT_NAMES[type_url]] = outcome.kind.value
                 if outcome.kind is OutcomeKind.NACK:
-                    record.errors[pod] = outcome.error
+                    record.errors[pod_name] = outcome.error
         record.finished = time.time()
         return record
 
 
-def _diff(pod: str, old: Snapshot | None, new: Snapshot) -> list[Change]:
+def _diff(pod: str, old: Snapshot | None, new: Snapshot, changed: Collection[str]) -> list[Change]:
+    """What differs, resource by resource, in the types whose version `changed`."""
     changes = []
     for type_url in PUSH_ORDER:
+        if type_url not in changed:
+            continue
         before: Mapping[str, Any] = old.resources.get(type_url, {}) if old else {}
         after: Mapping[str, Any] = new.resources.get(type_url, {})
         short = SHORT_NAMES[type_url]
@@ -252,6 +279,6 @@ def _diff(pod: str, old: Snapshot | None, new: Snapshot) -> list[Change]:
                 changes.append(Change(pod, short, name, "added"))
             elif name not in after:
                 changes.append(Change(pod, short, name, "removed"))
-            elif before[name].value != after[name].value:
+            elif before[name] is not after[name] and before[name].value != after[name].value:
                 changes.append(Change(pod, short, name, "modified"))
     return changes

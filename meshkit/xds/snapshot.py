@@ -9,9 +9,10 @@ across control-plane restarts (a restarted counter would make Envoy think nothin
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from google.protobuf import any_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
@@ -35,6 +36,30 @@ def content_version(resources: Mapping[str, any_pb2.Any]) -> str:
 EMPTY_VERSION = content_version({})
 
 
+def _pack(message: Message, url: str, packed: MutableMapping[Any, Any] | None) -> any_pb2.Any:
+    """`message` packed deterministically; once per message object when a cache is given (the
+    cache holds the message, so its id is not reused while the entry lives)."""
+    if packed is not None and (hit := packed.get(id(message))) is not None and hit[0] is message:
+        return hit[1]
+    if type_url(message) != url:
+        raise ValueError(f"{type_url(message)} resource listed under {url}")
+    any_message = any_pb2.Any()
+    any_message.Pack(message, deterministic=True)
+    if packed is not None:
+        packed[id(message)] = (message, any_message)
+    return any_message
+
+
+def _version(by_name: Mapping[str, any_pb2.Any], packed: MutableMapping[Any, Any] | None) -> str:
+    """The content version, remembered in the cache for a type made of the same `Any` objects."""
+    if packed is None:
+        return content_version(by_name)
+    key = ("version", tuple(map(id, by_name.values())))
+    if (hit := packed.get(key)) is None:
+        hit = packed[key] = content_version(by_name)
+    return hit
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """What one proxy should hold: `resources[type_url][name] -> Any` and `versions[type_url]`."""
@@ -43,23 +68,34 @@ class Snapshot:
     versions: Mapping[str, str]
 
     @classmethod
-    def build(cls, resources: Mapping[str, Iterable[Message]]) -> Snapshot:
-        """Pack and hash `{type_url: messages}`; rejects a mistyped message or a duplicate name."""
-        packed: dict[str, Mapping[str, any_pb2.Any]] = {}
+    def build(
+        cls,
+        resources: Mapping[str, Iterable[Message]],
+        *,
+        base: Snapshot | None = None,
+        packed: MutableMapping[Any, Any] | None = None,
+    ) -> Snapshot:
+        """Pack and hash `{type_url: messages}`; rejects a mistyped message or a duplicate name.
+
+        `base`: a previous snapshot whose types not in `resources` are kept as they are (a push
+        that rebuilds only RDS keeps the packed CDS, EDS, LDS and SDS). `packed`: a cache shared
+        by many builds (the push context's), so a message object given to many proxies is
+        serialized once and every snapshot holds the same `Any`, and a type made of the same
+        `Any`s is hashed once.
+        """
+        out: dict[str, Mapping[str, any_pb2.Any]] = dict(base.resources) if base is not None else {}
+        versions: dict[str, str] = dict(base.versions) if base is not None else {}
         for url, messages in resources.items():
             by_name: dict[str, any_pb2.Any] = {}
             for message in messages:
-                if type_url(message) != url:
-                    raise ValueError(f"{type_url(message)} resource listed under {url}")
+                any_message = _pack(message, url, packed)
                 name = resource_name(message)
                 if name in by_name:
                     raise ValueError(f"duplicate {url.rsplit('.', 1)[-1]} name {name!r}")
-                any_message = any_pb2.Any()
-                any_message.Pack(message, deterministic=True)
                 by_name[name] = any_message
-            packed[url] = MappingProxyType(by_name)
-        versions = {url: content_version(by_name) for url, by_name in packed.items()}
-        return cls(MappingProxyType(packed), MappingProxyType(versions))
+            out[url] = MappingProxyType(by_name)
+            versions[url] = _version(by_name, packed)
+        return cls(MappingProxyType(out), MappingProxyType(versions))
 
     def version(self, type_url: str) -> str:
         """The type's version; a type the snapshot does not mention has the stable empty version."""

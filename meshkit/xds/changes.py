@@ -1,0 +1,69 @@
+"""Which xDS types a config change can alter, so a push rebuilds only those (istiod's
+`ConfigsUpdated` deciding which generators run, and which resources of its XDS cache go stale).
+
+- a pod's readiness: EDS only (plus CDS if a ServiceEntry picks pods, whose DNS clusters carry
+  their endpoints inline);
+- a VirtualService: RDS, and LDS when its old or new version has `tcp` routes (tcp_proxy lives
+  in the listeners);
+- a DestinationRule: CDS, EDS (subsets) and RDS (consistent-hash policies);
+- a PeerAuthentication or AuthorizationPolicy: LDS (the inbound chains and RBAC filters);
+- anything else (Services, pods, ServiceEntries, mesh config, capture): every type.
+
+Every proxy sees every host (meshkit has no `Sidecar` resource), so a change reaches every
+sidecar; the types not listed keep their packed resources and versions from the last snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from meshkit.model import Topology
+from meshkit.model.istio import IstioResource
+
+from .resources import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, ROUTE, SECRET
+
+ALL_TYPES = frozenset(PUSH_ORDER)
+CONFIG_TYPES = ALL_TYPES - {SECRET}  # what the topology decides; SDS is the CA's
+BY_KIND = {
+    "DestinationRule": frozenset({CLUSTER, ENDPOINT, ROUTE}),
+    "PeerAuthentication": frozenset({LISTENER}),
+    "AuthorizationPolicy": frozenset({LISTENER}),
+}
+
+
+def affected_types(old: Topology, new: Topology) -> frozenset[str]:
+    """The xDS types whose content may differ between translating `old` and `new`."""
+    if old is new:
+        return frozenset()
+    if old.services != new.services or old.mesh != new.mesh or old.capture != new.capture:
+        return CONFIG_TYPES
+    types: set[str] = set()
+    if old.workloads != new.workloads:
+        if not _only_readiness(old, new):
+            return CONFIG_TYPES
+        picks_pods = any((e.spec.get("workloadSelector") or {}).get("labels") is not None
+                         for e in new.istio.service_entries)
+        types |= {ENDPOINT, CLUSTER} if picks_pods else {ENDPOINT}
+    before = {r.key: r for r in old.istio.resources}
+    after = {r.key: r for r in new.istio.resources}
+    for key in before.keys() | after.keys():
+        was, now = before.get(key), after.get(key)
+        if was == now:
+            continue
+        kind = key[0]
+        if kind == "VirtualService":
+            types |= {ROUTE, LISTENER} if _has_tcp(was) or _has_tcp(now) else {ROUTE}
+        elif kind in BY_KIND:
+            types |= BY_KIND[kind]
+        else:
+            return CONFIG_TYPES
+    return frozenset(types)
+
+
+def _only_readiness(old: Topology, new: Topology) -> bool:
+    return len(old.workloads) == len(new.workloads) and all(
+        replace(a, ready=b.ready) == b for a, b in zip(old.workloads, new.workloads, strict=True))
+
+
+def _has_tcp(vs: IstioResource | None) -> bool:
+    return vs is not None and bool(vs.spec.get("tcp"))
