@@ -5,6 +5,13 @@ topology, with the learner's raw overrides laid on top. A push rebuilds the snap
 proxies it touches, hands them to the ADS server, and waits for each proxy's ACK or NACK of the
 new versions. Every push is recorded with what changed and what each proxy answered.
 
+A push works as istiod's does at scale: one push context (`push_context.of`) indexes the new
+config once and every proxy's translation reads it; resources that are the same for many proxies
+are built, serialized and hashed once (`Snapshot.build(packed=...)`); an edit rebuilds only the
+xDS types it can change (`changes.affected_types`: a VirtualService RDS, a pod's readiness EDS),
+the other types keep their packed resources. Changes that arrive while a push is in flight are
+merged into the next push (`debounce`), whose record lists every merged reason.
+
 The boss is also the mesh's certificate authority (`ca`): every sidecar's snapshot carries SDS
 `default` (its own SPIFFE certificate) and `ROOTCA`, pushed last on the same ADS stream. Each
 certificate is renewed once half its lifetime is gone, by an asyncio timer per proxy (no poll

@@ -31,7 +31,7 @@ from . import service_entry, virtual_service
 from .registry import RegistryService, kube_service
 
 T = TypeVar("T")
-KEEP = 4  # indexes kept alive: the current config and the few a test or a diff still holds
+KEEP = 2  # indexes kept alive: the current config and the one before it
 
 
 class PushContext:
