@@ -62,6 +62,7 @@ class PushRecord(TypedDict, total=False):
     errors: dict[str, str]  # pod -> Envoy's error text
     duration_ms: float | None
     warnings: list[str]
+    publish_ms: float | None  # the boss's share: translating and packing, before any proxy answers
     merged: list[str]  # the reasons of every change merged into this push (debounce)
     rebuilt: dict[str, list[str]]  # pod -> the xDS types translated anew (CDS, EDS, LDS, RDS, SDS)
 

@@ -67,3 +67,11 @@ def _only_readiness(old: Topology, new: Topology) -> bool:
 
 def _has_tcp(vs: IstioResource | None) -> bool:
     return vs is not None and bool(vs.spec.get("tcp"))
+
+
+def only_virtual_services(old: Topology, new: Topology) -> bool:
+    """Whether the two configs differ in VirtualServices alone (`PushContext.inherit`)."""
+    if (old.services, old.workloads, old.mesh, old.capture) != (new.services, new.workloads, new.mesh, new.capture):
+        return False
+    before = {r.key: r for r in old.istio.resources if r.kind != "VirtualService"}
+    return before == {r.key: r for r in new.istio.resources if r.kind != "VirtualService"}

@@ -34,7 +34,7 @@ from ..model.topology import Topology, Workload
 from . import generate, push_context, secrets
 from .ca import CertificateAuthority, IssuedCert
 from .cache import SnapshotCache
-from .changes import ALL_TYPES, affected_types
+from .changes import ALL_TYPES, affected_types, only_virtual_services
 from .debounce import DEBOUNCE_MAX_MS, DEBOUNCE_MS, Batch, Debouncer
 from .resources import PUSH_ORDER, SECRET, SHORT_NAMES, resource_name
 from .snapshot import Snapshot
@@ -65,6 +65,7 @@ class Push:
     results: dict[str, dict[str, str]] = field(default_factory=dict)  # pod -> type -> ACK/NACK/...
     errors: dict[str, str] = field(default_factory=dict)  # pod -> Envoy's error text
     finished: float | None = None
+    published: float | None = None  # when the snapshots were handed to the ADS server
     merged: list[str] = field(default_factory=list)  # every change this push carries, in order
     rebuilt: dict[str, list[str]] = field(default_factory=dict)  # pod -> types translated anew
 
@@ -76,6 +77,11 @@ class Push:
     def duration_ms(self) -> float | None:
         return None if self.finished is None else (self.finished - self.started) * 1000
 
+    @property
+    def publish_ms(self) -> float | None:
+        """The boss's own share of the push: translating and packing, before any proxy answers."""
+        return None if self.published is None else (self.published - self.started) * 1000
+
     def as_dict(self) -> dict:
         return {
             "id": self.id,
@@ -86,6 +92,7 @@ class Push:
             "results": self.results,
             "errors": self.errors,
             "duration_ms": self.duration_ms,
+            "publish_ms": self.publish_ms,
             "merged": self.merged,
             "rebuilt": self.rebuilt,
         }
@@ -107,6 +114,7 @@ class ControlPlane:
         # pod name -> (type_url, resource name) -> the learner's raw resource
         self._overrides: dict[str, dict[tuple[str, str], RawResource]] = {}
         self._history: list[Push] = []
+        self._index: push_context.PushContext | None = None  # the last push's
         self._batches: Debouncer[Push] = Debouncer(self._push_batch, debounce_ms, max(debounce_ms, debounce_max_ms))
 
     # -- desired state -------------------------------------------------------------------
@@ -242,6 +250,9 @@ class ControlPlane:
         record = Push(id=len(self._history) + 1, started=time.time(), reason=reason, merged=list(reasons))
         self._history.append(record)
         index = push_context.of(self.topology)  # one index for the whole push, shared by every proxy
+        previous, self._index = self._index, index
+        if previous is not None and previous is not index and only_virtual_services(previous.topology, index.topology):
+            index.inherit(previous)  # a VirtualService edit: clusters, EDS, default vhosts stay built
         by_name = {w.name: w for w in self.topology.workloads}
         pods = [by_name[name] for name in batch.types if name in by_name]
         snapshots: dict[str, Snapshot] = {}
@@ -258,6 +269,7 @@ class ControlPlane:
             if changed and self.tracker.connected(pod.node_id):  # others get it when they connect
                 expected[pod.node_id] = changed
         self.cache.set_many(snapshots)
+        record.published = time.time()
         for pod in pods:
             self._schedule_renewal(pod.name)
         outcomes = await self.tracker.wait_for(expected, batch.timeout) if expected else {}

@@ -295,7 +295,7 @@ def outbound_listeners(topology: Topology, proxy: Workload) -> list[Listener]:
     """
     index = push_context.of(topology)
     key = (LISTENER, "outbound", index.proxy_key(proxy))
-    return list(index.shared(key, lambda: tuple(_outbound_listeners(topology, proxy))))
+    return list(index.shared(key, lambda: tuple(_outbound_listeners(topology, proxy)), routing=True))
 
 
 def _outbound_listeners(topology: Topology, proxy: Workload) -> list[Listener]:

@@ -69,6 +69,7 @@ class PushContext:
         self._naming = naming
         self._source_dependent = any(_has_source_match(vs) for vs in self.sidecar_virtual_services)
         self._shared: dict[Any, Any] = {}
+        self._routing: set[Any] = set()
         self.packed: dict[int, Any] = {}  # id(message) -> (message, packed Any), for Snapshot.build
 
     # -- registry ------------------------------------------------------------------------
@@ -105,13 +106,27 @@ class PushContext:
         its labels. Proxies with equal keys get the same RDS and outbound LDS objects."""
         return (proxy.namespace, proxy.labels) if self._source_dependent else (proxy.namespace,)
 
-    def shared(self, key: Any, build: Callable[[], T]) -> T:
-        """The resource(s) cached under `key` in this index, built on first use."""
+    def shared(self, key: Any, build: Callable[[], T], *, routing: bool = False) -> T:
+        """The resource(s) cached under `key` in this index, built on first use. `routing`: they
+        depend on VirtualServices (so a VirtualService edit cannot `inherit` them)."""
         try:
             return self._shared[key]
         except KeyError:
             value = self._shared[key] = build()
+            if routing:
+                self._routing.add(key)
             return value
+
+    def inherit(self, previous: PushContext) -> int:
+        """Take over `previous`'s cached resources that no VirtualService decides (clusters, EDS,
+        default vhosts and TCP listeners), when the configs differ only in VirtualServices:
+        a VirtualService edit then rebuilds only its routes. Returns how many were taken over."""
+        if self._shared:
+            return 0  # something was built here already: keep it consistent with itself
+        kept = {k: v for k, v in previous._shared.items() if k not in previous._routing}
+        self._shared.update(kept)
+        self.packed.update(previous.packed)
+        return len(kept)
 
 
 def _has_source_match(vs: IstioResource) -> bool:

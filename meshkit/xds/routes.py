@@ -251,5 +251,5 @@ def build_routes(topology: Topology, proxy: Workload) -> list[route_pb2.RouteCon
     """
     index = push_context.of(topology)
     key = index.proxy_key(proxy)
-    return [index.shared((ROUTE, port, key), lambda port=port: port_route_config(topology, proxy, port))
+    return [index.shared((ROUTE, port, key), lambda port=port: port_route_config(topology, proxy, port), routing=True)
             for port in index.http_ports]

@@ -15,7 +15,7 @@ import pytest
 from meshkit.model import Service, Topology
 from meshkit.model.bookinfo import bookinfo
 from meshkit.model.istio import parse_istio
-from meshkit.xds import generate, push_context
+from meshkit.xds import generate, push_context, routes
 from meshkit.xds.cache import SnapshotCache
 from meshkit.xds.changes import CONFIG_TYPES, affected_types
 from meshkit.xds.control_plane import ControlPlane
@@ -205,6 +205,31 @@ def test_a_virtual_service_edit_rebuilds_rds_only_and_an_endpoint_change_eds_onl
             health = await plane.set_pod_health("ratings-v1", False)
             assert all(v == ["EDS"] for v in health.rebuilt.values()) and health.rebuilt
             assert {c.type for c in health.changes} == {"EDS"}
+        finally:
+            plane.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_virtual_service_edit_keeps_what_no_virtual_service_decides() -> None:
+    async def scenario() -> None:
+        plane = plane_for(bookinfo())
+        try:
+            await plane.push_all()
+            proxy = plane.topology.sidecars()[0]
+            before_topology = plane.topology
+            before = generate.generate(plane.topology, proxy)
+            builds = PushContext.builds
+            await plane.set_topology(applied(plane.topology, HTTP_VS), "apply")
+            after = generate.generate(plane.topology, proxy)
+            assert PushContext.builds - builds == 1
+            assert all(a is b for a, b in zip(before[CLUSTER], after[CLUSTER], strict=True))
+            assert all(a is b for a, b in zip(before[ENDPOINT], after[ENDPOINT], strict=True))
+            details = push_context.of(plane.topology).lookup["details.default.svc.cluster.local"]
+            assert routes.default_virtual_host(plane.topology, details, 9080, "default") is \
+                routes.default_virtual_host(before_topology, details, 9080, "default")  # taken over, not rebuilt
+            assert [r.name for r in before[ROUTE]] == [r.name for r in after[ROUTE]]
+            assert before[ROUTE] != after[ROUTE]  # the edited routes are new
         finally:
             plane.close()
 
