@@ -135,6 +135,13 @@ def spread(topology: Topology, count: int) -> list[Workload]:
     return [p for p in topology.sidecars() if p.name.endswith("-v1-7d4f8b9c6d-x0k2p")][:count]
 
 
+def with_sidecars(topology: Topology, count: int) -> Topology:
+    """Only `count` pods (one per Service, over every namespace) carry a sidecar: the boss keeps a
+    snapshot for every sidecar in its book, connected or not (istiod only for connected ones)."""
+    chosen = {p.name for p in spread(topology, count)}
+    return replace(topology, workloads=tuple(replace(w, sidecar=w.name in chosen) for w in topology.workloads))
+
+
 def translation(services: int, proxies: int) -> None:
     """Per-proxy translation time at a quarter, half and all of `services`."""
     print("translation per proxy (pure translators, no serialization):")
@@ -253,8 +260,8 @@ async def measure_entries(plane: ControlPlane, pods: list[Workload], count: int)
 
 async def main_async(args: argparse.Namespace) -> None:
     translation(args.services, 20)
-    topology = large_topology(args.services)
-    pods = spread(topology, args.proxies)
+    topology = with_sidecars(large_topology(args.services), args.proxies)
+    pods = topology.sidecars()
     server = AdsServer(SnapshotCache(), SyncTracker())
     port = await server.start("127.0.0.1:0")
     plane = ControlPlane(topology, server.cache, server.tracker)

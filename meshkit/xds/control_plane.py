@@ -125,6 +125,8 @@ class ControlPlane:
         if SECRET in types:
             resources[SECRET] = secrets.build_secrets(self.certificate(proxy), self.ca.root_pem)
         overrides = self._overrides.get(proxy.name, {})
+        if not overrides:
+            return resources
         merged: dict[str, list[Message]] = {}
         for type_url in set(resources) | {key[0] for key in overrides if key[0] in types}:
             by_name = {resource_name(m): m for m in resources.get(type_url, [])}
@@ -257,13 +259,14 @@ class ControlPlane:
         pods = [by_name[name] for name in batch.types if name in by_name]
         snapshots: dict[str, Snapshot] = {}
         expected: dict[str, dict[str, str]] = {}
+        compared: dict[tuple[int, int], bool] = {}  # shared resources are compared once per push
         for pod in pods:
             old = self.cache.get(pod.node_id)
             types = ALL_TYPES if old is None else batch.types[pod.name]
             new = Snapshot.build(self.desired(pod, types), base=old, packed=index.packed)
             record.rebuilt[pod.name] = [SHORT_NAMES[t] for t in PUSH_ORDER if t in types]
             changed = {t: v for t, v in new.versions.items() if old is None or old.versions.get(t) != v}
-            record.changes.extend(_diff(pod.name, old, new, changed))
+            record.changes.extend(_diff(pod.name, old, new, changed, compared))
             snapshots[pod.node_id] = new
             record.versions[pod.name] = {SHORT_NAMES[t]: v for t, v in changed.items()}
             if changed and self.tracker.connected(pod.node_id):  # others get it when they connect
@@ -284,8 +287,10 @@ class ControlPlane:
         return record
 
 
-def _diff(pod: str, old: Snapshot | None, new: Snapshot, changed: Collection[str]) -> list[Change]:
-    """What differs, resource by resource, in the types whose version `changed`."""
+def _diff(pod: str, old: Snapshot | None, new: Snapshot, changed: Collection[str],
+          compared: dict[tuple[int, int], bool]) -> list[Change]:
+    """What differs, resource by resource, in the types whose version `changed`; `compared`
+    remembers which pairs of packed resources (alive in both snapshots) differ."""
     changes = []
     for type_url in PUSH_ORDER:
         if type_url not in changed:
@@ -298,6 +303,15 @@ def _diff(pod: str, old: Snapshot | None, new: Snapshot, changed: Collection[str
                 changes.append(Change(pod, short, name, "added"))
             elif name not in after:
                 changes.append(Change(pod, short, name, "removed"))
-            elif before[name] is not after[name] and before[name].value != after[name].value:
+            elif _differ(before[name], after[name], compared):
                 changes.append(Change(pod, short, name, "modified"))
     return changes
+
+
+def _differ(a: Any, b: Any, compared: dict[tuple[int, int], bool]) -> bool:
+    if a is b:
+        return False
+    key = (id(a), id(b))
+    if key not in compared:
+        compared[key] = a.value != b.value
+    return compared[key]

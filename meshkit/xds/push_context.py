@@ -70,7 +70,7 @@ class PushContext:
         self._source_dependent = any(_has_source_match(vs) for vs in self.sidecar_virtual_services)
         self._shared: dict[Any, Any] = {}
         self._routing: set[Any] = set()
-        self.packed: dict[int, Any] = {}  # id(message) -> (message, packed Any), for Snapshot.build
+        self.packed: dict[Any, Any] = {}  # id(message) -> (message, packed Any, name), for Snapshot.build
 
     # -- registry ------------------------------------------------------------------------
     def endpoints(self, service: Service) -> tuple[Workload, ...]:

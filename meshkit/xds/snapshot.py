@@ -36,18 +36,19 @@ def content_version(resources: Mapping[str, any_pb2.Any]) -> str:
 EMPTY_VERSION = content_version({})
 
 
-def _pack(message: Message, url: str, packed: MutableMapping[Any, Any] | None) -> any_pb2.Any:
-    """`message` packed deterministically; once per message object when a cache is given (the
-    cache holds the message, so its id is not reused while the entry lives)."""
+def _pack(message: Message, url: str, packed: MutableMapping[Any, Any] | None) -> tuple[any_pb2.Any, str]:
+    """`message` packed deterministically, and its name; once per message object when a cache is
+    given (the cache holds the message, so its id is not reused while the entry lives)."""
     if packed is not None and (hit := packed.get(id(message))) is not None and hit[0] is message:
-        return hit[1]
+        return hit[1], hit[2]
     if type_url(message) != url:
         raise ValueError(f"{type_url(message)} resource listed under {url}")
     any_message = any_pb2.Any()
     any_message.Pack(message, deterministic=True)
+    name = resource_name(message)
     if packed is not None:
-        packed[id(message)] = (message, any_message)
-    return any_message
+        packed[id(message)] = (message, any_message, name)
+    return any_message, name
 
 
 def _version(by_name: Mapping[str, any_pb2.Any], packed: MutableMapping[Any, Any] | None) -> str:
@@ -88,8 +89,7 @@ class Snapshot:
         for url, messages in resources.items():
             by_name: dict[str, any_pb2.Any] = {}
             for message in messages:
-                any_message = _pack(message, url, packed)
-                name = resource_name(message)
+                any_message, name = _pack(message, url, packed)
                 if name in by_name:
                     raise ValueError(f"duplicate {url.rsplit('.', 1)[-1]} name {name!r}")
                 by_name[name] = any_message
