@@ -87,7 +87,8 @@ class PushContext:
             for host in self._hosts[id(vs)]:
                 naming[host].append(vs)
         self._naming = naming
-        self._source_dependent = any(_has_source_match(vs) for vs in self.sidecar_virtual_services)
+        # every VirtualService, delegates too: their rules are merged into the routes of their roots
+        self._source_dependent = any(_has_source_match(vs) for vs in topology.istio.virtual_services)
         self._shared: dict[Any, Any] = {}
         self._routing: set[Any] = set()
         self.packed: dict[Any, Any] = {}  # id(message) -> (message, packed Any, name), for Snapshot.build

@@ -37,14 +37,23 @@ def serialized(resources: dict) -> dict[str, list[bytes]]:
 
 def topology_of(case: str) -> Topology:
     """A golden case; `sidecar-scope-only`: the Sidecar case without its outboundTrafficPolicy, so
-    the proxies it selects share the index (and caches) with those it does not."""
+    the proxies it selects share the index (and caches) with those it does not;
+    `delegate-source-labels`: the delegate's jason rule only for callers labelled app=productpage
+    (a delegate's match makes its root's routes depend on the caller's labels)."""
+    if case == "delegate-source-labels":
+        jason = "        end-user: {exact: jason}\n"
+        source = "      sourceLabels: {app: productpage}\n"
+        text = (FOCUSED / "delegate.yaml").read_text().replace(jason, jason + source)
+        assert "sourceLabels" in text
+        return with_istio(text)
     if case == "sidecar-scope-only":
         text = (FOCUSED / "sidecar.yaml").read_text().replace("  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", "")
         return with_istio(text)
     return case_topology(case)
 
 
-@pytest.mark.parametrize("case", [*(c for c in FIDELITY if c in CASES), "sidecar-scope-only"])
+@pytest.mark.parametrize("case", [*(c for c in FIDELITY if c in CASES), "sidecar-scope-only",
+                                  "delegate-source-labels"])
 def test_shared_caches_give_what_each_proxy_alone_gives(case: str) -> None:
     topology = topology_of(case)
     everyone = proxies(topology)
