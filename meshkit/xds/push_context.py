@@ -124,6 +124,8 @@ class PushContext:
     def scope(self, proxy: Workload) -> Scope:
         """The services `proxy`'s Sidecar lets it see, built once per Sidecar and namespace (egress
         hosts `./...` name the proxy's namespace); every service without a Sidecar."""
+        if not self._by_kind.get("Sidecar"):
+            return self._scopes[None]  # the common case: no Sidecar, nothing to look up
         rule = sidecar.sidecar_for(self.topology, proxy)
         key = None if rule is None else (rule.namespace, rule.name, proxy.namespace)
         found = self._scopes.get(key)
