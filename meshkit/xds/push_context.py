@@ -13,6 +13,11 @@ resource cache of that index: resources that depend on the config alone (outboun
 or on a proxy only through `proxy_key` (route configurations, outbound listeners) are built once
 per index and handed to every proxy as the same objects; `packed` lets `Snapshot.build` serialize
 each of them once too. Shared messages must be treated as read-only.
+
+Fidelity makes a proxy's output depend on more than its namespace: its Sidecar picks the services
+it sees (`scope`, one per Sidecar and namespace, part of every cache key that depends on it), and
+exportTo and a Sidecar's outboundTrafficPolicy change the config it translates (`view`: one
+topology object per distinct view, each with its own index, kept alive by this one).
 """
 
 from __future__ import annotations
