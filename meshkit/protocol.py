@@ -65,6 +65,9 @@ class PushRecord(TypedDict, total=False):
     warnings: list[str]
     xds: dict[str, str]  # pod -> the xDS variant its sidecar speaks: DELTA or SOTW
     bytes: dict[str, int]  # pod -> serialized bytes of the responses this push sent it
+    publish_ms: float | None  # the boss's share: translating and packing, before any proxy answers
+    merged: list[str]  # the reasons of every change merged into this push (debounce)
+    rebuilt: dict[str, list[str]]  # pod -> the xDS types translated anew (CDS, EDS, LDS, RDS, SDS)
 
 
 class TypeSyncRow(TypedDict):
