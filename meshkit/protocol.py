@@ -179,6 +179,13 @@ class Identity(TypedDict):
     push: PushRecord | None
 
 
+class XdsVariant(TypedDict):
+    pod: str
+    xds: str  # the variant its sidecar speaks now: DELTA or SOTW
+    was: str  # the one it spoke before
+    restart_ms: float  # from stopping the old Envoy to the new one synced on every type
+
+
 class Stopping(TypedDict):
     stopping: bool
 
@@ -240,11 +247,14 @@ PODS: Operation[list[PodRow]] = _op("pods", Scope.POD, (), list[PodRow],
                                     "kubectl get pods: READY, STATUS, RESTARTS, AGE as the supervisor sees them")
 ACCESS_LOG: Operation[dict[str, dict]] = _op("access_log", Scope.POD, ("pods", "request_id", "client", "since"),
                                              dict[str, dict], "sidecars' access-log lines for one request")
+SET_XDS: Operation[XdsVariant] = _op("set_xds", Scope.POD, ("pod", "variant"), XdsVariant,
+                                         "restart a pod's sidecar speaking DELTA or SOTW xDS, and wait for its sync")
 DOWN: Operation[Stopping] = _op("down", Scope.POD, (), Stopping, "stop the mesh and everything it started")
 
 OPERATIONS: dict[str, Operation[Any]] = {
     op.name: op for op in (PING, TOPOLOGY, STATUS, APPLY, DELETE, GET, XDS, REVERT, HISTORY, EVENTS, BOSS,
-                           IDENTITY, PUSH_DIFF, REPLAY, CURL, TCP, ADMIN, POD_INFO, PODS, ACCESS_LOG, DOWN)
+                           IDENTITY, PUSH_DIFF, REPLAY, CURL, TCP, ADMIN, POD_INFO, PODS, ACCESS_LOG, SET_XDS,
+                           DOWN)
 }
 PLANE_OPS = frozenset(name for name, op in OPERATIONS.items() if op.scope is Scope.PLANE)
 
