@@ -1,9 +1,10 @@
 """The boss's process: runtime, ADS server, control plane and the private control socket, in one loop.
 
 `meshkit up` starts `python -m meshkit.daemon --home H` in the background. It builds the
-topology on free addresses, creates the pods' network, starts the ADS server where only the
-pods reach it, pushes the initial snapshots, starts the apps and the Envoy sidecars, and then
-answers the CLI and notebooks on `H/control.sock` (the services in `meshkit.service` do the work).
+topology on free addresses, creates the pods' network, serves each sidecar's ADS on a unix
+socket in its pod's folder that only the sidecar's uid may open (no TCP port), pushes the
+initial snapshots, starts the apps and the Envoy sidecars, and then answers the CLI and
+notebooks on `H/control.sock` (the services in `meshkit.service` do the work).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
@@ -76,11 +78,12 @@ class Daemon:
         runtime.preflight()
         runtime.register_pid(os.getpid())
         await asyncio.to_thread(runtime.start_network)
-        xds = runtime.xds_address()
-        await self.server.start(f"{xds.host}:{xds.port}")
+        for workload in runtime.topology.sidecars():  # the socket is the pod's credential: one each
+            xds = runtime.xds_address(workload.name)
+            await self.server.serve_pod(workload.name, workload.node_id, xds.path, xds.uid)
         self.plane = ControlPlane(runtime.topology, self.server.cache, self.server.tracker)
         await self.plane.push_all("initial state")  # the orders are ready before the lieutenants arrive
-        await asyncio.to_thread(runtime.start_pods, xds)
+        await asyncio.to_thread(runtime.start_pods)
         timeout = max(READY_TIMEOUT_S, READY_S_PER_POD * len(runtime.topology.workloads))
         await asyncio.to_thread(runtime.wait_apps, timeout)
         synced = await self.plane.wait_synced(runtime.topology.sidecars(), timeout)
@@ -160,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if home.stat().st_uid == os.geteuid() and not home.stat().st_mode & stat.S_ISVTX:  # never /tmp itself
+        home.chmod(0o700)  # the pods' sockets and logs are below: no other user looks in
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     async def run() -> None:

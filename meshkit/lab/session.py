@@ -5,6 +5,7 @@
 >>> lab.check("ex1")       # done / not yet / wrong / rejected / environment problem
 >>> lab.hint("ex1")        # one tier more each time
 >>> lab.solution("ex1")    # show the reference answer (apply=True to apply it)
+>>> lab.projector()        # instructor: MeshGraph + SyncTable in large type for the wall
 
 Every method can be run again at any time and in any order.
 """
@@ -193,6 +194,12 @@ class Lab:
     def faults(self) -> Faults:
         """Buttons that break and mend the mesh on cue (instructor demo)."""
         return Faults(self.mesh)
+
+    def projector(self, scale: float = 1.6) -> object:
+        """The wall view for the room: MeshGraph and SyncTable side by side in large type."""
+        from ..widgets.projector import Projector  # ipywidgets only when a picture is asked for
+
+        return Projector(self.mesh, scale=scale)
 
     def _index(self, exercise_id: str) -> int:
         return [e.id for e in self.spec.exercises].index(self.spec.exercise(exercise_id).id)

@@ -1,20 +1,25 @@
 """Checks before a push, in the spirit of `istioctl analyze`: errors stop the apply, warnings don't.
 
-- IST0101 a VirtualService names a subset no DestinationRule defines (error: Envoy would get a
-  route to a cluster that does not exist and answer 503 NC),
+- IST0101 a VirtualService names a subset no DestinationRule defines: reported in istioctl
+  analyze's words and level (Error) but *not* blocking, because istiod accepts it too: the route
+  goes to the subset's cluster, which does not exist, and Envoy answers 503 NC,
 - route weights that do not add up to 100 (error),
 - a host that matches no Service or ServiceEntry (warning, IST0101 "Referenced host not found"),
 - durations Envoy cannot read (error),
 - a DestinationRule `outlierDetection.consecutiveErrors` (warning, istiod's validation text: the
-  field is deprecated and ignored since 1.7).
+  field is deprecated and ignored since 1.7),
+- every field meshkit accepts but does not translate (warning naming the field, `ignored`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .config import IstioConfig, resolve_host
+from .ignored import ignored_fields
+from .istio import IstioResource
 from .topology import Topology
 
 DURATION = re.compile(r"^\d+(\.\d+)?(h|m|s|ms|us|µs|ns)$")
@@ -26,6 +31,7 @@ class Finding:
     code: str
     resource: str
     message: str
+    blocks: bool = True  # an error that stops the apply; False for istioctl errors istiod accepts
 
     def __str__(self) -> str:
         return f"{self.level.capitalize()} [{self.code}] ({self.resource}) {self.message}"
@@ -55,7 +61,13 @@ def analyze(topology: Topology, config: IstioConfig) -> list[Finding]:
             findings.append(Finding("warning", "IST0101", f"DestinationRule {rule.namespace}/{rule.name}",
                                     f'Referenced host not found: "{rule.spec["host"]}"'))
         findings += _check_deprecated_outlier(f"DestinationRule {rule.namespace}/{rule.name}", rule.spec)
-    return sorted(findings, key=lambda f: f.level != "error")
+    return sorted(findings, key=lambda f: not (f.level == "error" and f.blocks))
+
+
+def ignored(topology: Topology, resources: Iterable[IstioResource]) -> list[Finding]:
+    """A warning for every field of the newly applied `resources` meshkit accepts but ignores."""
+    return [Finding("warning", "ignored", f"{r.kind} {r.namespace}/{r.name}", text)
+            for r in resources for text in ignored_fields(r)]
 
 
 def known_hosts(topology: Topology, config: IstioConfig) -> set[str]:
@@ -79,7 +91,8 @@ def _check_destinations(where, path, route, namespace, known, subsets) -> list[F
             findings.append(Finding(
                 "error", "IST0101", where,
                 f'Referenced host+subset in destinationrule not found: "{dest["host"]}+{subset}" '
-                f"({path}.route[{j}]); define subset {subset!r} in a DestinationRule for {host}"))
+                f"({path}.route[{j}]; accepted as istiod does: requests get 503 NC until a DestinationRule "
+                f"for {host} defines subset {subset!r})", blocks=False))
     weights = [item.get("weight") for item in destinations]
     if len(destinations) > 1 or any(w is not None for w in weights):
         total = sum(w or 0 for w in weights)

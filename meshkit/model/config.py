@@ -29,6 +29,11 @@ class IstioConfig:
         drop = set(keys)
         return IstioConfig(tuple(r for r in self.resources if r.key not in drop))
 
+    def visible_to(self, namespace: str) -> IstioConfig:
+        """The config a proxy in `namespace` sees: `exportTo` of VirtualServices, DestinationRules and
+        ServiceEntries (`*` or none: everyone, `.`: their own namespace, `~`: nobody, else the names)."""
+        return IstioConfig(tuple(r for r in self.resources if exported_to(r, namespace)))
+
     def of_kind(self, kind: str) -> list[IstioResource]:
         return [r for r in self.resources if r.kind == kind]
 
@@ -52,6 +57,10 @@ class IstioConfig:
     def authorization_policies(self) -> list[IstioResource]:
         return self.of_kind("AuthorizationPolicy")
 
+    @property
+    def request_authentications(self) -> list[IstioResource]:
+        return self.of_kind("RequestAuthentication")
+
     def destination_rule_for(self, fqdn: str) -> IstioResource | None:
         """The DestinationRule whose host is `fqdn` (istiod picks the oldest; meshkit the first by name)."""
         for rule in self.destination_rules:
@@ -62,6 +71,17 @@ class IstioConfig:
     def virtual_services_for(self, fqdn: str) -> list[IstioResource]:
         return [vs for vs in self.virtual_services
                 if fqdn in {resolve_host(h, vs.namespace) for h in vs.spec.get("hosts", [])}]
+
+
+EXPORTABLE = ("VirtualService", "DestinationRule", "ServiceEntry")
+
+
+def exported_to(resource: IstioResource, namespace: str) -> bool:
+    """Whether `exportTo` lets a proxy in `namespace` see `resource` (istiod's visibility rules)."""
+    export = resource.spec.get("exportTo") if resource.kind in EXPORTABLE else None
+    if not export or "*" in export:
+        return True
+    return namespace in {resource.namespace if n == "." else n for n in export if n != "~"}
 
 
 def resolve_host(host: str, namespace: str) -> str:

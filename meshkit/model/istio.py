@@ -1,5 +1,5 @@
 """The boss's orders in Istio's own language: VirtualService, DestinationRule, ServiceEntry, MeshConfig,
-PeerAuthentication and AuthorizationPolicy.
+PeerAuthentication, AuthorizationPolicy and RequestAuthentication.
 
 Documents are read exactly as `kubectl apply` would hand them to Istio (apiVersion
 `networking.istio.io/v1`, `v1beta1` or `v1alpha3`; `security.istio.io/v1` or `v1beta1` for the
@@ -95,21 +95,25 @@ HTTP_ROUTE = Obj({
     "mirrorPercentage": PERCENT,
     "mirrorPercent": WEIGHT,
     "mirrors": [Obj({"destination": DESTINATION, "percentage": PERCENT})],
-    "corsPolicy": ANY,
+    "corsPolicy": Obj({"allowOrigins": [STRING_MATCH], "allowOrigin": [str], "allowMethods": [str],
+                       "allowHeaders": [str], "exposeHeaders": [str], "maxAge": Duration, "allowCredentials": bool,
+                       "unmatchedPreflights": Enum(("UNSPECIFIED", "FORWARD", "IGNORE"))}),
     "headers": HEADERS,
     "delegate": Obj({"name": str, "namespace": str}),
 })
 L4_MATCH = Obj({"destinationSubnets": [CIDR], "port": PORT, "sourceLabels": Map(str), "gateways": [str],
                 "sourceNamespace": str})
+TLS_MATCH = Obj({"sniHosts": [str], "destinationSubnets": [str], "port": int, "sourceLabels": Map(str),
+                 "gateways": [str], "sourceNamespace": str}, required=("sniHosts",))
 ROUTE_DESTINATION = Obj({"destination": DESTINATION, "weight": WEIGHT}, required=("destination",))
 VIRTUAL_SERVICE = Obj({
     "hosts": [HOST],
     "gateways": [str],
     "http": [HTTP_ROUTE],
     "tcp": [Obj({"match": [L4_MATCH], "route": [ROUTE_DESTINATION]})],
-    "tls": [Obj({"match": [ANY], "route": [ROUTE_DESTINATION]})],
+    "tls": [Obj({"match": [TLS_MATCH], "route": [ROUTE_DESTINATION]})],
     "exportTo": [str],
-}, required=("hosts",))
+})  # no `hosts`: a delegate, reached through a root's `http[].delegate`
 
 LOAD_BALANCER = Obj({
     "simple": Enum(("UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST")),
@@ -168,6 +172,15 @@ SERVICE_ENTRY = Obj({
     "subjectAltNames": [str],
 }, required=("hosts",))
 
+SIDECAR = Obj({
+    "workloadSelector": Obj({"labels": Map(str)}),
+    "egress": [Obj({"port": Obj({"number": int, "protocol": str, "name": str, "targetPort": int}), "bind": str,
+                    "captureMode": Enum(("DEFAULT", "IPTABLES", "NONE")), "hosts": [str]}, required=("hosts",))],
+    "ingress": ANY,
+    "outboundTrafficPolicy": Obj({"mode": Enum(OUTBOUND_TRAFFIC_POLICIES), "egressProxy": ANY}),
+    "inboundConnectionPool": ANY,
+})
+
 MESH_CONFIG = Obj({"outboundTrafficPolicy": Obj({"mode": Enum(OUTBOUND_TRAFFIC_POLICIES)}),
                    "connectTimeout": Duration, "protocolDetectionTimeout": Duration,
                    "accessLogFile": str, "accessLogEncoding": str, "defaultConfig": ANY}, )
@@ -211,13 +224,24 @@ AUTHORIZATION_POLICY = Obj({
     })],
 })
 
+JWT_RULE = Obj({
+    "issuer": str, "audiences": [str], "jwksUri": str, "jwks": str,
+    "fromHeaders": [Obj({"name": str, "prefix": str}, required=("name",))], "fromParams": [str],
+    "fromCookies": [str], "outputPayloadToHeader": str, "forwardOriginalToken": bool,
+    "outputClaimToHeaders": [Obj({"header": str, "claim": str})], "timeout": Duration,
+}, required=("issuer",))
+REQUEST_AUTHENTICATION = Obj({"selector": WORKLOAD_SELECTOR, "targetRef": ANY, "targetRefs": ANY,
+                              "jwtRules": [JWT_RULE]})
+
 METADATA = Obj({"name": str, "namespace": str, "labels": Map(str), "annotations": Map(str),
                 "resourceVersion": ANY, "uid": ANY, "generation": ANY, "creationTimestamp": ANY,
                 "managedFields": ANY}, required=("name",))
 
 SPECS = {"VirtualService": VIRTUAL_SERVICE, "DestinationRule": DESTINATION_RULE, "ServiceEntry": SERVICE_ENTRY,
-         "PeerAuthentication": PEER_AUTHENTICATION, "AuthorizationPolicy": AUTHORIZATION_POLICY}
-SECURITY_KINDS = ("PeerAuthentication", "AuthorizationPolicy")
+         "Sidecar": SIDECAR,
+         "PeerAuthentication": PEER_AUTHENTICATION, "AuthorizationPolicy": AUTHORIZATION_POLICY,
+         "RequestAuthentication": REQUEST_AUTHENTICATION}
+SECURITY_KINDS = ("PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication")
 KINDS = (*SPECS, "MeshConfig")
 
 
@@ -241,7 +265,8 @@ class IstioResource:
         """What istiod writes into `metadata.filter_metadata.istio.config` of generated xDS."""
         plural = {"VirtualService": "virtual-service", "DestinationRule": "destination-rule",
                   "ServiceEntry": "service-entry", "PeerAuthentication": "peer-authentication",
-                  "AuthorizationPolicy": "authorization-policy"}.get(self.kind, self.kind.lower())
+                  "AuthorizationPolicy": "authorization-policy",
+                  "RequestAuthentication": "request-authentication"}.get(self.kind, self.kind.lower())
         group, version = self.api_version.rsplit("/", 1) if "/" in self.api_version else ("", self.api_version)
         return f"/apis/{group or 'networking.istio.io'}/{version}/namespaces/{self.namespace}/{plural}/{self.name}"
 
@@ -306,13 +331,16 @@ def document_label(doc: dict, index: int) -> str:
 def _semantic_problems(kind: str, spec: dict) -> list[str]:
     """What the schema cannot see: one StringMatch form at a time, `when` values their key types."""
     problems = []
-    if kind in ("VirtualService", "ServiceEntry") and not spec.get("hosts"):
+    if kind == "ServiceEntry" and not spec.get("hosts"):  # a VirtualService without hosts is a delegate
         problems.append(f"spec.hosts: list at least one host (Istio: \"{HOSTS_RULE[kind]}\")")
+    if kind == "VirtualService" and not spec.get("hosts") and spec.get("gateways"):
+        problems.append("spec.gateways: a delegate VirtualService (no hosts) takes no gateways (Istio: "
+                        "\"delegate virtual service must have no gateways specified\")")
     if kind == "VirtualService":
         for i, http in enumerate(spec.get("http", [])):
-            if not (http.get("route") or "redirect" in http or "directResponse" in http):
-                problems.append(f"spec.http[{i}]: give it a route, a redirect or a directResponse (Istio: \"http "
-                                "route or redirect or delegate is required\"; meshkit does not follow delegate)")
+            if not (http.get("route") or "redirect" in http or "directResponse" in http or "delegate" in http):
+                problems.append(f"spec.http[{i}]: give it a route, a redirect, a directResponse or a delegate "
+                                "(Istio: \"http route or redirect or delegate is required\")")
             for j, match in enumerate(http.get("match", [])):
                 for field, value in match.items():
                     for key, string_match in (value.items() if field in MULTI_MATCHES else [("", value)]):
@@ -331,8 +359,7 @@ def _semantic_problems(kind: str, spec: dict) -> list[str]:
     return problems
 
 
-HOSTS_RULE = {"VirtualService": "virtual service must have at least one host",
-              "ServiceEntry": "service entry must have at least one host"}
+HOSTS_RULE = {"ServiceEntry": "service entry must have at least one host"}
 STRING_MATCHES = ("uri", "scheme", "method", "authority")
 MULTI_MATCHES = ("headers", "queryParams", "withoutHeaders")
 

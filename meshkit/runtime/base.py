@@ -36,11 +36,12 @@ class Runtime(Protocol):
     def start_network(self) -> None:
         """The pods' network and capture, before any process starts."""
 
-    def xds_address(self) -> XdsAddress:
-        """Where the control plane listens, reachable from the pods."""
+    def xds_address(self, pod: str) -> XdsAddress:
+        """Where the control plane serves `pod`'s sidecar: a unix socket in the pod's folder that only
+        the sidecar's uid may open (local runtimes, made by `start_network`), or a TCP address."""
 
-    def start_pods(self, xds: XdsAddress) -> None:
-        """Start the apps and sidecars (dialling `xds`) without waiting for them."""
+    def start_pods(self) -> None:
+        """Start the apps and sidecars (each dialling its `xds_address`) without waiting for them."""
 
     def wait_apps(self, timeout: float = 30.0) -> None:
         """Return once every app accepts connections; RuntimeProblem after `timeout` seconds."""

@@ -1,10 +1,14 @@
 """The Envoy bootstrap of a sidecar, shaped like Istio's `envoy_bootstrap.json`.
 
-Pure: a workload and the control plane's address in, a JSON-ready dict out. What differs from
-Istio, on purpose: there is no pilot-agent here, so `xds-grpc` dials the control plane over TCP
-directly (Istio dials the agent's UDS, which proxies to istiod) and there is no `agent` cluster
-and no `0.0.0.0_15021` health listener (both front pilot-agent's port 15020). The ADS variant is
-the workload's `xds`: delta (`DELTA_GRPC`, Istio's default since 1.22) or State of the World (`GRPC`).
+Pure: a workload and the control plane's address in, a JSON-ready dict out. As in Istio, a
+local sidecar's `xds-grpc` dials a unix socket, `./etc/istio/proxy/XDS` (a `pipe` address,
+relative to Envoy's working directory, the pod's folder): there pilot-agent answers and proxies
+to istiod; here the boss answers itself, on one socket per pod that only the sidecar's uid may
+open, so the socket is the pod's credential (istiod checks a service-account token instead).
+The kind cluster's sidecars dial the boss over TCP (`XdsAddress(host, port)`), where the pod
+network isolates it. There is no `agent` cluster and no `0.0.0.0_15021` health listener (both
+front pilot-agent's port 15020). The ADS variant is the workload's `xds`: delta (`DELTA_GRPC`,
+Istio's default since 1.22) or State of the World (`GRPC`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 from ..constants import ADMIN_PORT, PROMETHEUS_PORT
 from ..model import Workload
 
-ISTIO_VERSION = "1.27.0"
+ISTIO_VERSION = "1.30.3"  # the istiod release the translation follows (docs/istio-differences.md)
 CLUSTER_ID = "Kubernetes"
 MESH_ID = "cluster.local"
 
@@ -24,19 +28,45 @@ API_TYPES = {"DELTA": "DELTA_GRPC", "SOTW": "GRPC"}  # Workload.xds -> ads_confi
 PROMETHEUS_CLUSTER = "prometheus_stats"
 
 
+POD_XDS_SOCKET = "etc/istio/proxy/XDS"  # in the pod's folder, as pilot-agent's socket sits in the pod
+ENVOY_XDS_PIPE = f"./{POD_XDS_SOCKET}"  # what Envoy dials: relative to its working directory, the pod folder
+ADMIN_SOCKET = "admin.sock"  # userspace capture: the admin API as a 0600 socket in the pod's folder
+PIPE_MODE = 0o600
+
+
 @dataclass(frozen=True)
 class XdsAddress:
-    """Where a sidecar reaches the control plane's ADS server (an IP: the cluster is STATIC)."""
+    """Where a sidecar reaches the control plane's ADS server.
 
-    host: str
-    port: int
+    Either a unix socket (`path`, owned by `uid` when given: the only uid that may connect) or
+    TCP (`host`, an IP since the cluster is STATIC, and `port`).
+    """
+
+    host: str = ""
+    port: int = 0
+    path: str = ""
+    uid: int | None = None
+
+    @property
+    def target(self) -> str:
+        """The address in gRPC's syntax: `unix:/path` or `host:port`."""
+        return f"unix:{self.path}" if self.path else f"{self.host}:{self.port}"
 
 
 def _address(host: str, port: int) -> dict[str, Any]:
     return {"socket_address": {"protocol": "TCP", "address": host, "port_value": port}}
 
 
-def _static_cluster(name: str, host: str, port: int, connect_timeout: str) -> dict[str, Any]:
+def _pipe(path: str, mode: int | None = None) -> dict[str, Any]:
+    """A unix socket address; `mode` for one Envoy listens on (the admin API)."""
+    return {"pipe": {"path": path, **({"mode": mode} if mode is not None else {})}}
+
+
+def _endpoint_address(xds: XdsAddress) -> dict[str, Any]:
+    return _pipe(xds.path) if xds.path else _address(xds.host, xds.port)
+
+
+def _static_cluster(name: str, address: dict[str, Any], connect_timeout: str) -> dict[str, Any]:
     return {
         "name": name,
         "type": "STATIC",
@@ -44,21 +74,20 @@ def _static_cluster(name: str, host: str, port: int, connect_timeout: str) -> di
         "lb_policy": "ROUND_ROBIN",
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(host, port)}}]}],
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
         },
     }
 
 
 def _xds_cluster(xds: XdsAddress) -> dict[str, Any]:
     """Istio's `xds-grpc`: HTTP/2, keepalives so a dead control plane is noticed, no circuit breaking."""
-    cluster = _static_cluster(XDS_CLUSTER, xds.host, xds.port, "1s")
+    cluster = _static_cluster(XDS_CLUSTER, _endpoint_address(xds), "1s")
     unlimited = {"max_connections": 100000, "max_pending_requests": 100000, "max_requests": 100000}
     cluster.update({
         "circuit_breakers": {"thresholds": [
             {"priority": "DEFAULT", **unlimited},
             {"priority": "HIGH", **unlimited},
         ]},
-        "upstream_connection_options": {"tcp_keepalive": {"keepalive_time": 300}},
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
@@ -68,6 +97,8 @@ def _xds_cluster(xds: XdsAddress) -> dict[str, Any]:
             },
         },
     })
+    if not xds.path:  # TCP keepalive means nothing on a unix socket
+        cluster["upstream_connection_options"] = {"tcp_keepalive": {"keepalive_time": 300}}
     return cluster
 
 
@@ -106,13 +137,18 @@ def envoy_bootstrap(
     xds: XdsAddress,
     *,
     admin_port: int = ADMIN_PORT,
+    admin_pipe: str = "",
     istio_version: str = ISTIO_VERSION,
 ) -> dict[str, Any]:
     """The bootstrap of `workload`'s sidecar: its node identity, admin, ADS to `xds`, the stats listener.
 
+    `admin_pipe` puts the admin API on a 0600 unix socket instead of 127.0.0.1:`admin_port`
+    (userspace capture, where 127.0.0.1 is every local user's).
+
     Listeners and clusters of the mesh all come later over ADS (LDS and CDS with no initial fetch
     timeout, as Istio sets them), so the bootstrap only names who the proxy is and where the boss is.
     """
+    admin = _pipe(admin_pipe, PIPE_MODE) if admin_pipe else _address("127.0.0.1", admin_port)
     return {
         "node": {
             "id": workload.node_id,
@@ -130,7 +166,7 @@ def envoy_bootstrap(
                 "MESH_ID": MESH_ID,
             },
         },
-        "admin": {"address": _address("127.0.0.1", admin_port)},
+        "admin": {"address": admin},
         "dynamic_resources": {
             "lds_config": _ads_source(),
             "cds_config": _ads_source(),
@@ -143,7 +179,8 @@ def envoy_bootstrap(
         },
         "static_resources": {
             "clusters": [
-                _static_cluster(PROMETHEUS_CLUSTER, "127.0.0.1", admin_port, "0.250s"),
+                _static_cluster(PROMETHEUS_CLUSTER, _pipe(admin_pipe) if admin_pipe else _address(
+                    "127.0.0.1", admin_port), "0.250s"),
                 _xds_cluster(xds),
             ],
             "listeners": [_prometheus_listener()],

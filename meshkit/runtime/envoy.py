@@ -50,13 +50,14 @@ def find_envoy() -> Path:
 def start_envoy(
     netns: str, bootstrap: dict[str, Any], log_dir: Path, envoy: Path | None = None
 ) -> subprocess.Popen:
-    """Start a sidecar in `netns` as uid/gid 1337, without waiting for it.
+    """Start a sidecar in `netns` as uid/gid 1337, in `log_dir` (the pod's folder), without waiting for it.
 
     The bootstrap goes on the command line and the logs are opened here, so uid 1337 needs no
     access to the mesh's directories: stdout (the access log, which the translators send to
     /dev/stdout) lands in `<log_dir>/access.log`, Envoy's own log in `<log_dir>/envoy.log`.
     Both files are owned by 1337 because Envoy re-opens `/dev/stdout` by path (/proc/self/fd/1):
     on a root-owned file that fails with EACCES and the listener carrying the access log is rejected.
+    The pod's folder is Envoy's working directory: it dials its ADS socket there, by a relative path.
     """
     binary = envoy or find_envoy()
     argv = [str(binary), "--config-yaml", json.dumps(bootstrap, separators=(",", ":")), *ENVOY_FLAGS]
@@ -65,5 +66,5 @@ def start_envoy(
             os.fchown(stream.fileno(), PROXY_UID, PROXY_UID)
         return subprocess.Popen(
             command_in(netns, argv, uid=PROXY_UID),
-            stdin=subprocess.DEVNULL, stdout=access, stderr=log, start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=access, stderr=log, start_new_session=True, cwd=log_dir,
         )

@@ -36,15 +36,17 @@ class InCluster:
     def start_network(self) -> None:
         """Nothing to create: the CNI made the pods' network, istio-init their capture."""
 
-    def xds_address(self) -> XdsAddress:
-        """Where `boss start` listens again: `listen` split so that f"{host}:{port}" rebuilds it.
+    def xds_address(self, pod: str) -> XdsAddress:
+        """Where every pod reaches the boss: the one shared `listen` address (TCP; "unix:/path" in tests).
 
-        `listen` may also be "unix:/path" (tests); then `port` is the path, as the rebuild needs.
+        In the cluster the pod network is the fence, so no pod has a socket of its own here.
         """
+        if self.listen.startswith("unix:"):
+            return XdsAddress(path=self.listen.removeprefix("unix:"))
         host, _, port = self.listen.rpartition(":")
-        return XdsAddress(host, int(port) if port.isdigit() else port)  # type: ignore[arg-type]
+        return XdsAddress(host, int(port))
 
-    def start_pods(self, xds: XdsAddress) -> NoReturn:
+    def start_pods(self) -> NoReturn:
         self._not_here("start_pods", "the Deployments start them: `meshkit cluster up`")
 
     def wait_apps(self, timeout: float = 30.0) -> NoReturn:

@@ -17,14 +17,14 @@ from ipaddress import IPv4Network, ip_network
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..constants import ADMIN_PORT, APP_UID, IPTABLES, XDS_PORT
+from ..constants import ADMIN_PORT, APP_UID, IPTABLES, PROXY_UID
 from ..model import Topology, Workload
 from . import capture, netns
 from .admin import AdminClient
 from .apps import HERE as APPS_DIR
 from .apps import app_command, app_python
 from .base import POD_VIEWS, Runtime
-from .bootstrap import XdsAddress, envoy_bootstrap
+from .bootstrap import ENVOY_XDS_PIPE, XdsAddress, envoy_bootstrap
 from .envoy import find_envoy, start_envoy
 from .errors import RuntimeProblem
 from .processes import PodProcesses, mesh_id, popen
@@ -138,18 +138,20 @@ class LocalRuntime(PodProcesses):
         netns.write_etc(ns, self.topology, workload, {OUTSIDE_HOST: self.gateway})
         if any(port < 1024 for port in workload.ports):
             netns.allow_low_ports(ns)
+        self.make_pod_dir(workload.name)  # before the boss opens the pod's ADS socket in it
         if workload.sidecar:
             capture.apply(ns)
 
-    def xds_address(self) -> XdsAddress:
-        """Where the control plane listens: the bridge address, reachable from the pods only."""
-        return XdsAddress(self.gateway, XDS_PORT)
+    @property
+    def proxy_uid(self) -> int:
+        """Istio's proxy uid: the only one (root aside) that may open a pod's ADS socket."""
+        return PROXY_UID
 
     def outside(self) -> dict[str, Any]:
         """The outside world: a host name every pod resolves, the address and ports it answers on."""
         return {"host": OUTSIDE_HOST, "address": self.gateway, "ports": list(OUTSIDE_PORTS)}
 
-    def start_pods(self, xds: XdsAddress) -> None:
+    def start_pods(self) -> None:
         """Start every pod's app (as uid 1000) and sidecar (as uid 1337) without waiting for them.
 
         Also the outside world: a plain HTTP server on the host (no netns, no sidecar), as uid 1000,
@@ -162,15 +164,13 @@ class LocalRuntime(PodProcesses):
         outside = ["setpriv", f"--reuid={APP_UID}", f"--regid={APP_UID}", "--clear-groups", "--", *argv]
         self._supervise(None, "outside", "outside", lambda: popen(outside, self.home / "outside.log"))
         for workload in self.topology.workloads:
-            ns, pod_dir = self.netns(workload.name), self.pod_dir(workload.name)
-            pod_dir.mkdir(parents=True, exist_ok=True)
+            ns, pod_dir = self.netns(workload.name), self.make_pod_dir(workload.name)
             if not workload.ports and not workload.sidecar:  # the outsider runs nothing, it only sends requests
                 continue
-            self._supervise_pod(workload, ns, pod_dir, app_command(workload, apps), xds, envoy)
+            self._supervise_pod(workload, ns, pod_dir, app_command(workload, apps), envoy)
         self.supervisor.start()
 
-    def _supervise_pod(self, workload: Workload, ns: str, pod_dir: Path, command: list[str], xds: XdsAddress,
-                       envoy: Path) -> None:
+    def _supervise_pod(self, workload: Workload, ns: str, pod_dir: Path, command: list[str], envoy: Path) -> None:
         """The pod's app and sidecar, each restarted when it exits, each with its readiness probe."""
         name = workload.name
         if workload.ports:  # a sidecar pod may serve nothing (a client like Istio's curl sample)
@@ -179,7 +179,8 @@ class LocalRuntime(PodProcesses):
                             accepts(lambda: self.connect(name, "127.0.0.1", port, 0.5)))
         if workload.sidecar:
             def sidecar() -> subprocess.Popen:  # the bootstrap anew at each start: `restart_sidecar` may change it
-                bootstrap = envoy_bootstrap(self.topology.workload(name), xds, admin_port=ADMIN_PORT)
+                workload_now = self.topology.workload(name)
+                bootstrap = envoy_bootstrap(workload_now, XdsAddress(path=ENVOY_XDS_PIPE), admin_port=ADMIN_PORT)
                 return start_envoy(ns, bootstrap, pod_dir, envoy)
 
             self._supervise(name, "istio-proxy", f"envoy {name}", sidecar,

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..model import Topology
 from . import netns
+from .bootstrap import POD_XDS_SOCKET, XdsAddress
 from .supervisor import PodHealth, Supervisor
 
 STATE_FILE = "state.json"
@@ -76,12 +77,12 @@ def load_state(home: Path) -> dict[str, Any] | None:
         return None
 
 
-def popen(argv: list[str], log: Path, stdout: Path | None = None, env: dict[str, str] | None = None
-          ) -> subprocess.Popen:
+def popen(argv: list[str], log: Path, stdout: Path | None = None, env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> subprocess.Popen:
     """Start `argv` in its own session, stderr (and stdout, unless `stdout` names its own file) appended to `log`."""
     with open(log, "ab") as err, open(stdout or os.devnull, "ab") as out:
         return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out if stdout else err,
-                                stderr=err, start_new_session=True)
+                                stderr=err, start_new_session=True, cwd=cwd)
 
 
 class PodProcesses:
@@ -102,6 +103,38 @@ class PodProcesses:
     def pod_dir(self, pod: str) -> Path:
         """Where a pod's logs go: `<home>/pods/<pod name>/`."""
         return self.home / "pods" / self.topology.workload(pod).name
+
+    def xds_address(self, pod: str) -> XdsAddress:
+        """`pod`'s own ADS socket, `<pod folder>/etc/istio/proxy/XDS`, for the sidecar's uid alone."""
+        return XdsAddress(path=str(self.pod_dir(pod) / POD_XDS_SOCKET), uid=self.proxy_uid)
+
+    def make_pod_dir(self, pod: str) -> Path:
+        """The pod's folder and its proxy's private folder, where the boss puts the pod's ADS socket.
+
+        Only the sidecar's uid (and root) may open the socket: the folder holding it belongs to
+        that uid, mode 0700. The pod folder lets that uid through (group `proxy_uid`, 0710) and
+        nobody else; Envoy starts with the pod folder as its working directory and dials
+        `./etc/istio/proxy/XDS`, as in an Istio pod, so the folders above it (the home, perhaps
+        under a 0700 /root) need not let it through.
+        """
+        pod_dir = self.pod_dir(pod)
+        pod_dir.mkdir(parents=True, exist_ok=True)
+        uid = self.proxy_uid
+        if uid != os.geteuid():
+            os.chown(pod_dir, os.geteuid(), uid)
+        pod_dir.chmod(0o710 if uid != os.geteuid() else 0o700)
+        proxy = pod_dir / POD_XDS_SOCKET
+        for folder in reversed(proxy.parents[: len(Path(POD_XDS_SOCKET).parents) - 1]):
+            folder.mkdir(exist_ok=True)
+            if uid != os.geteuid():
+                os.chown(folder, uid, uid)
+            folder.chmod(0o700)
+        return pod_dir
+
+    @property
+    def proxy_uid(self) -> int:
+        """The uid the sidecars run as (iptables capture: Istio's 1337; userspace: this process's)."""
+        return os.geteuid()
 
     def access_log(self, pod: str) -> Path:
         """The pod's sidecar access log (Envoy's stdout)."""

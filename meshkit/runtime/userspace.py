@@ -9,14 +9,17 @@ Addresses (Linux routes all of 127.0.0.0/8 to `lo`, and any user may bind there)
 one block 127.N.0.0/16, N chosen from the home's hash and probed (a lock file + a bind test), so
 several meshes of several users run side by side on the standard ports:
 
-    127.N.244.1                 the "bridge": the control plane's ADS server (:15010)
-    127.N.244.10+ (pod IP)      Envoy admin/15001/15006/15090, and the capture process on the
+    127.N.244.10+ (pod IP)      Envoy 15001/15006/15090, and the capture process on the
                                 app's declared ports (what other pods and sidecars dial)
     127.N.245.10+ (app address) where the app listens and what its calls come from: the pod's own
                                 loopback, so to speak
     127.N.96.10+  (VIP mirror)  one per Service VIP 10.96.0.x: the capture process listens here
     10.96.0.x     (Service VIP) stays the VIP *inside the mesh config*: listener `10.96.0.14_9000`,
                                 vhost domains and PROXY headers name it; nothing binds or dials it
+
+Any local user may connect to a loopback address, so nothing that gives control listens on one:
+the boss serves each sidecar's ADS on `<pod folder>/etc/istio/proxy/XDS` and each Envoy's admin
+API listens on `<pod folder>/admin.sock`, both unix sockets of mode 0600 under a 0700 home.
 
 Apps learn their pod through environment variables (`MESHKIT_POD_LISTEN`, `MESHKIT_POD_SOURCE`,
 `MESHKIT_POD_HOSTS`: Service names → VIP mirrors). The capture process (`userspace_capture.py`)
@@ -44,13 +47,13 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..constants import ADMIN_PORT, INBOUND_PORT, OUTBOUND_PORT, SIDECAR_PORTS, USERSPACE, XDS_PORT
+from ..constants import INBOUND_PORT, OUTBOUND_PORT, SIDECAR_PORTS, USERSPACE
 from ..model import Topology, Workload, bookinfo
 from .admin import AdminClient
 from .apps import HERE as APPS_DIR
 from .apps import app_command
 from .base import POD_VIEWS, Runtime
-from .bootstrap import XdsAddress, envoy_bootstrap
+from .bootstrap import ADMIN_SOCKET, ENVOY_XDS_PIPE, XdsAddress, envoy_bootstrap
 from .envoy import ENVOY_FLAGS, find_envoy
 from .errors import RuntimeProblem
 from .local import OUTSIDE_HOST, OUTSIDE_PORTS
@@ -63,6 +66,7 @@ INBOUND_BIND = "127.0.0.6"
 CAPTURE_SCRIPT = Path(__file__).resolve().parent / "userspace_capture.py"
 LOCK_DIR = Path(os.environ.get("MESHKIT_LOCK_DIR", tempfile.gettempdir()))
 POD_OCTET, APP_OCTET, VIP_OCTET = 244, 245, 96
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes, the last one a NUL
 
 
 
@@ -108,7 +112,7 @@ class UserspaceRuntime(PodProcesses):
 
     @staticmethod
     def allocate_block(home: Path) -> tuple[int, int]:
-        """A block N in 1..254 whose lock is free and whose ADS address is bindable, from the home's hash."""
+        """A block N in 1..254 whose lock is free and whose first pod address is bindable, from the home's hash."""
         start = int(mesh_id(home), 16) % 254
         for i in range(254):
             block = 1 + (start + i) % 254
@@ -122,7 +126,7 @@ class UserspaceRuntime(PodProcesses):
             except OSError:
                 os.close(fd)
                 continue
-            if _bindable(f"127.{block}.{POD_OCTET}.1", XDS_PORT):
+            if _bindable(f"127.{block}.{POD_OCTET}.10", OUTBOUND_PORT):
                 return block, fd
             os.close(fd)
         raise RuntimeProblem("every 127.N.0.0/16 block is taken by another mesh",
@@ -185,7 +189,7 @@ class UserspaceRuntime(PodProcesses):
         config = self.home / "capture.json"
         config.write_text(json.dumps(self.capture_config(), indent=1))
         for workload in self.topology.workloads:
-            self.pod_dir(workload.name).mkdir(parents=True, exist_ok=True)
+            self.make_pod_dir(workload.name)  # before the boss opens the pod's ADS socket in it
             (self.pod_dir(workload.name) / "hosts").write_text("\n".join(self.hosts_lines(workload.name)) + "\n")
         argv = [sys.executable, "-I", "-u", str(CAPTURE_SCRIPT), str(config)]
         process = self._supervise(None, "capture", "capture", lambda: popen(argv, self.home / "capture.log"))
@@ -208,17 +212,18 @@ class UserspaceRuntime(PodProcesses):
         lines.append(f"{self.outside()['address']}\t{OUTSIDE_HOST}\t# outside the mesh")
         return lines
 
-    def xds_address(self) -> XdsAddress:
-        return XdsAddress(f"127.{self.block}.{POD_OCTET}.1", XDS_PORT)
-
     def outside(self) -> dict[str, Any]:
         """The outside world: a plain HTTP server on a loopback address of its own (no capture there)."""
         return {"host": OUTSIDE_HOST, "address": f"127.{self.block}.{OUTSIDE_OCTET}.1", "ports": list(OUTSIDE_PORTS)}
 
-    def bootstrap(self, workload, xds: XdsAddress) -> dict[str, Any]:
-        """Istio's bootstrap with its bound addresses moved from 127.0.0.1/0.0.0.0 to the pod IP."""
-        boot = envoy_bootstrap(workload, xds, admin_port=ADMIN_PORT)
-        boot["admin"]["address"]["socket_address"]["address"] = workload.ip
+    def admin_socket(self, pod: str) -> Path:
+        """The pod's Envoy admin API: a 0600 unix socket in its folder (127.0.0.1 is every user's)."""
+        return self.pod_dir(pod) / ADMIN_SOCKET
+
+    def bootstrap(self, workload: Workload) -> dict[str, Any]:
+        """Istio's bootstrap with its bound addresses moved from 127.0.0.1/0.0.0.0 to the pod IP, and
+        the admin API on a unix socket; paths are relative to Envoy's working directory, the pod folder."""
+        boot = envoy_bootstrap(workload, XdsAddress(path=ENVOY_XDS_PIPE), admin_pipe=f"./{ADMIN_SOCKET}")
         boot["node"]["metadata"]["MESHKIT_CAPTURE"] = CAPTURE
         for listener in boot["static_resources"]["listeners"]:
             listener.setdefault("stat_prefix", listener["name"])
@@ -226,12 +231,12 @@ class UserspaceRuntime(PodProcesses):
         for cluster in boot["static_resources"]["clusters"]:
             for group in cluster["load_assignment"]["endpoints"]:
                 for endpoint in group["lb_endpoints"]:
-                    address = endpoint["endpoint"]["address"]["socket_address"]
-                    if address["address"] == "127.0.0.1":
+                    address = endpoint["endpoint"]["address"].get("socket_address", {})
+                    if address.get("address") == "127.0.0.1":
                         address["address"] = workload.ip
         return boot
 
-    def start_pods(self, xds: XdsAddress) -> None:
+    def start_pods(self) -> None:
         """Start the outside world, every app and every sidecar, each supervised (supervisor.py)."""
         envoy = self._envoy or find_envoy()
         outside = self.outside()
@@ -239,11 +244,11 @@ class UserspaceRuntime(PodProcesses):
                 *(arg for port in OUTSIDE_PORTS for arg in ("--port", str(port))), "--mesh-home", str(self.home)]
         self._supervise(None, "outside", "outside", lambda: popen(argv, self.home / "outside.log"))
         for workload in self.topology.workloads:
-            self.pod_dir(workload.name).mkdir(parents=True, exist_ok=True)
-            self._supervise_pod(workload, xds, envoy)
+            self.make_pod_dir(workload.name)
+            self._supervise_pod(workload, envoy)
         self.supervisor.start()
 
-    def _supervise_pod(self, workload: Workload, xds: XdsAddress, envoy: Path) -> None:
+    def _supervise_pod(self, workload: Workload, envoy: Path) -> None:
         """The pod's app and sidecar, each restarted when it exits, each with its readiness probe."""
         name, pod_dir, app_ip = workload.name, self.pod_dir(workload.name), self.app_ip(workload.name)
         env = {**os.environ, "MESHKIT_POD_LISTEN": app_ip, "MESHKIT_POD_SOURCE": app_ip,
@@ -254,28 +259,30 @@ class UserspaceRuntime(PodProcesses):
                             accepts(lambda: socket.create_connection((app_ip, port), 0.5)))
         if workload.sidecar:
             def sidecar() -> subprocess.Popen:  # the bootstrap anew at each start: `restart_sidecar` may change it
-                boot = self.bootstrap(self.topology.workload(name), xds)
+                boot = self.bootstrap(self.topology.workload(name))
                 proxy = [str(envoy), "--config-yaml", json.dumps(boot), *ENVOY_FLAGS]
-                return popen(proxy, pod_dir / "envoy.log", stdout=pod_dir / "access.log")
+                return popen(proxy, pod_dir / "envoy.log", stdout=pod_dir / "access.log", cwd=pod_dir)
 
             self._supervise(name, "istio-proxy", f"envoy {name}", sidecar,
                             lambda: self.admin_get(name, "/ready", 0.5).strip() == "LIVE")
 
     def wait_apps(self, timeout: float = 30.0) -> None:
-        targets = {w.name: (self.app_ip(w.name), w.ports[0]) for w in self.topology.workloads if w.ports}
+        targets: dict[str, str | tuple[str, int]] = {
+            w.name: (self.app_ip(w.name), w.ports[0]) for w in self.topology.workloads if w.ports}
         targets.update({f"outside:{port}": (self.outside()["address"], port) for port in OUTSIDE_PORTS})
         self._wait_listening(targets, "app.log", timeout)
 
     def wait_sidecars(self, timeout: float = 30.0) -> None:
-        self._wait_listening({w.name: (w.ip, ADMIN_PORT) for w in self.topology.sidecars()}, "envoy.log", timeout)
+        self._wait_listening({w.name: str(self.admin_socket(w.name)) for w in self.topology.sidecars()},
+                             "envoy.log", timeout)
 
-    def _wait_listening(self, targets: dict[str, tuple[str, int]], log: str, timeout: float) -> None:
+    def _wait_listening(self, targets: dict[str, str | tuple[str, int]], log: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         waiting = dict(targets)
         while waiting:
             for name, address in list(waiting.items()):
                 with contextlib.suppress(OSError):
-                    socket.create_connection(address, timeout=0.5).close()
+                    _connect(address, 0.5).close()
                     del waiting[name]
             dead = self._dead()
             if dead or (waiting and time.monotonic() > deadline):
@@ -326,9 +333,9 @@ class UserspaceRuntime(PodProcesses):
         return sock
 
     def admin_get(self, pod: str, path: str, timeout: float = 5.0) -> str:
-        """GET a path of the pod's Envoy admin (on the pod IP here); the body whatever the status."""
-        address = (self.topology.workload(pod).ip, ADMIN_PORT)
-        return AdminClient(lambda: socket.create_connection(address, timeout), timeout=timeout).text(path)
+        """GET a path of the pod's Envoy admin (its unix socket here); the body whatever the status."""
+        address = str(self.admin_socket(pod))
+        return AdminClient(lambda: _connect(address, timeout), timeout=timeout).text(path)
 
     def pod_view(self, pod: str, what: str) -> str:
         """The read-only pod views of `mesh.pod_info`, as this mode has them."""
@@ -371,6 +378,27 @@ class UserspaceRuntime(PodProcesses):
 
 
 _: type[Runtime] = UserspaceRuntime
+
+
+def _connect(address: str | tuple[str, int], timeout: float) -> socket.socket:
+    """A connection to a unix socket (a path) or a TCP `(host, port)`."""
+    if isinstance(address, tuple):
+        return socket.create_connection(address, timeout)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    folder = None
+    try:
+        sock.settimeout(timeout)
+        if len(os.fsencode(address)) > MAX_SOCKET_PATH:  # a deep home: reach the folder by a short name
+            folder = os.open(Path(address).parent, os.O_PATH | os.O_DIRECTORY)
+            address = f"/proc/self/fd/{folder}/{Path(address).name}"
+        sock.connect(address)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        if folder is not None:
+            os.close(folder)
+    return sock
 
 
 def _bindable(address: str, port: int) -> bool:

@@ -8,6 +8,7 @@ build one with an operation left unanswered.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -32,7 +33,7 @@ def handlers(*services: object, extra: Mapping[str, Handler] | None = None,
             continue
         for service in services:
             method = getattr(service, name, None)
-            if method is not None:
+            if inspect.iscoroutinefunction(method):  # a plain helper of the same name is not an operation
                 table[name] = method
                 break
         else:

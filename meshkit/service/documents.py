@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from ..errors import InvalidInput
 from ..model import Topology
-from ..model.analyze import analyze
+from ..model.analyze import analyze, ignored
 from ..model.istio import IstioResource, parse_istio_document
 from ..model.raw import RawResource, ResourceError, is_raw_document, load_documents, parse_document
 from ..model.schema import SchemaError
@@ -50,8 +50,8 @@ def with_istio(topology: Topology, resources: tuple[IstioResource, ...]) -> tupl
             mesh = replace(mesh, outbound_traffic_policy=mode)
     config = topology.istio.applied(list(resources))
     candidate = replace(topology, istio=config, mesh=mesh)
-    findings = analyze(candidate, config)
-    errors = [str(f) for f in findings if f.level == "error"]
+    findings = analyze(candidate, config) + ignored(candidate, resources)
+    errors = [str(f) for f in findings if f.level == "error" and f.blocks]
     if errors:
         raise InvalidInput("nothing was applied:\n  " + "\n  ".join(errors), {"findings": [str(f) for f in findings]})
-    return candidate, [str(f) for f in findings if f.level == "warning"]
+    return candidate, [str(f) for f in findings if not (f.level == "error" and f.blocks)]

@@ -185,8 +185,7 @@ class PlaneService:
         if action == "stop" and self.server.running:
             await self.server.stop(0)
         elif action == "start" and not self.server.running:
-            xds = self.runtime.xds_address()
-            await self.server.start(f"{xds.host}:{xds.port}")
+            await self.server.start()  # every listener it had: each pod's socket, or the shared address
         return {"running": self.server.running}
 
     async def identity(self, ttl_s: float | None = None, rotate: bool = False,

@@ -9,6 +9,8 @@
     >>> mw.SyncTable(mesh); mw.TrafficPanel(mesh, "productpage-v1", "http://reviews:9080/reviews/0")
     >>> mw.TraceView(mesh, "productpage-v1", "http://productpage:9080/productpage")  # one request, hop by hop
     >>> mw.PushTimeline(mesh)                        # every push; diff two, replay one
+    >>> mw.Projector(mesh)                           # MeshGraph + SyncTable side by side, large type
+    >>> mw.stop_watching()                           # a lab's last cell: live views stop polling
 
 Every widget also has `.text()` and displays a text/plain (and text/html) fallback for front
 ends that cannot render widgets; `mw.fallback_only()` or `MESHKIT_WIDGETS=text` shows only text.
@@ -24,7 +26,8 @@ _PUBLIC = {
     "WeightSliders": "editors", "HeaderMatchForm": "editors", "FaultForm": "editors", "YamlEditor": "editors",
     "SyncTable": "panels", "TrafficPanel": "panels",
     "TraceView": "trace", "PushTimeline": "timeline",
-    "fallback_only": "base", "text_only": "base",
+    "Projector": "projector",
+    "fallback_only": "base", "text_only": "base", "stop_watching": "base",
 }
 __all__ = sorted(_PUBLIC)
 

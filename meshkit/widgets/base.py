@@ -24,6 +24,7 @@ import ipywidgets as w
 _text_only = os.environ.get("MESHKIT_WIDGETS", "").strip().lower() == "text"
 
 POLL_S = 2.0  # longest wait of one events() call: how long a closed view's thread may linger
+_watching: weakref.WeakSet[View] = weakref.WeakSet()  # views whose watcher thread runs (for stop_watching)
 
 
 def fallback_only(on: bool = True) -> None:
@@ -34,6 +35,24 @@ def fallback_only(on: bool = True) -> None:
     """
     global _text_only
     _text_only = on
+
+
+def stop_watching() -> int:
+    """Stop the watcher thread of every live view (without waiting); the pictures stay as last drawn.
+
+    Returns how many views were watching.
+
+    A lab's last cell calls it: a MeshGraph polls the mesh twice a second for as long as it watches,
+    and the next lab (or CI's next notebook) should not pay for it. Redraw buttons still work.
+
+    >>> import meshkit.widgets as mw
+    >>> mw.stop_watching()
+    """
+    views = [view for view in list(_watching) if not view.closed]
+    for view in views:  # no join: each thread ends by itself when its current poll returns (≤ POLL_S)
+        view._stop.set()
+    _watching.clear()
+    return len(views)
 
 
 def text_only() -> bool:
@@ -89,6 +108,7 @@ class View:
         self._thread = threading.Thread(target=_watch, args=(weakref.ref(self), mesh, self._stop, poll_s),
                                         name=f"meshkit-{type(self).__name__}", daemon=True)
         self._thread.start()
+        _watching.add(self)
 
     def on_events(self, events: list[dict]) -> None:
         """Called from the watcher thread with the events of one poll ([] when it timed out)."""

@@ -72,8 +72,12 @@ class PushTimeline(View):
             self._draw_list()
 
     def select(self, *ids: int) -> None:
-        """Select pushes by id: two show their diff, one enables Replay."""
-        self._list.value = tuple(i for i in ids if i in {r["id"] for r in self.rows})
+        """Select pushes by id: two show their diff, one enables Replay (a push the list lacks reloads it)."""
+        if not set(ids) <= {value for _, value in self._list.options}:
+            self.refresh()
+        with self._lock:  # the watcher may be redrawing the list: select among what it shows
+            shown = {value for _, value in self._list.options}
+            self._list.value = tuple(i for i in ids if i in shown)
         self._picked(self._list.value)
 
     def _picked(self, ids: tuple[int, ...]) -> None:

@@ -31,7 +31,7 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac
-from envoy.type.matcher.v3 import path_pb2, regex_pb2, string_pb2
+from envoy.type.matcher.v3 import metadata_pb2, path_pb2, regex_pb2, string_pb2, value_pb2
 
 from meshkit.model import Topology, Workload
 from meshkit.model.constants import ROOT_NAMESPACE
@@ -44,11 +44,19 @@ NETWORK_RBAC = "envoy.filters.network.rbac"
 ACTIONS = (("DENY", rbac.RBAC.DENY), ("AUDIT", rbac.RBAC.LOG), ("ALLOW", rbac.RBAC.ALLOW))
 HTTP_ONLY_OPERATION = ("hosts", "notHosts", "methods", "notMethods", "paths", "notPaths")
 SPIFFE = "spiffe://"
+JWT_AUTHN = "envoy.filters.http.jwt_authn"
+JWT_PAYLOAD = "payload"
+# istiod's getBadCustomDenyRules: a CUSTOM policy whose provider is unknown denies what it matches
+BAD_CUSTOM_SUFFIX = "-deny-due-to-bad-CUSTOM-action"
+EXT_AUTHZ_PREFIX = "istio-ext-authz"
 
 
 def applies(policy: IstioResource, workload: Workload) -> bool:
-    """Root-namespace policies reach every namespace; others only their own."""
+    """Root-namespace policies reach every namespace; others only their own. A policy with
+    `targetRef(s)` binds to a gateway or waypoint, never to a sidecar (istiod's policy matcher)."""
     if policy.namespace not in (ROOT_NAMESPACE, workload.namespace):
+        return False
+    if policy.spec.get("targetRef") or policy.spec.get("targetRefs"):
         return False
     wanted = (policy.spec.get("selector") or {}).get("matchLabels") or {}
     return all(workload.label_map.get(k) == v for k, v in wanted.items())
@@ -81,6 +89,28 @@ def _namespace(value: str) -> rbac.Principal:
     return rbac.Principal(authenticated=rbac.Principal.Authenticated(principal_name=matcher))
 
 
+def _service_account(value: str) -> rbac.Principal:
+    """`serviceAccounts: [ns/sa]` is the principal `cluster.local/ns/<ns>/sa/<sa>`."""
+    namespace, _, account = value.partition("/")
+    return _principal_name(f"cluster.local/ns/{namespace}/sa/{account}")
+
+
+def _request_principal(value: str) -> rbac.Principal:
+    """`requestPrincipals: [<iss>/<sub>]` on the JWT payload `jwt_authn` keeps (`request_authentication`):
+    istiod matches `request.auth.principal` from Istio's `istio_authn` filter, which upstream Envoy
+    lacks, so meshkit matches the payload's `iss` and `sub` claims (`*` parts: present)."""
+    issuer, _, subject = value.rpartition("/") if "/" in value else (value, "", "*")
+
+    def claim(name: str, pattern: str) -> rbac.Principal:
+        matcher = value_pb2.ValueMatcher(present_match=True) if pattern == "*" else value_pb2.ValueMatcher(
+            string_match=string_match(pattern))
+        return rbac.Principal(metadata=metadata_pb2.MetadataMatcher(
+            filter=JWT_AUTHN, path=[metadata_pb2.MetadataMatcher.PathSegment(key=k) for k in (JWT_PAYLOAD, name)],
+            value=matcher))
+
+    return rbac.Principal(and_ids=rbac.Principal.Set(ids=[claim("iss", issuer), claim("sub", subject)]))
+
+
 def _header_id(name: str, value: str) -> rbac.Principal:
     return rbac.Principal(header=rc.HeaderMatcher(name=name, string_match=string_match(value)))
 
@@ -105,6 +135,8 @@ SOURCE_FIELDS: dict[str, Callable[[str], rbac.Principal]] = {
     "namespaces": _namespace,
     "ipBlocks": lambda v: rbac.Principal(direct_remote_ip=_cidr(v)),
     "remoteIpBlocks": lambda v: rbac.Principal(remote_ip=_cidr(v)),
+    "serviceAccounts": _service_account,
+    "requestPrincipals": _request_principal,
 }
 OPERATION_FIELDS: dict[str, Callable[[str], rbac.Permission]] = {
     "hosts": lambda v: rbac.Permission(header=rc.HeaderMatcher(name=":authority", string_match=string_match(v))),
@@ -189,21 +221,40 @@ def rule_policy(rule: dict, tcp: bool = False) -> rbac.Policy:
     )
 
 
-def rules_by_action(policies: Sequence[IstioResource], tcp: bool = False) -> list[rbac.RBAC]:
-    """One RBAC config per action present, DENY → LOG (AUDIT) → ALLOW; CUSTOM is not supported."""
+def _policies(config: rbac.RBAC, chosen: Sequence[IstioResource], tcp: bool, prefix: str = "",
+              suffix: str = "", skip_http: bool = False) -> None:
+    for policy in sorted(chosen, key=lambda p: (p.namespace, p.name)):
+        for index, rule in enumerate(policy.spec.get("rules") or []):
+            if skip_http and _needs_http(rule):
+                continue
+            name = f"{prefix}ns[{policy.namespace}]-policy[{policy.name}]-rule[{index}]{suffix}"
+            config.policies[name].CopyFrom(rule_policy(rule, tcp))
+
+
+def custom_rules(policies: Sequence[IstioResource], tcp: bool = False) -> list[rbac.RBAC]:
+    """CUSTOM policies, one DENY config per provider: meshkit has no extension providers, so
+    every provider is unknown and istiod fails closed, denying what the rules match."""
     out = []
+    custom = [p for p in policies if p.spec.get("action") == "CUSTOM"]
+    for provider in sorted({(p.spec.get("provider") or {}).get("name", "") for p in custom}):
+        config = rbac.RBAC(action=rbac.RBAC.DENY)
+        chosen = [p for p in custom if (p.spec.get("provider") or {}).get("name", "") == provider]
+        _policies(config, chosen, tcp, f"{EXT_AUTHZ_PREFIX}-{provider}-", BAD_CUSTOM_SUFFIX)
+        if config.policies:
+            out.append(config)
+    return out
+
+
+def rules_by_action(policies: Sequence[IstioResource], tcp: bool = False) -> list[rbac.RBAC]:
+    """One RBAC config per action present: CUSTOM (as DENY, see `custom_rules`) → DENY → LOG
+    (AUDIT) → ALLOW."""
+    out = custom_rules(policies, tcp)
     for action, envoy_action in ACTIONS:
         chosen = [p for p in policies if p.spec.get("action", "ALLOW") == action]
         if not chosen:
             continue
         config = rbac.RBAC(action=envoy_action)
-        for policy in sorted(chosen, key=lambda p: (p.namespace, p.name)):
-            for index, rule in enumerate(policy.spec.get("rules") or []):
-                if tcp and action == "ALLOW" and _needs_http(rule):
-                    continue
-                config.policies[f"ns[{policy.namespace}]-policy[{policy.name}]-rule[{index}]"].CopyFrom(
-                    rule_policy(rule, tcp)
-                )
+        _policies(config, chosen, tcp, skip_http=tcp and action == "ALLOW")
         if action != "ALLOW" and not config.policies:
             continue  # a DENY / AUDIT policy without rules changes nothing
         out.append(config)

@@ -1,4 +1,4 @@
-"""CDS: the clusters istiod sends a sidecar (Istio ≈1.24–1.26), in istiod's order.
+"""CDS: the clusters istiod sends a sidecar (Istio 1.30), in istiod's order.
 
 1. for every service port in the registry (Kubernetes Services and ServiceEntry hosts, by host):
    `outbound|<port>||<host>`, then one `outbound|<port>|<subset>|<host>` per DestinationRule
@@ -137,16 +137,28 @@ def service_sans(service: RegistryService, selector: Mapping[str, str] | None = 
 
 def upstream_tls(
     service: RegistryService, port: ServicePort, tls: dict | None, subset: str = "",
-    selector: Mapping[str, str] | None = None,
+    selector: Mapping[str, str] | None = None, rule: IstioResource | None = None,
 ) -> ClusterPolicy:
-    """istiod's `buildUpstreamTLSSettings`: DR `tls.mode`, or auto-mTLS when the DR says nothing."""
-    mode = (tls or {}).get("mode")
+    """istiod's `buildUpstreamTLSSettings` + `applyUpstreamTLSSettings`: DR `tls.mode`, or auto-mTLS
+    (transport socket matches) when the DR says nothing and the service is in the mesh."""
+    tls = tls or {}
+    mode = tls.get("mode")
 
     def apply(cluster: Cluster) -> None:
-        if mode in ("DISABLE", "SIMPLE", "MUTUAL") or (mode is None and service.mesh_external):
-            return  # plaintext (SIMPLE / MUTUAL with user certificates are not supported by meshkit)
-        sans = list((tls or {}).get("subjectAltNames") or []) or service_sans(service, selector)
-        socket = secrets.upstream_tls(sans, (tls or {}).get("sni") or secrets.sni(port.port, service.hostname, subset))
+        if mode == "DISABLE" or (mode is None and service.mesh_external):
+            return
+        if mode in ("SIMPLE", "MUTUAL"):
+            if tls.get("credentialName") and not (rule and rule.spec.get("workloadSelector")):
+                return  # istiod: a sidecar gets no TLS from a credentialName DR without workloadSelector
+            context, auto_sni = secrets.user_tls(tls, tls.get("sni", ""))
+            if context is not None:
+                cluster.transport_socket.CopyFrom(secrets.transport_socket(context))
+                if auto_sni:
+                    verify = not tls.get("subjectAltNames") and not tls.get("insecureSkipVerify")
+                    dr.auto_sni(cluster, validate_san=verify)
+            return
+        sans = list(tls.get("subjectAltNames") or []) or service_sans(service, selector)
+        socket = secrets.upstream_tls(sans, tls.get("sni") or secrets.sni(port.port, service.hostname, subset))
         if mode == "ISTIO_MUTUAL":
             cluster.transport_socket.CopyFrom(socket)
             return
@@ -169,7 +181,7 @@ def service_clusters(
         if rule is not None:
             changes.append(dr.config_metadata(rule, subset["name"] if subset else ""))
         name, selector = (subset["name"], subset.get("labels", {})) if subset else ("", None)
-        changes.append(upstream_tls(service, port, effective.get("tls"), name, selector))
+        changes.append(upstream_tls(service, port, effective.get("tls"), name, selector, rule))
         return changes
 
     clusters = [outbound_cluster(service, port, mesh, policies=policies(None))]
@@ -216,7 +228,7 @@ def blackhole_cluster(mesh: MeshConfig) -> Cluster:
 
 def passthrough_cluster(mesh: MeshConfig) -> Cluster:
     """`PassthroughCluster`: ALLOW_ANY traffic to where it was going."""
-    return original_dst_cluster(names.PASSTHROUGH_CLUSTER, mesh, [_use_downstream_protocol])
+    return original_dst_cluster(names.PASSTHROUGH_CLUSTER, mesh, [_use_downstream_protocol, *DEFAULT_POLICIES])
 
 
 def inbound_cluster(service: Service, target_port: int, mesh: MeshConfig) -> Cluster:
@@ -229,7 +241,7 @@ def inbound_cluster(service: Service, target_port: int, mesh: MeshConfig) -> Clu
 def inbound_passthrough_cluster(mesh: MeshConfig) -> Cluster:
     """`InboundPassthroughCluster` (1.23+): inbound traffic to ports no service declares."""
     return original_dst_cluster(
-        names.INBOUND_PASSTHROUGH_CLUSTER, mesh, [_use_downstream_protocol, _bind_inbound_source]
+        names.INBOUND_PASSTHROUGH_CLUSTER, mesh, [_use_downstream_protocol, *DEFAULT_POLICIES, _bind_inbound_source]
     )
 
 
@@ -239,7 +251,7 @@ def build_clusters(topology: Topology, proxy: Workload) -> list[Cluster]:
     return [
         *(
             c
-            for s, p in outbound_ports(topology)
+            for s, p in outbound_ports(topology, proxy)
             for c in service_clusters(s, p, mesh, topology.istio.destination_rule_for(s.hostname))
         ),
         blackhole_cluster(mesh),

@@ -28,7 +28,7 @@ from . import generate, secrets
 from .ca import CertificateAuthority, IssuedCert
 from .cache import SnapshotCache
 from .push_log import PushLog, PushState
-from .resources import PUSH_ORDER, SECRET, SHORT_NAMES, resource_name
+from .resources import CLUSTER, PUSH_ORDER, SECRET, SHORT_NAMES, resource_name
 from .snapshot import Snapshot
 from .status import EventKind, OutcomeKind, SyncEvent, SyncTracker
 
@@ -105,6 +105,9 @@ class ControlPlane:
         """The generated resources for `proxy`, with its raw overrides replacing or adding."""
         resources: dict[str, list[Message]] = dict(generate.generate(self.topology, proxy))
         resources[SECRET] = secrets.build_secrets(self.certificate(proxy), self.ca.root_pem)
+        # pilot-agent's part: DestinationRule certificate files, read from disk at push time
+        files = secrets.referenced_file_secrets(resources.get(CLUSTER, []))
+        resources[SECRET] += [s for s in map(secrets.file_secret, files) if s is not None]
         overrides = self._overrides.get(proxy.name, {})
         merged: dict[str, list[Message]] = {}
         for type_url in set(resources) | {key[0] for key in overrides}:

@@ -21,9 +21,9 @@ goes onto the cluster as `applyTrafficPolicy` does (`cluster_traffic_policy.go`)
   ORIGINAL_DST, unset → LEAST_REQUEST; `warmupDurationSecs` → slow start; `consistentHash` →
   RING_HASH (minimum ring 1024 unless set) or MAGLEV, plus a route `hash_policy` built here.
 
-Where meshkit does not follow istiod: `tls` SIMPLE / MUTUAL (only ISTIO_MUTUAL and DISABLE are
-built, in `clusters.upstream_tls`), `localityLbSetting`,
-`tunnel`, `proxyProtocol`, `exportTo` and `workloadSelector` are accepted and ignored; the DR for
+`tls` is built in `clusters.upstream_tls` (ISTIO_MUTUAL, DISABLE, SIMPLE and MUTUAL with files or
+`credentialName`, auto-mTLS). Where meshkit does not follow istiod: `localityLbSetting`,
+`tunnel` and `proxyProtocol` are accepted with a warning and ignored; the DR for
 a host is the first by (namespace, name), where istiod takes the oldest.
 """
 
@@ -114,6 +114,19 @@ def _http_options(settings: dict) -> hpo.HttpProtocolOptions | None:
         # Envoy requires an upstream protocol; istiod's clusterWrapper.build() fills HTTP/1.1.
         options.explicit_http_config.http_protocol_options.SetInParent()
     return options if options.ListFields() else None
+
+
+def auto_sni(cluster: Cluster, *, validate_san: bool) -> None:
+    """istiod's `setAutoSniAndAutoSanValidation`: SNI (and the SAN checked) from the request's Host."""
+    options = hpo.HttpProtocolOptions()
+    existing = cluster.typed_extension_protocol_options.get(HTTP_PROTOCOL_OPTIONS)
+    if existing is not None:
+        existing.Unpack(options)
+    options.upstream_http_protocol_options.auto_sni = True
+    options.upstream_http_protocol_options.auto_san_validation = validate_san
+    if not options.HasField("use_downstream_protocol_config") and not options.HasField("explicit_http_config"):
+        options.explicit_http_config.http_protocol_options.SetInParent()
+    cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(pack(options))
 
 
 def connection_pool(settings: dict) -> ClusterPolicy:

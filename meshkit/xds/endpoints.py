@@ -1,4 +1,4 @@
-"""EDS: one ClusterLoadAssignment per outbound EDS cluster, as istiod builds it (Istio ≈1.24–1.26).
+"""EDS: one ClusterLoadAssignment per outbound EDS cluster, as istiod builds it (Istio 1.30).
 
 Each endpoint is a member's address with its endpoint port (the service's *target* port, or the
 ServiceEntry endpoint's own `ports[name]`), HEALTHY while its pod is Ready and UNHEALTHY once it
@@ -83,12 +83,11 @@ def load_assignment(
 def build_endpoints(topology: Topology, proxy: Workload) -> list[endpoint_pb2.ClusterLoadAssignment]:
     """Every EDS resource for `proxy`: one per EDS cluster (default, then subsets), in CDS order.
 
-    The same for every proxy today (no Sidecar scoping or locality yet); `proxy` is kept so the
-    signature matches the other translators. A DestinationRule `loadBalancer.simple: PASSTHROUGH`
-    turns a cluster into ORIGINAL_DST, which has no EDS resource.
+    Only for the services `proxy`'s Sidecar lets it see (no locality). A DestinationRule
+    `loadBalancer.simple: PASSTHROUGH` turns a cluster into ORIGINAL_DST, which has no EDS resource.
     """
     out = []
-    for service, port in outbound_ports(topology):
+    for service, port in outbound_ports(topology, proxy):
         if service.resolution != STATIC:
             continue
         rule = topology.istio.destination_rule_for(service.hostname)

@@ -1,4 +1,4 @@
-"""Network, HTTP and listener filters as istiod builds them for sidecars (Istio ≈1.24–1.26).
+"""Network, HTTP and listener filters as istiod builds them for sidecars (Istio 1.30).
 
 Upstream Envoy has no Istio extensions, so `istio.metadata_exchange`, `istio.stats` (and
 `envoy.filters.http.grpc_stats`, which only feeds `istio.stats`) are left out; everything else
@@ -41,6 +41,9 @@ from . import names
 from .values import ads_config_source, duration, pack, struct
 
 ACCESS_LOG_PATH = "/dev/stdout"
+# istiod's proxy-header defaults (`util.GetProxyHeadersFromProxyConfig`) on every sidecar HCM, and
+# ENABLE_100_CONTINUE_HEADERS (default true).
+SERVER_NAME = "istio-envoy"
 
 # istiod's EnvoyJSONLogFormatIstio (pilot/pkg/model/telemetry_logging.go). meshkit's curl tool
 # reads request_id, response_flags, upstream_host and upstream_cluster from these lines. The last
@@ -191,6 +194,8 @@ def http_connection_manager(
         ),
         access_log=[file_access_log()],
     )
+    hcm.server_name = SERVER_NAME
+    hcm.proxy_100_continue = True
     if inbound:
         hcm.forward_client_cert_details = hcm_pb2.HttpConnectionManager.APPEND_FORWARD
         details = hcm.set_current_client_cert_details

@@ -1,4 +1,4 @@
-"""Everything istiod would push to one sidecar, keyed by xDS type URL (Istio ≈1.24–1.26 shapes)."""
+"""Everything istiod would push to one sidecar, keyed by xDS type URL (Istio 1.30 shapes)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from .endpoints import build_endpoints
 from .listeners import build_listeners
 from .resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from .routes import build_routes
+from .scope import for_proxy
 
 
 def generate(topology: Topology, proxy: Workload) -> dict[str, list[Message]]:
     """CDS, EDS, LDS and RDS resources for `proxy`, in push order (pure: same input, same output)."""
+    topology = for_proxy(topology, proxy)  # its Sidecar's outboundTrafficPolicy, if any
     return {
         CLUSTER: build_clusters(topology, proxy),
         ENDPOINT: build_endpoints(topology, proxy),

@@ -1,4 +1,4 @@
-"""LDS: the listeners istiod sends a sidecar (Istio ≈1.24–1.26), in istiod's order.
+"""LDS: the listeners istiod sends a sidecar (Istio 1.30), in istiod's order.
 
 - per-port outbound HTTP listeners `0.0.0.0_<port>` (never bound; reached through
   `use_original_dst`) routing over RDS `"<port>"`, with `PassthroughFilterChain` as default chain;
@@ -36,13 +36,15 @@ from google.protobuf import wrappers_pb2
 
 from meshkit.model import HTTP, TCP, MeshConfig, Topology, Workload
 
-from . import authorization, capture, filters, names, routes, secrets, virtual_service
+from . import authorization, capture, filters, names, request_authentication, routes, secrets, tcp_routes
 from .peer_authentication import DISABLE, PERMISSIVE, STRICT, port_mode, workload_mode
 from .registry import RegistryService
 from .scope import InboundPort, http_ports, inbound_ports, lookup, outbound_ports
 from .values import duration, filter_metadata
 
 Listener = listener_pb2.Listener
+# PILOT_GATEWAY_TRANSPORT_SOCKET_CONNECT_TIMEOUT (15 s), which 1.30 sets on every outbound chain.
+TRANSPORT_SOCKET_CONNECT_TIMEOUT_S = 15
 
 
 class ChainMatch(NamedTuple):
@@ -128,46 +130,78 @@ def _listener(name: str, address: address_pb2.Address, direction: int, chains: S
     )
 
 
-def _unbound_outbound(
-    name: str, address: address_pb2.Address, chains: Sequence[lc.FilterChain], mesh: MeshConfig
-) -> Listener:
-    """An outbound listener reached only through virtualOutbound's `use_original_dst` hand-off."""
-    listener = _listener(name, address, base_pb2.OUTBOUND, chains)
+class ChainOpts(NamedTuple):
+    """One outbound filter chain before it becomes a listener's (istiod's `filterChainOpts`): SNI
+    hosts and ALPNs to match (none: it matches everything), its filters and `istio.config`."""
+
+    filters: Sequence[lc.Filter]
+    server_names: tuple[str, ...] = ()
+    alpns: tuple[str, ...] = ()
+    transport: str = ""
+    config: str = ""
+
+    @property
+    def match_all(self) -> bool:
+        return (not self.server_names or "*" in self.server_names) and not self.alpns and not self.transport
+
+
+def _outbound_chain(opts: ChainOpts) -> lc.FilterChain:
+    chain = filter_chain(opts.filters)
+    chain.transport_socket_connect_timeout.CopyFrom(duration(TRANSPORT_SOCKET_CONNECT_TIMEOUT_S))
+    if opts.config:
+        chain.metadata.CopyFrom(filter_metadata({"istio": {"config": opts.config}}))
+    if not opts.match_all:
+        match = chain.filter_chain_match
+        match.transport_protocol = opts.transport
+        match.application_protocols.extend(opts.alpns)
+        if "*" not in opts.server_names:
+            match.server_names.extend(sorted(opts.server_names))
+    return chain
+
+
+def outbound_listener(address: str, port: int, chains: Sequence[ChainOpts], mesh: MeshConfig) -> Listener:
+    """istiod's `buildListenerFromEntry` for an outbound listener reached only through
+    virtualOutbound's `use_original_dst`: a match-all chain becomes the default chain (or the
+    only chain), otherwise `PassthroughFilterChain` catches what no chain matched; tls_inspector
+    when a chain matches SNI, http_inspector (and the detection timeout) when one matches ALPN."""
+    name = names.listener_name(address, port)
+    listener = _listener(name, socket_address(address, port), base_pb2.OUTBOUND, [])
     listener.bind_to_port.value = False
     listener.continue_on_listener_filters_timeout = True
-    listener.listener_filters_timeout.CopyFrom(duration(mesh.protocol_detection_timeout_s))
+    default = None
+    for opts in chains:
+        if opts.match_all:
+            default = _outbound_chain(opts)
+        else:
+            listener.filter_chains.append(_outbound_chain(opts))
+    if default is not None and not listener.filter_chains:
+        listener.filter_chains.append(default)
+    elif default is not None:
+        listener.default_filter_chain.CopyFrom(default)
+    else:
+        listener.default_filter_chain.CopyFrom(catch_all_chain(names.PASSTHROUGH_CHAIN, mesh))
+        listener.default_filter_chain.filter_chain_match.SetInParent()
+    if any(opts.server_names for opts in chains):
+        listener.listener_filters.append(filters.tls_inspector())
+    needs_http = any(opts.alpns for opts in chains)
+    if needs_http:
+        listener.listener_filters.append(filters.http_inspector())
+    listener.listener_filters_timeout.CopyFrom(duration(mesh.protocol_detection_timeout_s if needs_http else 0))
     return listener
 
 
 def outbound_http_listener(port: int, mesh: MeshConfig) -> Listener:
     """`0.0.0.0_<port>`: HTTP (by ALPN from http_inspector) → RDS `"<port>"`, the rest → catch-all."""
-    http_chain = filter_chain(
-        [
-            filters.http_connection_manager(
-                f"outbound_{names.listener_name(names.WILDCARD, port)}",
-                names.route_config_name(port),
-                [filters.istio_alpn()],
-            )
-        ],
-        match=lc.FilterChainMatch(
-            transport_protocol=filters.RAW_BUFFER, application_protocols=filters.PLAINTEXT_HTTP_ALPNS
-        ),
+    hcm = filters.http_connection_manager(
+        f"outbound_{names.listener_name(names.WILDCARD, port)}", names.route_config_name(port), [filters.istio_alpn()]
     )
-    listener = _unbound_outbound(
-        names.listener_name(names.WILDCARD, port), socket_address(names.WILDCARD, port), [http_chain], mesh
-    )
-    listener.default_filter_chain.CopyFrom(catch_all_chain(names.PASSTHROUGH_CHAIN, mesh))
-    listener.default_filter_chain.filter_chain_match.SetInParent()
-    listener.listener_filters.extend([filters.tls_inspector(), filters.http_inspector()])
-    return listener
+    opts = ChainOpts([hcm], alpns=filters.PLAINTEXT_HTTP_ALPNS, transport=filters.RAW_BUFFER)
+    return outbound_listener(names.WILDCARD, port, [opts], mesh)
 
 
 def outbound_tcp_listener(address: str, port: int, target: lc.Filter, mesh: MeshConfig, config: str = "") -> Listener:
     """`<address>_<port>`: every byte to this service address → its `tcp_proxy`."""
-    chain = filter_chain([target])
-    if config:
-        chain.metadata.CopyFrom(filter_metadata({"istio": {"config": config}}))
-    return _unbound_outbound(names.listener_name(address, port), socket_address(address, port), [chain], mesh)
+    return outbound_listener(address, port, [ChainOpts([target], config=config)], mesh)
 
 
 def virtual_outbound_listener(mesh: MeshConfig) -> Listener:
@@ -204,11 +238,10 @@ def inbound_chains(
 
 def _inbound_filters(topology: Topology, proxy: Workload, protocol: str, stat_prefix: str,
                      target: str | route_pb2.RouteConfiguration) -> list[lc.Filter]:
-    """RBAC (if any policy applies) then HCM, or RBAC then tcp_proxy."""
+    """HCM with jwt_authn and RBAC (if policies apply) before the router, or RBAC then tcp_proxy."""
     if protocol == HTTP:
-        return [filters.http_connection_manager(
-            stat_prefix, target, authorization.http_filters(topology, proxy), inbound=True
-        )]
+        before = [*request_authentication.http_filters(topology, proxy), *authorization.http_filters(topology, proxy)]
+        return [filters.http_connection_manager(stat_prefix, target, before, inbound=True)]
     return [*authorization.network_filters(topology, proxy), filters.tcp_proxy(str(target))]
 
 
@@ -278,23 +311,54 @@ def virtual_inbound_listener(topology: Topology, proxy: Workload) -> Listener:
 
 def tcp_proxy_for(topology: Topology, proxy: Workload, service: RegistryService, port: int) -> tuple[lc.Filter, str]:
     """The tcp_proxy for a TCP service port and the VirtualService behind it ("" for the default)."""
-    target = virtual_service.tcp_target(topology.istio, service, port, proxy, lookup(topology))
+    target = tcp_routes.tcp_target(topology.istio, service, port, proxy, lookup(topology, proxy))
     if target is None:
         return filters.tcp_proxy(names.outbound_cluster(port, service.hostname)), ""
     return filters.tcp_proxy(target.clusters, target.stat_prefix), target.config
 
 
+def tls_chains(
+    topology: Topology, proxy: Workload, service: RegistryService, port: int, address: str
+) -> list[ChainOpts]:
+    """istiod's `buildSidecarOutboundTLSFilterChainOpts`: a VirtualService's `tls` routes by SNI, else
+    one chain to the service, matching its host as SNI when the listener is the wildcard one."""
+    routed = tcp_routes.tls_routes(topology.istio, service, port, proxy, lookup(topology, proxy))
+    if routed:
+        return [ChainOpts([filters.tcp_proxy(t.clusters, t.stat_prefix)], server_names=sni, config=t.config)
+                for sni, t in routed]
+    number = service.ports[0].port if len(service.ports) == 1 else port
+    sni = (service.hostname,) if address == names.WILDCARD else ()
+    return [ChainOpts([filters.tcp_proxy(names.outbound_cluster(number, service.hostname))], server_names=sni)]
+
+
+def _merge(existing: list[ChainOpts], new: Sequence[ChainOpts]) -> None:
+    """Add TLS chains to a listener another TLS service already holds; the first SNI match wins."""
+    taken = {opts.server_names for opts in existing}
+    existing.extend(opts for opts in new if opts.server_names not in taken)
+
+
 def outbound_listeners(topology: Topology, proxy: Workload) -> list[Listener]:
-    """Per-port HTTP and per-address TCP listeners, by port then address."""
+    """Per-port HTTP, per-address TCP and per-port SNI-routed TLS listeners, by port then address."""
     mesh = topology.mesh
-    listeners = {(port, names.WILDCARD): outbound_http_listener(port, mesh) for port in http_ports(topology)}
-    for service, port in outbound_ports(topology):
+    listeners = {(port, names.WILDCARD): outbound_http_listener(port, mesh) for port in http_ports(topology, proxy)}
+    chains: dict[tuple[int, str], list[ChainOpts]] = {}
+    tls_keys: set[tuple[int, str]] = set()
+    for service, port in outbound_ports(topology, proxy):
         if port.protocol != TCP:
             continue
-        target, config = tcp_proxy_for(topology, proxy, service, port.port)
+        tls = port.port in service.tls_ports
+        if not tls:
+            target, config = tcp_proxy_for(topology, proxy, service, port.port)
         for address in service.addresses or (names.WILDCARD,):
-            if (port.port, address) not in listeners:
-                listeners[(port.port, address)] = outbound_tcp_listener(address, port.port, target, mesh, config)
+            key = (port.port, address)
+            if key in listeners or (key in chains and not (tls and key in tls_keys)):
+                continue  # the first service on a listener keeps it (TLS ones share it by SNI)
+            if tls:
+                _merge(chains.setdefault(key, []), tls_chains(topology, proxy, service, port.port, address))
+                tls_keys.add(key)
+            else:
+                chains[key] = [ChainOpts([target], config=config)]
+    listeners.update({key: outbound_listener(key[1], key[0], opts, mesh) for key, opts in chains.items()})
     return [listeners[key] for key in sorted(listeners)]
 
 

@@ -1,4 +1,4 @@
-"""The names istiod gives sidecar resources (Istio ≈1.24–1.26), in one place.
+"""The names istiod gives sidecar resources (Istio 1.30), in one place.
 
 Learners grep for these strings in config dumps and `istioctl proxy-config` output, so they
 follow istiod exactly: `BuildSubsetKey` for clusters (`outbound|9080|v1|reviews...`,

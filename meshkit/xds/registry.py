@@ -56,6 +56,7 @@ class RegistryService:
     mesh_external: bool
     members: tuple[Member, ...]
     kube: Service | None = None
+    tls_ports: tuple[int, ...] = ()  # ServiceEntry TLS / HTTPS ports: routed by SNI, not by address
 
     @property
     def name(self) -> str:

@@ -1,4 +1,4 @@
-"""RDS: the per-port HTTP route configurations istiod sends a sidecar (Istio ≈1.24–1.26).
+"""RDS: the per-port HTTP route configurations istiod sends a sidecar (Istio 1.30).
 
 Outbound, one `RouteConfiguration` per HTTP port (`"9080"`) holds one virtual host per service
 on that port (`reviews.default.svc.cluster.local:9080`, sorted), then the catch-all `allow_any`
@@ -7,7 +7,7 @@ host on an HTTP port gives it a vhost ahead of `block_all`. Without a VirtualSer
 vhost carries istiod's default route: no timeout, 2 retries on connect-failure/refused-stream/
 unavailable/cancelled/retriable-status-codes (1.24+: no 503), plus the DestinationRule's
 consistent-hash `hash_policy` (istiod keeps `previous_hosts` on this default route). Vhost
-domains are the 1.16–1.26 set (no `:port` twins, no 1.27 trailing-dot FQDN) with
+domains are 1.30's (no `:port` twins, the trailing-dot FQDN of 1.27+) with
 `ignore_port_in_host_matching`.
 
 A sidecar VirtualService replaces the default route of the services it names on this port with
@@ -51,13 +51,15 @@ NON_SERVICE_HOST_PORT = 80
 
 
 def vhost_domains(service: RegistryService, client_namespace: str) -> list[str]:
-    """The names a client may use for a service (istiod `generateVirtualHostDomains`, 1.16–1.26).
+    """The names a client may use for a service (istiod `generateVirtualHostDomains`, 1.30).
 
-    A `<name>.<ns>.svc.cluster.local` host, from the same namespace: FQDN, short name,
-    `name.ns.svc`, `name.ns`; from another namespace the short name is left out (it would mean
-    a service of their own). Other hosts (`httpbin.org`) have no short forms. Then the addresses.
+    The host, its absolute form with a trailing dot (PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN,
+    default since 1.27), then for a `<name>.<ns>.svc.cluster.local` host from the same namespace:
+    short name, `name.ns.svc`, `name.ns`; from another namespace `name.ns`, `name.ns.svc` (the
+    short name would mean a service of their own). Other hosts (`httpbin.org`) have no short
+    forms. Then the addresses.
     """
-    domains = [service.hostname]
+    domains = [service.hostname, f"{service.hostname}."]
     suffix = f".{CLUSTER_DOMAIN}"
     if service.hostname.endswith(suffix) and service.hostname.count(".") == CLUSTER_DOMAIN.count(".") + 2:
         name, ns = service.hostname.removesuffix(suffix).split(".")
@@ -153,7 +155,7 @@ def default_virtual_host(topology: Topology, service: RegistryService, port: int
 def port_virtual_hosts(topology: Topology, proxy: Workload, port: int) -> list[rc.VirtualHost]:
     """Every vhost of route config `"<port>"` before sorting: VirtualService ones first, in config
     order, then the default vhost of each service no VirtualService took."""
-    on_port = {s.hostname: s for s, p in outbound_ports(topology) if p.port == port and p.protocol == HTTP}
+    on_port = {s.hostname: s for s, p in outbound_ports(topology, proxy) if p.port == port and p.protocol == HTTP}
     ctx = virtual_service.Context(proxy, port, topology.istio)
     candidates: list[rc.VirtualHost] = []
     taken: set[str] = set()
@@ -226,4 +228,4 @@ def inbound_passthrough_route_config() -> route_pb2.RouteConfiguration:
 
 def build_routes(topology: Topology, proxy: Workload) -> list[route_pb2.RouteConfiguration]:
     """Every RDS route configuration for `proxy`, one per HTTP port in the mesh, by port."""
-    return [port_route_config(topology, proxy, port) for port in http_ports(topology)]
+    return [port_route_config(topology, proxy, port) for port in http_ports(topology, proxy)]

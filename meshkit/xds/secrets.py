@@ -1,4 +1,4 @@
-"""SDS and the TLS contexts that use it, as istiod and pilot-agent shape them (Istio ≈1.24–1.26).
+"""SDS and the TLS contexts that use it, as istiod and pilot-agent shape them (Istio 1.30).
 
 Two secrets per sidecar, named as Istio names them: `default` (the workload's key and
 certificate chain, a `tls_certificate`) and `ROOTCA` (the mesh root, a `validation_context`).
@@ -17,11 +17,13 @@ them with `sds_config: {ads: {}}`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from envoy.config.core.v3 import base_pb2, config_source_pb2
 from envoy.extensions.transport_sockets.raw_buffer.v3 import raw_buffer_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
+from google.protobuf.message import Message
 
 from .ca import IssuedCert
 from .values import duration, pack
@@ -105,6 +107,92 @@ def upstream_tls(sans: Sequence[str], server_name: str) -> base_pb2.TransportSoc
     """ISTIO_MUTUAL on a cluster: present our identity, verify the server's SPIFFE id."""
     context = tls_pb2.UpstreamTlsContext(common_tls_context=common_tls_context(CLIENT_ALPNS, sans), sni=server_name)
     return base_pb2.TransportSocket(name=TLS_SOCKET, typed_config=pack(context))
+
+
+FILE_ROOT = "file-root:"
+FILE_CERT = "file-cert:"
+SYSTEM_CA = "system"
+CREDENTIAL = "kubernetes://"
+# pilot-agent's `file-root:system`: the distribution's CA bundle, the first that exists.
+SYSTEM_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem")
+
+
+def user_tls(tls: dict, sni: str) -> tuple[tls_pb2.UpstreamTlsContext | None, bool]:
+    """DestinationRule `tls.mode` SIMPLE / MUTUAL as istiod's `constructUpstreamTLS` builds it, and
+    whether the cluster needs `auto_sni` (no `sni` given: Envoy takes the request's Host).
+
+    Files (`caCertificates`, default `system`; `clientCertificate` + `privateKey` for MUTUAL) are
+    served over SDS as `file-root:<path>` / `file-cert:<cert>~<key>`, as pilot-agent serves them
+    (here the boss reads them, `file_secret`); `credentialName` names the SDS secret
+    `kubernetes://<name>` (and `-cacert`). `insecureSkipVerify` leaves an empty validation context.
+    """
+    common = tls_pb2.CommonTlsContext(tls_params=common_pb2.TlsParameters(
+        tls_minimum_protocol_version=common_pb2.TlsParameters.TLSv1_2,
+        tls_maximum_protocol_version=common_pb2.TlsParameters.TLSv1_3,
+    ))
+    mutual = tls.get("mode") == "MUTUAL"
+    credential = tls.get("credentialName", "")
+    if credential:
+        cert_name, root_name = CREDENTIAL + credential, CREDENTIAL + credential + "-cacert"
+    else:
+        if mutual and not (tls.get("clientCertificate") and tls.get("privateKey")):
+            return None, False  # istiod: "client certificate and private key must not be empty"
+        cert_name = f"{FILE_CERT}{tls.get('clientCertificate')}~{tls.get('privateKey')}"
+        root_name = FILE_ROOT + (tls.get("caCertificates") or SYSTEM_CA)
+    if mutual:
+        common.tls_certificate_sds_secret_configs.append(_sds(cert_name))
+    if tls.get("insecureSkipVerify"):
+        common.validation_context.SetInParent()
+    else:
+        combined = common.combined_validation_context
+        combined.default_validation_context.match_typed_subject_alt_names.extend(
+            common_pb2.SubjectAltNameMatcher(san_type=common_pb2.SubjectAltNameMatcher.DNS,
+                                             matcher=string_pb2.StringMatcher(exact=san))
+            for san in tls.get("subjectAltNames") or []
+        )
+        combined.validation_context_sds_secret_config.CopyFrom(_sds(root_name))
+    return tls_pb2.UpstreamTlsContext(common_tls_context=common, sni=sni), not sni
+
+
+def transport_socket(context: tls_pb2.UpstreamTlsContext) -> base_pb2.TransportSocket:
+    return base_pb2.TransportSocket(name=TLS_SOCKET, typed_config=pack(context))
+
+
+def file_secret(name: str) -> Secret | None:
+    """What pilot-agent serves for `file-root:<path>` / `file-cert:<cert>~<key>`, read now; None
+    for another name or a file that cannot be read (Envoy then keeps waiting for the secret)."""
+    try:
+        if name.startswith(FILE_ROOT):
+            path = name.removeprefix(FILE_ROOT)
+            if path == SYSTEM_CA:
+                path = next((p for p in SYSTEM_CA_BUNDLES if Path(p).exists()), SYSTEM_CA_BUNDLES[0])
+            return Secret(name=name, validation_context=common_pb2.CertificateValidationContext(
+                trusted_ca=base_pb2.DataSource(inline_bytes=Path(path).read_bytes())))
+        if name.startswith(FILE_CERT):
+            cert, _, key = name.removeprefix(FILE_CERT).partition("~")
+            return Secret(name=name, tls_certificate=common_pb2.TlsCertificate(
+                certificate_chain=base_pb2.DataSource(inline_bytes=Path(cert).read_bytes()),
+                private_key=base_pb2.DataSource(inline_bytes=Path(key).read_bytes())))
+    except OSError:
+        return None
+    return None
+
+
+def referenced_file_secrets(clusters: Sequence[Message]) -> list[str]:
+    """The `file-root:` / `file-cert:` SDS names the clusters' TLS contexts ask for, in order."""
+    found: list[str] = []
+    for cluster in clusters:
+        if not cluster.HasField("transport_socket"):
+            continue
+        context = tls_pb2.UpstreamTlsContext()
+        if not cluster.transport_socket.typed_config.Unpack(context):
+            continue
+        common = context.common_tls_context
+        for config in [*common.tls_certificate_sds_secret_configs,
+                       common.combined_validation_context.validation_context_sds_secret_config]:
+            if config.name.startswith((FILE_ROOT, FILE_CERT)) and config.name not in found:
+                found.append(config.name)
+    return found
 
 
 def raw_buffer() -> base_pb2.TransportSocket:

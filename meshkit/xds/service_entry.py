@@ -13,7 +13,7 @@ Where meshkit does not follow istiod:
   addresses other than /32 are kept as written but listeners are built on plain addresses only;
 - port protocols HTTP, HTTP2, GRPC and GRPC-WEB are served as HTTP/1.1 routes (no h2 upstream
   options), everything else (and no protocol: meshkit has no protocol sniffing) as TCP; TLS and
-  HTTPS ports get a plain TCP listener, where istiod matches the SNI of each host;
+  HTTPS ports are TCP ports routed by SNI (`tls_ports`, see `listeners`), as istiod's;
 - `exportTo` is ignored (every entry is visible everywhere).
 """
 
@@ -25,6 +25,7 @@ from meshkit.model.istio import IstioResource
 from .registry import DNS, DNS_ROUND_ROBIN, NONE, Member, RegistryService, pod_member
 
 HTTP_PROTOCOLS = ("HTTP", "HTTP2", "GRPC", "GRPC-WEB")
+TLS_PROTOCOLS = ("TLS", "HTTPS")
 MESH_EXTERNAL = "MESH_EXTERNAL"
 TLS_MODE_LABEL = "security.istio.io/tlsMode"
 
@@ -90,6 +91,8 @@ def services(topology: Topology) -> list[RegistryService]:
                     resolution=resolution,
                     mesh_external=spec.get("location", MESH_EXTERNAL) == MESH_EXTERNAL,
                     members=members(topology, entry, host, resolution),
+                    tls_ports=tuple(p["number"] for p in spec.get("ports", [])
+                                    if str(p.get("protocol", "")).upper() in TLS_PROTOCOLS),
                 )
             )
     return out

@@ -28,8 +28,10 @@ Follows `route/route.go` (`BuildHTTPRoutesForVirtualService`, `TranslateRoute`,
 - every route carries `istio.config` metadata (istioctl's VIRTUAL SERVICE column) and a decorator
   `<host>:<port><path>` (or `<vs name>:<port><path>` when the target is not one cluster).
 
-Where meshkit does not follow istiod: `corsPolicy`, `delegate`, `tls` routes, tcp
-`destinationSubnets` and wildcard hosts are accepted and ignored; `queryParams` keep the order
+`delegate` rules are replaced by the delegate's merged rules first (`delegate`);
+`corsPolicy` → the route's `envoy.filters.http.cors` config (`TranslateCORSPolicy`); `tcp` / `tls`
+rules are in `tcp_routes`. Where meshkit does not follow istiod: tcp / tls `destinationSubnets` are
+accepted with a warning and ignored, wildcard hosts are ignored; `queryParams` keep the order
 written (istiod iterates a Go map); when several VirtualServices name a host the first by
 (namespace, name) wins, where istiod takes the oldest.
 """
@@ -37,12 +39,13 @@ written (istiod iterates a Go map); when several VirtualServices name a host the
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.filters.common.fault.v3 import fault_pb2 as common_fault_pb2
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from envoy.type.v3 import percent_pb2
@@ -52,8 +55,8 @@ from meshkit.model import Workload
 from meshkit.model.config import IstioConfig, resolve_host
 from meshkit.model.istio import IstioResource
 
+from . import delegate, filters, names
 from . import destination_rule as dr
-from . import filters, names
 from .registry import RegistryService
 from .retry import retry_policy
 from .values import filter_metadata, istio_duration, pack
@@ -87,8 +90,10 @@ class Context(NamedTuple):
 
 
 def for_sidecars(istio: IstioConfig) -> list[IstioResource]:
-    """VirtualServices bound to the `mesh` gateway (no `gateways` means `mesh`)."""
-    return [vs for vs in istio.virtual_services if MESH_GATEWAY in vs.spec.get("gateways", [MESH_GATEWAY])]
+    """VirtualServices bound to the `mesh` gateway (no `gateways` means `mesh`); delegates (no
+    `hosts`) only count through the root that names them (`delegate`)."""
+    return [vs for vs in istio.virtual_services
+            if vs.spec.get("hosts") and MESH_GATEWAY in vs.spec.get("gateways", [MESH_GATEWAY])]
 
 
 def hosts(vs: IstioResource) -> list[str]:
@@ -107,7 +112,7 @@ def naming(istio: IstioConfig, hostname: str) -> list[IstioResource]:
 def http_routes(vs: IstioResource, ctx: Context) -> list[rc.Route]:
     """istiod's `BuildHTTPRoutesForVirtualService` for one proxy and listener port."""
     out: list[rc.Route] = []
-    for http in vs.spec.get("http", []):
+    for http in delegate.merged_http(ctx.istio, vs):
         if not http.get("match"):
             out.append(translate_route(vs, http, None, ctx))
             return out
@@ -153,7 +158,29 @@ def translate_route(vs: IstioResource, http: dict, match: dict | None, ctx: Cont
     fault = translate_fault(http.get("fault"))
     if fault is not None:
         route.typed_per_filter_config[filters.FAULT].CopyFrom(pack(fault))
+    if "corsPolicy" in http:
+        route.typed_per_filter_config[filters.CORS].CopyFrom(pack(cors_policy(http["corsPolicy"])))
     return route
+
+
+def cors_policy(spec: dict) -> cors_pb2.CorsPolicy:
+    """istiod's `TranslateCORSPolicy`: the per-route config of the (always present) CORS filter."""
+    out = cors_pb2.CorsPolicy(
+        allow_methods=",".join(spec.get("allowMethods", [])),
+        allow_headers=",".join(spec.get("allowHeaders", [])),
+        expose_headers=",".join(spec.get("exposeHeaders", [])),
+        forward_not_matching_preflights=wrappers_pb2.BoolValue(value=spec.get("unmatchedPreflights") != "IGNORE"),
+        filter_enabled={"default_value": {"numerator": 100, "denominator": FractionalPercent.HUNDRED}},
+    )
+    if "allowOrigins" in spec:
+        out.allow_origin_string_match.extend(string_matcher(m) for m in spec["allowOrigins"])
+    else:
+        out.allow_origin_string_match.extend(string_pb2.StringMatcher(exact=o) for o in spec.get("allowOrigin", []))
+    if "allowCredentials" in spec:
+        out.allow_credentials.value = spec["allowCredentials"]
+    if "maxAge" in spec:
+        out.max_age = str(istio_duration(spec["maxAge"]).seconds)
+    return out
 
 
 def string_matcher(spec: Mapping[str, str]) -> string_pb2.StringMatcher | None:
@@ -408,54 +435,3 @@ def operation(route: rc.Route, vs_name: str, port: int) -> str:
     if len(parts) == 4 and parts[1].isdigit():
         return f"{parts[3]}:{parts[1]}{path}"
     return f"{vs_name}:{port}{path}"
-
-
-# -- TCP ------------------------------------------------------------------------------------
-
-
-class TcpTarget(NamedTuple):
-    """Where a TCP listener's tcp_proxy sends connections, and the VirtualService that said so."""
-
-    clusters: str | Sequence[tuple[str, int]]
-    stat_prefix: str
-    config: str
-
-
-def tcp_target(
-    istio: IstioConfig, service: RegistryService, port: int, proxy: Workload, registry: Mapping[str, RegistryService]
-) -> TcpTarget | None:
-    """The first `tcp` rule of a sidecar VirtualService for `service` that applies to this proxy
-    and port (istiod's `buildSidecarOutboundTCPFilterChainOpts`), or None for the default."""
-    for vs in naming(istio, service.hostname):
-        for tcp in vs.spec.get("tcp", []):
-            routes = tcp.get("route", [])
-            if routes and (not tcp.get("match") or any(tcp_match(m, proxy, port) for m in tcp["match"])):
-                return tcp_destinations(vs, routes, port, registry)
-    return None
-
-
-def tcp_match(match: dict, proxy: Workload, port: int) -> bool:
-    """istiod's `matchTCP` for a sidecar (a match with `destinationSubnets` is not supported)."""
-    labels = proxy.label_map
-    return (
-        (not match.get("gateways") or MESH_GATEWAY in match["gateways"])
-        and all(labels.get(k) == v for k, v in match.get("sourceLabels", {}).items())
-        and match.get("port", port) == port
-        and match.get("sourceNamespace", proxy.namespace) == proxy.namespace
-        and not match.get("destinationSubnets")
-    )
-
-
-def tcp_destinations(
-    vs: IstioResource, routes: list[dict], port: int, registry: Mapping[str, RegistryService]
-) -> TcpTarget:
-    """One cluster (stat prefix = cluster), or weighted clusters (stat prefix `<name>.<namespace>`)."""
-
-    def cluster(dest: dict) -> str:
-        return destination_cluster(dest, vs.namespace, port, registry.get(resolve_host(dest["host"], vs.namespace)))
-
-    if len(routes) == 1:
-        name = cluster(routes[0]["destination"])
-        return TcpTarget(name, name, vs.config_path)
-    weighted = [(cluster(r["destination"]), r["weight"]) for r in routes if r.get("weight")]
-    return TcpTarget(weighted, f"{vs.name}.{vs.namespace}", vs.config_path)

@@ -177,6 +177,16 @@ class Chromium:
         self._pages.append(page)
         return page
 
+    def new_page(self) -> Page:
+        """A new tab (about:blank), brought to the front so it renders."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/json/new?about:blank", method="PUT")
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            target = json.load(reply)
+        page = Page(target["webSocketDebuggerUrl"])
+        self._pages.append(page)
+        page.call("Page.bringToFront")
+        return page
+
     def stop(self) -> None:
         for page in self._pages:
             page.close()

@@ -2,6 +2,8 @@
 
 Solutions: every cell runs and every `lab.check(...)` reports done.
 Student builds (labs/): no cell raises and every check reports "not yet".
+Both: every lab shows at least one live widget, and every graph cell (ProxyGraph, MeshGraph,
+TraceView) draws a live widget, not an error or the text fallback; 10 of the 11 labs draw a graph.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 LABS = sorted((ROOT / "labs").glob("*.ipynb"))
 CELL_TIMEOUT_S = 120
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+GRAPHS = ("ProxyGraph(", "MeshGraph(", "TraceView(", "projector(")
 
 pytestmark = pytest.mark.notebook
 TIMINGS: dict[str, float] = {}  # "solutions/03-lds.ipynb" -> seconds; printed at the end of the run
@@ -48,13 +52,38 @@ def check_outputs(notebook: nbformat.NotebookNode) -> list[str]:
     return found
 
 
+def widget_views(cell: nbformat.NotebookNode) -> int:
+    """How many live ipywidgets views the cell's outputs hold."""
+    return sum(WIDGET_VIEW in output.get("data", {}) for output in cell.get("outputs", []))
+
+
+def graph_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    """The code cells that draw a graph (ProxyGraph, MeshGraph, TraceView, the projector's MeshGraph)."""
+    return [c for c in notebook.cells if c.cell_type == "code" and any(g in c.source for g in GRAPHS)]
+
+
+def assert_live_pictures(notebook: nbformat.NotebookNode) -> None:
+    """At least one live widget, and every graph cell drew one (not an exception or plain text)."""
+    assert sum(widget_views(c) for c in notebook.cells if c.cell_type == "code") >= 1, "no live widget in this lab"
+    dead = [c.source.splitlines()[-1] for c in graph_cells(notebook) if not widget_views(c)]
+    assert not dead, f"graph cells without a live widget output: {dead}"
+
+
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
 def test_solution_notebook_completes_every_check(path: Path, mesh, mesh_home: Path):
     notebook, seconds = run(path, mesh_home)
     results = check_outputs(notebook)
-    print(f"{path.name}: {seconds:.1f}s, {len(results)} checks")
+    print(f"{path.name}: {seconds:.1f}s, {len(results)} checks, {len(graph_cells(notebook))} graph cells")
     assert results, "a lab without checks"
     assert all("done" in line for line in results), results
+    assert_live_pictures(notebook)
+
+
+def test_ten_of_the_eleven_labs_draw_a_graph():
+    """The story is told in pictures: all labs but (at most) one draw a ProxyGraph, MeshGraph or TraceView."""
+    core = SOLUTIONS[:11]  # labs 00-10; later labs bring their own pictures
+    drawn = [p.name for p in core if graph_cells(nbformat.read(p, as_version=4))]
+    assert len(core) == 11 and len(drawn) >= 10, drawn
 
 
 @pytest.mark.parametrize("path", LABS, ids=lambda p: p.name)
@@ -63,6 +92,7 @@ def test_student_notebook_says_not_yet(path: Path, mesh, mesh_home: Path):
     results = check_outputs(notebook)
     print(f"{path.name}: {seconds:.1f}s, {len(results)} checks")
     assert results and all("not yet" in line for line in results), results
+    assert_live_pictures(notebook)
 
 
 def test_labs_are_built_from_solutions():

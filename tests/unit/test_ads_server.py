@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import pytest
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
@@ -455,3 +457,54 @@ def test_a_closed_stream_and_a_stopped_server_show_in_the_rows() -> None:
         assert h.tracker.status()[0].as_row()["state"] == "DISCONNECTED"  # until it reconnects
 
     run(scenario)
+
+
+OTHER = "sidecar~10.0.0.6~reviews-v1-1.default~default.svc.cluster.local"
+
+
+@pytest.mark.parametrize("depth", [0, 3])
+def test_a_pod_socket_serves_its_own_node_only_and_reopens_after_a_stop(
+        tmp_path: Path, depth: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The socket is the pod's credential: a client there naming another node gets nothing of it.
+
+    With depth 3 the socket's path is longer than a unix socket's 108 bytes, as under a deep home.
+    """
+    async def main() -> None:
+        cache, tracker = SnapshotCache(), SyncTracker()
+        cache.set(NODE, mesh())
+        cache.set(OTHER, mesh(cds=2))
+        server = AdsServer(cache, tracker)
+        folder = tmp_path.joinpath(*["d" * 40] * depth, "etc", "istio", "proxy")
+        folder.mkdir(parents=True, mode=0o700)
+        path = folder / "XDS"
+        assert (len(str(path)) > 108) == bool(depth)
+        monkeypatch.chdir(folder)  # the client dials it as Envoy does: relative to its working directory
+        await server.serve_pod("productpage-v1", NODE, path)
+        try:
+            assert server.running and stat.S_IMODE(path.stat().st_mode) == 0o600
+            async with grpc.aio.insecure_channel("unix:XDS") as channel:
+                call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+                request = discovery_pb2.DiscoveryRequest(type_url=SECRET, resource_names=["default"])
+                request.node.id = OTHER
+                await call.write(request)
+                assert await asyncio.wait_for(call.code(), 5) == grpc.StatusCode.PERMISSION_DENIED
+                assert "serves productpage-v1" in await call.details() and OTHER in await call.details()
+                assert [s.node_id for s in tracker.status()] == []  # refused before it was anyone
+
+                own = FakeEnvoy(channel, NODE)
+                await own.request(CLUSTER)
+                assert (await own.recv()).type_url == CLUSTER
+                await own.close()
+
+            await server.stop(0)
+            assert not server.running
+            assert await server.start() == 0  # `boss start`: the pod's socket again, no TCP port
+            async with grpc.aio.insecure_channel("unix:XDS") as channel:
+                again = FakeEnvoy(channel, NODE)
+                await again.request(CLUSTER)
+                assert (await again.recv()).type_url == CLUSTER
+                await again.close()
+        finally:
+            await server.stop(None)
+
+    asyncio.run(asyncio.wait_for(main(), 20))

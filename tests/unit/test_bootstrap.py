@@ -17,7 +17,7 @@ from google.protobuf import json_format
 
 from meshkit.constants import xds_variant
 from meshkit.model import bookinfo
-from meshkit.runtime.bootstrap import XdsAddress, envoy_bootstrap
+from meshkit.runtime.bootstrap import ENVOY_XDS_PIPE, XdsAddress, envoy_bootstrap
 from meshkit.runtime.envoy import find_envoy
 from meshkit.runtime.errors import RuntimeProblem
 
@@ -92,4 +92,26 @@ def test_envoy_validates_it(reviews_v2, tmp_path):
         [str(envoy), "--mode", "validate", "-c", str(config), "--log-level", "error"],
         capture_output=True, text=True, timeout=60,
     )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_local_sidecar_dials_its_pods_socket_and_envoy_validates_it(reviews_v2, tmp_path):
+    """As in an Istio pod: `xds-grpc` is a pipe to ./etc/istio/proxy/XDS; admin may be a 0600 pipe too."""
+    boot = envoy_bootstrap(reviews_v2, XdsAddress(path=ENVOY_XDS_PIPE), admin_pipe="./admin.sock")
+    clusters = {c["name"]: c for c in boot["static_resources"]["clusters"]}
+    [xds] = clusters["xds-grpc"]["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert xds["endpoint"]["address"] == {"pipe": {"path": "./etc/istio/proxy/XDS"}}
+    assert "upstream_connection_options" not in clusters["xds-grpc"]  # no TCP keepalive on a unix socket
+    assert boot["admin"]["address"] == {"pipe": {"path": "./admin.sock", "mode": 0o600}}
+    [stats] = clusters["prometheus_stats"]["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert stats["endpoint"]["address"] == {"pipe": {"path": "./admin.sock"}}  # 15090 reads the admin socket
+    json_format.ParseDict(boot, bootstrap_pb2.Bootstrap())
+    try:
+        envoy = find_envoy()
+    except RuntimeProblem as problem:
+        pytest.skip(str(problem))
+    config = tmp_path / "bootstrap.json"
+    config.write_text(json.dumps(boot))
+    result = subprocess.run([str(envoy), "--mode", "validate", "-c", str(config), "--log-level", "error"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

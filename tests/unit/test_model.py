@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,22 @@ def test_istios_own_bookinfo_files_parse_unchanged(path: Path):
     assert resources and all(r.namespace == "default" for r in resources)
 
 
+DEPRECATED_PERCENT = """
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: ratings}
+spec:
+  hosts: [ratings]
+  http:
+  - fault:
+      delay: {percent: 100, fixedDelay: 7s}
+    route:
+    - destination: {host: ratings, subset: v1}
+"""
+
+
 def test_deprecated_fault_percent_is_accepted():
-    [vs] = parse_istio((BOOKINFO_FILES / "virtual-service-ratings-test-delay.yaml").read_text())
+    [vs] = parse_istio(DEPRECATED_PERCENT)  # Istio's samples used it until 1.2x
     assert vs.spec["http"][0]["fault"]["delay"]["percent"] == 100
 
 
@@ -179,3 +194,91 @@ spec:
     assert finding.level == "warning" and finding.resource == "DestinationRule default/reviews"
     assert finding.message.startswith("spec.subsets[0].trafficPolicy.portLevelSettings[0].outlierDetection"
                                       ".consecutiveErrors: outlier detection consecutive errors is deprecated")
+
+
+# -- every accepted field is translated or warned about ----------------------------------------------
+
+def _schema_paths(schema, prefix: str):
+    """Every field path (`spec.http[].corsPolicy.maxAge`) a schema accepts."""
+    from meshkit.model.schema import Map, Obj
+
+    if isinstance(schema, list):
+        yield from _schema_paths(schema[0], prefix + "[]")
+    elif isinstance(schema, Map):
+        yield from _schema_paths(schema.values, prefix + ".*")
+    elif isinstance(schema, Obj):
+        for key, value in schema.fields.items():
+            path = f"{prefix}.{key}" if prefix else key
+            yield path
+            yield from _schema_paths(value, path)
+
+
+def test_every_accepted_istio_field_is_translated_or_warned_about():
+    from pathlib import Path
+
+    from meshkit.model.ignored import IGNORED
+    from meshkit.model.istio import MESH_CONFIG, SPECS
+
+    tests = Path(__file__).resolve().parents[1]
+    # what the goldens and tests feed the translators
+    used = "\n".join(p.read_text() for pattern in ("golden/xds/istio/*.yaml", "data/istio-bookinfo/*.yaml",
+                                                   "unit/test_*.py", "integration/test_*.py")
+                     for p in tests.glob(pattern) if p.name != "test_model.py")
+    ignored = {(kind, path) for kind, path, _ in IGNORED}
+    schemas = {**SPECS, "MeshConfig": MESH_CONFIG}
+    missing = []
+    for kind, schema in schemas.items():
+        for path in _schema_paths(schema, "" if kind == "MeshConfig" else "spec"):
+            if (kind, path) in ignored or any(path.startswith(p + ".") for k, p in ignored if k == kind):
+                continue
+            leaf = path.rsplit(".", 1)[-1].removesuffix("[]")
+            if leaf != "*" and leaf not in used:
+                missing.append(f"{kind} {path}")
+    assert not missing, "accepted but neither translated in a golden/test nor listed in model/ignored.py:\n" + \
+        "\n".join(missing)
+
+
+def test_ignored_fields_are_named_in_the_apply_warnings():
+    from meshkit.model.analyze import ignored
+
+    text = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  exportTo: ["."]
+  trafficPolicy:
+    loadBalancer: {localityLbSetting: {enabled: true}}
+"""
+    topology = bookinfo()
+    other = replace(topology.workloads[0], name="elsewhere", namespace="other")
+    topology = replace(topology, workloads=(*topology.workloads, other))
+    findings = [str(f) for f in ignored(topology, parse_istio(text))]
+    assert any("spec.trafficPolicy.loadBalancer.localityLbSetting: accepted, but meshkit ignores it" in f
+               for f in findings)
+    assert not any("exportTo" in f for f in findings)  # translated: visibility per namespace
+
+
+def test_apply_accepts_an_ignored_field_and_an_undefined_subset_with_warnings():
+    """What `meshkit apply` prints with the push: the ignored field by name, and IST0101 as istioctl says it."""
+    from meshkit.service.documents import Documents, with_istio
+
+    text = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  tcp:
+  - match: [{destinationSubnets: [10.0.0.0/8]}]
+    route: [{destination: {host: reviews}}]
+  http:
+  - route: [{destination: {host: reviews, subset: v9}}]
+"""
+    topology, warnings = with_istio(bookinfo(), Documents.parse(text).istio)
+    assert topology.istio.virtual_services  # accepted, not refused
+    assert any(w.startswith("Warning [ignored] (VirtualService default/reviews) spec.tcp[0].match[0]."
+                            "destinationSubnets: accepted, but meshkit ignores it") for w in warnings)
+    assert any(w.startswith('Error [IST0101] (VirtualService default/reviews) Referenced host+subset in '
+                            'destinationrule not found: "reviews+v9"') for w in warnings)

@@ -224,13 +224,15 @@ def test_every_refusal_is_a_model_error():
 
 def test_http_rule_without_an_action_is_refused_before_envoy_nacks_it():
     text = (VS % ("reviews", "default")).replace("  - route:\n    - destination: {host: reviews}\n", "  - {}\n")
-    with pytest.raises(SchemaError, match=r"spec\.http\[0\]: give it a route, a redirect or a directResponse"):
+    with pytest.raises(SchemaError, match=r"spec\.http\[0\]: give it a route, a redirect, a directResponse or a"):
         parse_istio(text)
 
 
-def test_virtual_service_without_hosts_is_refused_with_istios_rule():
-    with pytest.raises(SchemaError, match="virtual service must have at least one host"):
-        parse_istio((VS % ("reviews", "default")).replace("hosts: [reviews]", "hosts: []"))
+def test_a_virtual_service_without_hosts_is_a_delegate_and_takes_no_gateways():
+    (delegate,) = parse_istio((VS % ("reviews", "default")).replace("hosts: [reviews]", "hosts: []"))
+    assert delegate.spec.get("hosts") in (None, [])
+    with pytest.raises(SchemaError, match="delegate virtual service must have no gateways"):
+        parse_istio((VS % ("reviews", "default")).replace("hosts: [reviews]", "hosts: []\n  gateways: [mesh]"))
 
 
 def test_keepalive_times_fit_envoys_whole_seconds():

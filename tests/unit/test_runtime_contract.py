@@ -96,14 +96,15 @@ def test_each_module_checks_itself_statically():
 def test_in_cluster_says_pod_operations_are_not_here(tmp_path):
     runtime = InCluster("0.0.0.0:15010", home=tmp_path)
     assert runtime.outside() is None
-    assert (runtime.xds_address().host, runtime.xds_address().port) == ("0.0.0.0", 15010)
+    assert runtime.xds_address("productpage-v1").target == "0.0.0.0:15010"  # one shared TCP address
+    assert InCluster("unix:/tmp/x.sock").xds_address("productpage-v1").path == "/tmp/x.sock"
     runtime.preflight(), runtime.start_network(), runtime.stop(), InCluster.cleanup(tmp_path)
     for call in (lambda: runtime.connect("productpage-v1", "reviews", 9080),
                  lambda: runtime.admin_get("productpage-v1", "/ready"),
                  lambda: runtime.access_log("productpage-v1"),
                  lambda: runtime.pod_view("productpage-v1", "iptables"),
                  runtime.pods_table,
-                 lambda: runtime.start_pods(runtime.xds_address())):
+                 runtime.start_pods):
         with pytest.raises(NotOnThisRuntime, match="not on this runtime"):
             call()
 

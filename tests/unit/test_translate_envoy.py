@@ -51,18 +51,26 @@ def as_dict(message: Message) -> dict:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
-def static_sds(value: object) -> object:
+def static_sds(value: object, names: set[str]) -> object:
     """The JSON with every SDS reference's `sds_config` dropped: a bare name is a static secret."""
     if isinstance(value, dict):
-        return {k: static_sds(v) for k, v in value.items()
-                if not (k == "sds_config" and value.get("name") in (secrets.DEFAULT_SECRET, secrets.ROOT_SECRET))}
+        return {k: static_sds(v, names) for k, v in value.items()
+                if not (k == "sds_config" and value.get("name") in names)}
     if isinstance(value, list):
-        return [static_sds(v) for v in value]
+        return [static_sds(v, names) for v in value]
     return value
 
 
-def workload_secrets() -> list[Message]:
-    return secrets.build_secrets(CA.issue("default", "bookinfo-productpage"), CA.root_pem)
+def workload_secrets(clusters: list[Message] = ()) -> list[Message]:
+    """`default` and `ROOTCA`, plus what pilot-agent would read for each DestinationRule file secret."""
+    cert = CA.issue("default", "bookinfo-productpage")
+    out = secrets.build_secrets(cert, CA.root_pem)
+    for name in secrets.referenced_file_secrets(clusters):
+        root = name.startswith(secrets.FILE_ROOT)
+        secret = secrets.root_secret(CA.root_pem) if root else secrets.workload_secret(cert)
+        secret.name = name
+        out.append(secret)
+    return out
 
 
 def bootstrap(listeners: list[Message], clusters: list[Message], secrets_: list[Message] | None = None) -> dict:
@@ -96,7 +104,7 @@ def bootstrap(listeners: list[Message], clusters: list[Message], secrets_: list[
         },
     }
     if secrets_ is not None:
-        config = static_sds(config)
+        config = static_sds(config, {s.name for s in secrets_})
         config["static_resources"]["secrets"] = [as_dict(m) for m in secrets_]
     return config
 
@@ -155,7 +163,7 @@ def assert_envoy_accepts(envoy: Path, resources: dict, tmp_path: Path) -> None:
     inlined = bootstrap(
         inline_routes(resources[LISTENER], resources[ROUTE]),
         static_endpoints(resources[CLUSTER], resources[ENDPOINT]),
-        resources.get(SECRET) or workload_secrets(),
+        resources.get(SECRET) or workload_secrets(resources[CLUSTER]),
     )
     for name, config in (("as pushed", as_pushed), ("inlined", inlined)):
         result = validate(envoy, config, tmp_path)

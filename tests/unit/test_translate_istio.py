@@ -38,7 +38,9 @@ REVIEWS = "reviews.default.svc.cluster.local:9080"
 RATINGS = "ratings.default.svc.cluster.local:9080"
 
 # focused cases pinned on another sidecar than productpage's
-PINNED = {"tcp-weights": "tcp-echo-v1", "peer-authentication": "reviews-v1", "authorization": "reviews-v1"}
+PINNED = {"tcp-weights": "tcp-echo-v1", "peer-authentication": "reviews-v1", "authorization": "reviews-v1",
+          "authorization-custom": "reviews-v1", "authorization-negations": "reviews-v1",
+          "request-authentication": "reviews-v1"}
 # case → (input files, the sidecar whose xDS is pinned)
 CASES: dict[str, tuple[tuple[Path, ...], str]] = {
     "destination-rule-all": ((SAMPLES / "destination-rule-all.yaml",), "productpage-v1"),
@@ -186,7 +188,7 @@ def test_weighted_clusters_without_total_weight():
     assert not weighted.HasField("total_weight")
     assert route.decorator.operation == "reviews:9080/*"
     assert as_dict(route.metadata)["filter_metadata"]["istio"]["config"] == (
-        "/apis/networking.istio.io/v1alpha3/namespaces/default/virtual-service/reviews"
+        "/apis/networking.istio.io/v1/namespaces/default/virtual-service/reviews"
     )
 
 
@@ -219,9 +221,14 @@ def test_percentages_scale_as_istiod():
     assert (fault[2].delay.percentage.numerator, fault[2].delay.percentage.denominator) == (1000, 2)
     assert fault[2].delay.fixed_delay.ToSeconds() == 2
     (delayed, _) = vhost("ratings-test-delay", RATINGS, proxy="reviews-v2").routes
-    deprecated = unpack(delayed.typed_per_filter_config["envoy.filters.http.fault"], fault_pb2.HTTPFault)
+    sample = unpack(delayed.typed_per_filter_config["envoy.filters.http.fault"], fault_pb2.HTTPFault)
+    assert (sample.delay.percentage.numerator, sample.delay.percentage.denominator) == (1000000, 2)  # 100.0 %
+    assert sample.delay.fixed_delay.ToSeconds() == 7
+    from .test_model import DEPRECATED_PERCENT
+
+    (old,) = vhost(with_istio(DEPRECATED_PERCENT), RATINGS, proxy="reviews-v2").routes
+    deprecated = unpack(old.typed_per_filter_config["envoy.filters.http.fault"], fault_pb2.HTTPFault)
     assert (deprecated.delay.percentage.numerator, deprecated.delay.percentage.denominator) == (100, 0)  # HUNDRED
-    assert deprecated.delay.fixed_delay.ToSeconds() == 7
 
 
 def test_timeout_and_retries():
@@ -348,7 +355,24 @@ def test_service_entry_listeners_and_vhosts():
     ]
     (route,) = vhost(topology, "httpbin.org:80").routes
     assert route.route.cluster == "outbound|80||httpbin.org" and route.route.timeout.ToSeconds() == 3
-    assert list(vhost(topology, "outside.example.com:8000").domains) == ["outside.example.com"]
+    assert list(vhost(topology, "outside.example.com:8000").domains) == ["outside.example.com", "outside.example.com."]
+
+
+def test_https_service_entries_share_a_listener_routed_by_sni():
+    topology = case_topology("sni")
+    listeners = build_listeners(topology, topology.workload("productpage-v1"))
+    listener = by_name(listeners, "0.0.0.0_443")
+    chains = listener.filter_chains
+    routed = {tuple(c.filter_chain_match.server_names): only_filter(c, TcpProxy).cluster for c in chains}
+    assert routed == {("one.example.com",): "outbound|443||one.example.com",
+                      ("two.example.com",): "outbound|443||two.example.com"}
+    assert [f.name for f in listener.listener_filters] == ["envoy.filters.listener.tls_inspector"]
+    assert listener.default_filter_chain.name == "PassthroughFilterChain"
+    # the VirtualService's tls route: SNI tls.example.com on 8443 → two.example.com's cluster
+    (chain,) = by_name(listeners, "0.0.0.0_8443").filter_chains
+    assert list(chain.filter_chain_match.server_names) == ["tls.example.com"]
+    assert only_filter(chain, TcpProxy).cluster == "outbound|443||two.example.com"
+    assert as_dict(chain.metadata)["filter_metadata"]["istio"]["config"].endswith("/virtual-service/tls-split")
 
 
 def test_registry_only_blocks_undeclared_hosts_until_a_service_entry_declares_them():
@@ -364,3 +388,49 @@ def test_registry_only_blocks_undeclared_hosts_until_a_service_entry_declares_th
     assignments = {a.cluster_name: a for a in build_endpoints(topology, topology.workload("productpage-v1"))}
     (endpoint,) = assignments["outbound|9080||outside.example.com"].endpoints[0].lb_endpoints
     assert endpoint.endpoint.address.socket_address.port_value == 8080  # the endpoint's own port
+
+
+def test_tls_origination_file_secrets_are_read_as_pilot_agent_would(tmp_path):
+    from meshkit.xds import secrets
+
+    topology = case_topology("tls-origination")
+    clusters = build_clusters(topology, topology.workload("productpage-v1"))
+    assert secrets.referenced_file_secrets(clusters) == [
+        "file-root:/etc/certs/test-ca.pem",
+        "file-cert:/etc/certs/client.pem~/etc/certs/client.key",
+        "file-root:system",
+    ]
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    root = secrets.file_secret(f"file-root:{ca}")
+    assert root.validation_context.trusted_ca.inline_bytes == ca.read_bytes()
+    assert secrets.file_secret(f"file-root:{tmp_path}/missing.pem") is None
+    # SIMPLE replaces auto-mTLS for an in-mesh service: one transport socket, no socket matches
+    ratings = by_name(clusters, "outbound|9080||ratings.default.svc.cluster.local")
+    assert ratings.HasField("transport_socket") and not ratings.transport_socket_matches
+
+
+def test_delegate_rules_are_merged_into_the_root_as_istiod_merges_them():
+    routes = vhost("delegate", REVIEWS).routes
+    summary = [(r.name, r.match.prefix, [h.name for h in r.match.headers], r.route.cluster.split("|")[2],
+                r.route.timeout.ToSeconds()) for r in routes]
+    assert summary == [
+        ("reviews-api-jason", "/reviews/0", ["end-user"], "v3", 3),  # refines the root's prefix
+        ("reviews-api", "/reviews/", [], "v2", 3),  # the delegate's catch-all takes the root's match
+        ("", "/", [], "v1", 0),  # /other conflicted with /reviews/ and was dropped
+    ]
+
+
+def test_export_to_hides_config_from_other_namespaces():
+    topology = case_topology("export-to")
+    resources = generate(topology, topology.workload("productpage-v1"))
+    clusters = {c.name: c for c in resources[CLUSTER]}
+    assert "outbound|8000||public.example.com" in clusters and "outbound|8000||private.example.com" not in clusters
+    assert clusters["outbound|9080||ratings.default.svc.cluster.local"].lb_policy == Cluster.LEAST_REQUEST
+    vhosts = [v for c in resources[ROUTE] for v in c.virtual_hosts]
+    (route,) = by_name(vhosts, REVIEWS).routes
+    assert route.name == "default"  # the VirtualService is exported to `other` only
+    outsider = replace(topology.workload("productpage-v1"), namespace="other")
+    vhosts = [v for c in generate(topology, outsider)[ROUTE] for v in c.virtual_hosts]
+    (route,) = by_name(vhosts, REVIEWS).routes
+    assert route.route.cluster == "outbound|9080|v1|reviews.default.svc.cluster.local"  # seen from `other`

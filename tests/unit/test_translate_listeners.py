@@ -45,7 +45,8 @@ def test_outbound_http_listener_routes_over_rds():
     assert listener.address.socket_address.port_value == 9080
     assert listener.bind_to_port.value is False
     assert listener.traffic_direction == base_pb2.OUTBOUND
-    assert [f.name for f in listener.listener_filters] == [filters.TLS_INSPECTOR, filters.HTTP_INSPECTOR]
+    # 1.30 `buildListenerFromEntry`: tls_inspector only where a chain matches SNI
+    assert [f.name for f in listener.listener_filters] == [filters.HTTP_INSPECTOR]
     assert listener.listener_filters_timeout.ToSeconds() == 0 and listener.HasField("listener_filters_timeout")
     assert listener.continue_on_listener_filters_timeout is True
     (chain,) = listener.filter_chains
@@ -71,6 +72,7 @@ def test_hcm_defaults_follow_istiod():
     assert hcm.HasField("stream_idle_timeout") and hcm.stream_idle_timeout.ToSeconds() == 0
     assert hcm.request_id_extension.typed_config.type_url.endswith("UuidRequestIdConfig")
     assert [f.name for f in hcm.http_filters] == [filters.SET_FILTER_STATE, filters.FAULT, filters.CORS, filters.ROUTER]
+    assert (hcm.server_name, hcm.proxy_100_continue) == ("istio-envoy", True)
 
 
 def test_tcp_service_gets_a_vip_listener():

@@ -42,6 +42,7 @@ def test_domains_for_a_client_in_the_same_namespace():
     vhost = by_name(route_config().virtual_hosts, "reviews.default.svc.cluster.local:9080")
     assert list(vhost.domains) == [
         "reviews.default.svc.cluster.local",
+        "reviews.default.svc.cluster.local.",  # 1.27+: the absolute FQDN
         "reviews",
         "reviews.default.svc",
         "reviews.default",
@@ -53,7 +54,8 @@ def test_domains_for_a_client_in_another_namespace():
     vip = MESH.service("reviews").vip
     outsider = replace(PRODUCTPAGE, namespace="other")
     vhost = by_name(route_config(proxy=outsider).virtual_hosts, "reviews.default.svc.cluster.local:9080")
-    assert list(vhost.domains) == ["reviews.default.svc.cluster.local", "reviews.default", "reviews.default.svc", vip]
+    assert list(vhost.domains) == ["reviews.default.svc.cluster.local", "reviews.default.svc.cluster.local.",
+                                   "reviews.default", "reviews.default.svc", vip]
 
 
 def test_default_route_has_istios_retry_policy_and_no_timeout():

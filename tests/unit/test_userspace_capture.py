@@ -28,7 +28,8 @@ def test_addresses_mirror_istio_on_loopback(runtime):
     reviews = topo.service("reviews")
     assert reviews.vip.startswith("10.96.0.")  # the mesh config keeps Istio's VIPs
     assert runtime.mirror(reviews.vip) == "127.7.96." + reviews.vip.rsplit(".", 1)[1]
-    assert runtime.xds_address().host == "127.7.244.1"
+    xds = runtime.xds_address("productpage-v1")  # a unix socket in the pod's folder, no TCP port
+    assert xds.path == f"{runtime.home}/pods/{productpage.name}/etc/istio/proxy/XDS" and not xds.port
 
 
 def test_capture_decides_like_istio_init(runtime):
@@ -72,8 +73,8 @@ def test_only_virtual_listeners_differ_in_userspace():
 
 def test_bootstrap_binds_the_pod_ip(runtime):
     workload = runtime.topology.workload("ratings-v1")
-    boot = runtime.bootstrap(workload, runtime.xds_address())
-    assert boot["admin"]["address"]["socket_address"]["address"] == workload.ip
+    boot = runtime.bootstrap(workload)
+    assert boot["admin"]["address"] == {"pipe": {"path": "./admin.sock", "mode": 0o600}}  # not on 127.0.0.1
     assert [x["address"]["socket_address"]["address"] for x in boot["static_resources"]["listeners"]] == [workload.ip]
     assert boot["static_resources"]["listeners"][0]["stat_prefix"] == "0.0.0.0_15090"
 

@@ -486,3 +486,44 @@ def test_sync_table_shows_disconnected_and_boss_stopped_in_their_own_colours() -
     assert table.html().count('background:#f9cb9c" title="v1">BOSS STOPPED') == 8
     assert "SYNCED" not in table.html() and "The boss is stopped since" in table.text()
     table.close()
+
+
+# --- the end of a lab, and the projector ------------------------------------------------------------
+
+def test_stop_watching_stops_every_live_view_and_keeps_its_picture() -> None:
+    mesh = FakeMesh()
+    graph, table = ProxyGraph(mesh, "productpage-v1", listeners=["0.0.0.0_9080"]), SyncTable(mesh)
+    quiet = SyncTable(mesh, watch=False)
+    threads = [graph._thread, table._thread]
+    assert all(t.is_alive() for t in threads)
+    assert base.stop_watching() == 2  # the two that watch; the quiet one had nothing to stop
+    for thread in threads:  # each ends when its current poll returns
+        thread.join(base.POLL_S + 1.0)
+    assert not any(t.is_alive() for t in threads)
+    assert base.stop_watching() == 0
+    assert "<svg" in graph.html() and "SYNCED" in table.html() and "SYNCED" in quiet.html()
+    before = graph.redraws
+    mesh.transport.push_event("ACK", "productpage-v1", "RDS")  # nobody listens any more
+    time.sleep(0.3)
+    assert graph.redraws == before
+    graph.refresh("Redraw button")  # the button still works
+    assert graph.redraws == before + 1
+
+
+def test_projector_shows_mesh_and_sync_table_side_by_side_in_large_type() -> None:
+    from meshkit.widgets.projector import Projector
+
+    wall = Projector(FakeMesh(), scale=2.0, watch=False)
+    try:
+        bundle = wall._repr_mimebundle_()
+        assert WIDGET_VIEW in bundle
+        assert "the boss (istiod)" in bundle["text/plain"] and "LDS: bad filter" in bundle["text/plain"]
+        assert f".{wall.scope} {{ font-size: 200% }}" in bundle["text/html"] and "<svg" in bundle["text/html"]
+        row = wall.widget.children[1]
+        assert row.children == (wall.graph.widget, wall.table.widget) and "wrap" in row.layout.flex_flow
+        assert wall.scope in wall.widget._dom_classes
+        with pytest.raises(ValueError, match="scale 9"):
+            Projector(FakeMesh(), scale=9, watch=False)
+    finally:
+        wall.close()
+    assert wall.closed and wall.graph.closed and wall.table.closed

@@ -63,19 +63,22 @@ def boss_address(mesh: Mesh, pod: str = "productpage-v1") -> str:
     boot = next(c["bootstrap"] for c in dump["configs"] if "bootstrap" in c)
     for static in boot["static_resources"]["clusters"]:
         if static["name"] == "xds-grpc":
-            sock = static["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
-            return f"{sock['address']}:{sock['port_value']}"
+            address = static["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+            if "pipe" in address:  # the pod's own socket, as istioctl pc endpoint prints it
+                return "unix://" + address["pipe"]["path"]
+            return f"{address['socket_address']['address']}:{address['socket_address']['port_value']}"
     return ""
 
 
 def check_boss(mesh: Mesh) -> Verdict:
     given = answer("boss_address")
     if given is None:
-        return Verdict.not_yet("set `boss_address` to \"IP:port\"")
+        return Verdict.not_yet("set `boss_address` to where the sidecars dial the boss")
     if str(given).strip() == boss_address(mesh):
         return Verdict.done("that is where every lieutenant dials the boss (cluster xds-grpc)")
     if ":" not in str(given):
-        return Verdict.wrong("write it as \"IP:port\" — the endpoint of one cluster, not just an IP")
+        return Verdict.wrong("write it as Envoy does (\"IP:port\" or \"unix://path\"): the endpoint of one "
+                             "cluster, not just an IP")
     return Verdict.wrong("that is not where the sidecars call; find the cluster named xds-grpc in "
                          "`mesh.pc.endpoints('productpage-v1')` and copy its ENDPOINT")
 
@@ -136,8 +139,9 @@ LAB = LabSpec(
         ),
     ),
     notes=(
-        "No pilot-agent: Envoy dials the boss directly over TCP (cluster xds-grpc) instead of "
-        "pilot-agent's unix socket. The boss speaks delta xDS by default, as istiod does.",
+        "No pilot-agent: Envoy dials the boss itself on its pod's unix socket ./etc/istio/proxy/XDS "
+        "(cluster xds-grpc), where in Istio pilot-agent answers and proxies to istiod over TLS; on kind it "
+        "dials the boss over TCP. The boss speaks delta xDS by default, as istiod does.",
         "No istiod, no Kubernetes: a Python control plane reads a Bookinfo topology and plays istiod.",
         "Pods are Linux network namespaces on one host, with Istio's own iptables rules.",
     ),
