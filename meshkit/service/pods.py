@@ -104,14 +104,29 @@ class PodService:
         if not workload.sidecar:
             raise InvalidInput(f"{workload.name} has no sidecar to restart")
         was = next((r["xds"] for r in await self._boss.status() if r["pod"] == workload.name), workload.xds)
-        started = time.monotonic()
+        started, since = time.monotonic(), time.time()
         await asyncio.to_thread(self._runtime.restart_sidecar, workload.name, wanted)
         while time.monotonic() - started < RESYNC_S:
-            row = next((r for r in await self._boss.status() if r["pod"] == workload.name), None)
-            if (row and row["connected"] and row["xds"] == wanted and row["types"]
-                    and all(t["state"] == "SYNCED" for t in row["types"].values())):
+            if await self._settled(workload.name, wanted, since):
                 return {"pod": workload.name, "xds": wanted, "was": was,
                         "restart_ms": round((time.monotonic() - started) * 1000, 1)}
             await asyncio.sleep(0.1)
         raise Timeout(f"{workload.name}'s sidecar did not sync over {wanted} xDS within {RESYNC_S:.0f} s: "
                       f"read its envoy.log under the mesh home's pods/{workload.name}/")
+
+    async def _settled(self, pod: str, variant: str, since: float) -> bool:
+        """The restarted sidecar is synced over `variant`, its pod ready, and the readiness push it caused done.
+
+        An edit pushed while the pod is still flipping back to ready races that push (a SotW EDS
+        response then waits for an ACK that never comes), so `set_xds` returns only after it.
+        """
+        row = next((r for r in await self._boss.status() if r["pod"] == pod), None)
+        if not (row and row["connected"] and row["xds"] == variant and row["types"]
+                and all(t["state"] == "SYNCED" for t in row["types"].values())):
+            return False
+        table = await asyncio.to_thread(self._runtime.pods_table)
+        if not any(r["NAME"] == pod and r["ready"] for r in table):
+            return False
+        health = [push["reason"] for push in await self._boss.history()
+                  if push["started"] >= since and push["reason"] in (f"{pod} ready", f"{pod} not ready")]
+        return not health or health[-1] == f"{pod} ready"
