@@ -190,5 +190,7 @@ LAB = LabSpec(
         "mesh.set_xds restarts one Envoy with the other bootstrap (api_type GRPC or DELTA_GRPC); in a "
         "cluster that is a change to the injection template and a rollout, not one call.",
         "The figures for 1,000 Services come from benchmarks/scale.py, not from this mesh.",
+        "meshkit's Sidecar unites every egress listener's hosts; egress port, bind, captureMode and "
+        "ingress are accepted with a warning and ignored.",
     ),
 )
