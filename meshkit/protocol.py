@@ -191,6 +191,13 @@ class Ingress(TypedDict):
     url: str
 
 
+class XdsVariant(TypedDict):
+    pod: str
+    xds: str  # the variant its sidecar speaks now: DELTA or SOTW
+    was: str  # the one it spoke before
+    restart_ms: float  # from stopping the old Envoy to the new one synced on every type
+
+
 class Stopping(TypedDict):
     stopping: bool
 
@@ -254,12 +261,14 @@ ACCESS_LOG: Operation[dict[str, dict]] = _op("access_log", Scope.POD, ("pods", "
                                              dict[str, dict], "sidecars' access-log lines for one request")
 INGRESS: Operation[Ingress] = _op("ingress", Scope.PLANE, (), Ingress,
                                   "where the host reaches the ingress gateway: address, ports, URL")
+SET_XDS: Operation[XdsVariant] = _op("set_xds", Scope.POD, ("pod", "variant"), XdsVariant,
+                                         "restart a pod's sidecar speaking DELTA or SOTW xDS, and wait for its sync")
 DOWN: Operation[Stopping] = _op("down", Scope.POD, (), Stopping, "stop the mesh and everything it started")
 
 OPERATIONS: dict[str, Operation[Any]] = {
     op.name: op for op in (PING, TOPOLOGY, STATUS, APPLY, DELETE, GET, XDS, REVERT, HISTORY, EVENTS, BOSS,
                            IDENTITY, PUSH_DIFF, REPLAY, INGRESS, CURL, TCP, ADMIN, POD_INFO, PODS, ACCESS_LOG,
-                           DOWN)
+                           SET_XDS, DOWN)
 }
 PLANE_OPS = frozenset(name for name, op in OPERATIONS.items() if op.scope is Scope.PLANE)
 

@@ -181,6 +181,9 @@ class FakeTransport:
     def _pod_info(self, pod: str, what: str = "iptables") -> str:
         return f"# {what} of {pod} (fake)\n"
 
+    def _set_xds(self, pod: str, variant: str) -> p.XdsVariant:
+        return {"pod": pod, "xds": variant.upper(), "was": "DELTA", "restart_ms": 900.0}
+
     def _down(self) -> p.Stopping:
         self.stopped = True
         return {"stopping": True}

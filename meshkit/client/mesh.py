@@ -291,6 +291,10 @@ class Mesh:
         """As `pods_table`, as dicts, with the numbers behind the text (`restarts`, `ready`)."""
         return self._call(p.PODS)
 
+    def set_xds(self, pod: str, variant: str) -> p.XdsVariant:
+        """Restart `pod`'s sidecar speaking 'delta' or 'sotw' xDS; returns once it is synced again."""
+        return self._call(p.SET_XDS, timeout=40.0, pod=pod, variant=variant)
+
     def down(self) -> None:
         """Stop the mesh and remove everything it made (on kind: says to use `meshkit cluster down`)."""
         self.transport.down()

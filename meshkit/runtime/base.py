@@ -69,6 +69,9 @@ class Runtime(Protocol):
     def pod_view(self, pod: str, what: str) -> str:
         """A read-only look inside the pod: one of POD_VIEWS."""
 
+    def restart_sidecar(self, pod: str, xds: str) -> None:
+        """Start the pod's sidecar again with a bootstrap speaking `xds` (DELTA or SOTW)."""
+
     def outside(self) -> dict[str, Any] | None:
         """The outside world's {"host", "address", "ports"}, or None when none runs."""
 

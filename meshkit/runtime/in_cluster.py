@@ -84,6 +84,9 @@ class InCluster:
     def access_log(self, pod: str) -> Path:
         self._not_here("access_log", "`kubectl logs <pod> -c istio-proxy` is the access log")
 
+    def restart_sidecar(self, pod: str, xds: str) -> NoReturn:
+        self._not_here("restart_sidecar", "set the pod's bootstrap (api_type) and `kubectl rollout restart` it")
+
     def pod_view(self, pod: str, what: str) -> str:
         self._not_here("pod_view", "client/kind.py reads it with `kubectl logs` / `kubectl exec`")
 

@@ -181,8 +181,12 @@ class LocalRuntime(PodProcesses):
             self._supervise(name, workload.app, f"app {name}", lambda: popen(app, pod_dir / "app.log"),
                             accepts(lambda: self.connect(name, "127.0.0.1", port, 0.5)))
         if workload.sidecar:
-            bootstrap = envoy_bootstrap(workload, XdsAddress(path=ENVOY_XDS_PIPE), admin_port=ADMIN_PORT)
-            self._supervise(name, "istio-proxy", f"envoy {name}", lambda: start_envoy(ns, bootstrap, pod_dir, envoy),
+            def sidecar() -> subprocess.Popen:  # the bootstrap anew at each start: `restart_sidecar` may change it
+                workload_now = self.topology.workload(name)
+                bootstrap = envoy_bootstrap(workload_now, XdsAddress(path=ENVOY_XDS_PIPE), admin_port=ADMIN_PORT)
+                return start_envoy(ns, bootstrap, pod_dir, envoy)
+
+            self._supervise(name, "istio-proxy", f"envoy {name}", sidecar,
                             lambda: self.admin_get(name, "/ready", 0.5).strip() == "LIVE")
 
     def start_pod(self, workload: Workload, topology: Topology) -> None:

@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,13 @@ class PodProcesses:
                    probe: Callable[[], bool] | None = None) -> subprocess.Popen:
         """Start a process now and restart it whenever it exits (with Kubernetes' back-off)."""
         return self.supervisor.add(pod, name, what, spawn, probe)
+
+    def restart_sidecar(self, pod: str, xds: str) -> None:
+        """Start the pod's sidecar again with a bootstrap speaking `xds` (DELTA or SOTW), as a changed pod would."""
+        workload = self.topology.workload(pod)
+        self.topology = replace(self.topology, workloads=tuple(
+            replace(w, xds=xds) if w.name == workload.name else w for w in self.topology.workloads))
+        self.supervisor.restart(f"envoy {workload.name}")
 
     def _dead(self) -> list[str]:
         """Processes that exited since they were started (at start-up: a failed start)."""

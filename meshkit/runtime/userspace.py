@@ -274,9 +274,12 @@ class UserspaceRuntime(PodProcesses):
             self._supervise(name, workload.app, f"app {name}", lambda: popen(app, pod_dir / "app.log", env=env),
                             accepts(lambda: socket.create_connection((app_ip, port), 0.5)))
         if workload.sidecar:
-            proxy = [str(envoy), "--config-yaml", json.dumps(self.bootstrap(workload)), *ENVOY_FLAGS]
-            self._supervise(name, "istio-proxy", f"envoy {name}",
-                            lambda: popen(proxy, pod_dir / "envoy.log", stdout=pod_dir / "access.log", cwd=pod_dir),
+            def sidecar() -> subprocess.Popen:  # the bootstrap anew at each start: `restart_sidecar` may change it
+                boot = self.bootstrap(self.topology.workload(name))
+                proxy = [str(envoy), "--config-yaml", json.dumps(boot), *ENVOY_FLAGS]
+                return popen(proxy, pod_dir / "envoy.log", stdout=pod_dir / "access.log", cwd=pod_dir)
+
+            self._supervise(name, "istio-proxy", f"envoy {name}", sidecar,
                             lambda: self.admin_get(name, "/ready", 0.5).strip() == "LIVE")
 
     def wait_apps(self, timeout: float = 30.0) -> None:
