@@ -170,7 +170,7 @@ class LocalRuntime(PodProcesses):
             ns, pod_dir = self.netns(workload.name), self.make_pod_dir(workload.name)
             if not workload.ports and not workload.sidecar:  # the outsider runs nothing, it only sends requests
                 continue
-            self._supervise_pod(workload, ns, pod_dir, app_command(workload, apps), envoy)
+            self._supervise_pod(workload, ns, pod_dir, app_command(workload, apps) if workload.ports else [], envoy)
         self.supervisor.start()
 
     def _supervise_pod(self, workload: Workload, ns: str, pod_dir: Path, command: list[str], envoy: Path) -> None:
