@@ -31,6 +31,7 @@ from .runtime.base import Runtime
 from .service import PlaneService, PodService, handlers
 from .xds.cache import SnapshotCache
 from .xds.control_plane import ControlPlane
+from .xds.debounce import DEBOUNCE_MS
 from .xds.server import AdsServer
 from .xds.status import SyncTracker
 
@@ -39,15 +40,18 @@ log = logging.getLogger("meshkit.daemon")
 READY_TIMEOUT_S = 30.0
 READY_S_PER_POD = 0.5  # a big --topology: Envoys start at a few per second on two cores
 STATUS_FILE = "daemon.json"
+DEBOUNCE_ENV = "MESHKIT_DEBOUNCE_MS"  # how long a burst of changes may gather before one push
 
 
 class Daemon:
     """Wires one runtime, one control plane and the control socket together, and takes them down."""
 
     def __init__(self, home: Path, capture: str | None = None, topology: list[Path] | None = None,
-                 xds: str | None = None, xds_pods: Mapping[str, str] | None = None) -> None:
+                 xds: str | None = None, xds_pods: Mapping[str, str] | None = None,
+                 debounce_ms: float = DEBOUNCE_MS) -> None:
         self.home = home
         self.topology_file = topology
+        self.debounce_ms = debounce_ms
         self.runtime: Runtime = choose.create(home, capture, topology, self._on_pod_health)
         self.xds = _variant(xds)
         self.runtime.topology = with_xds(self.runtime.topology, self.xds, xds_pods or {})
@@ -81,7 +85,8 @@ class Daemon:
         for workload in runtime.topology.sidecars():  # the socket is the pod's credential: one each
             xds = runtime.xds_address(workload.name)
             await self.server.serve_pod(workload.name, workload.node_id, xds.path, xds.uid)
-        self.plane = ControlPlane(runtime.topology, self.server.cache, self.server.tracker)
+        self.plane = ControlPlane(runtime.topology, self.server.cache, self.server.tracker,
+                                  debounce_ms=self.debounce_ms)
         await self.plane.push_all("initial state")  # the orders are ready before the lieutenants arrive
         await asyncio.to_thread(runtime.start_pods)
         timeout = max(READY_TIMEOUT_S, READY_S_PER_POD * len(runtime.topology.workloads))
@@ -160,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="a Kubernetes manifest file or folder, repeatable (default: the built-in demo)")
     parser.add_argument("--xds", choices=XDS_CHOICES, help=f"default: ${XDS_ENV}, else delta")
     parser.add_argument("--xds-pod", action="append", type=_pod_variant, default=[], metavar="POD=VARIANT")
+    parser.add_argument("--debounce-ms", type=float, default=float(os.environ.get(DEBOUNCE_ENV, DEBOUNCE_MS)),
+                        help=f"merge changes arriving while a push is in flight until this long passes "
+                             f"without one (default: ${DEBOUNCE_ENV}, else {DEBOUNCE_MS:g}; istiod: 100)")
     args = parser.parse_args(argv)
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -169,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         try:
-            daemon = Daemon(home, args.capture, args.topology, args.xds, dict(args.xds_pod))
+            daemon = Daemon(home, args.capture, args.topology, args.xds, dict(args.xds_pod), args.debounce_ms)
         except MeshError as exc:  # e.g. no free addresses: say so to the waiting `meshkit up`
             (home / STATUS_FILE).write_text(json.dumps({"state": "failed", "pid": os.getpid(), "error": str(exc)}))
             log.error("%s", exc)

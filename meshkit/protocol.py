@@ -65,6 +65,9 @@ class PushRecord(TypedDict, total=False):
     warnings: list[str]
     xds: dict[str, str]  # pod -> the xDS variant its sidecar speaks: DELTA or SOTW
     bytes: dict[str, int]  # pod -> serialized bytes of the responses this push sent it
+    publish_ms: float | None  # the boss's share: translating and packing, before any proxy answers
+    merged: list[str]  # the reasons of every change merged into this push (debounce)
+    rebuilt: dict[str, list[str]]  # pod -> the xDS types translated anew (CDS, EDS, LDS, RDS, SDS)
 
 
 class TypeSyncRow(TypedDict):
@@ -179,6 +182,22 @@ class Identity(TypedDict):
     push: PushRecord | None
 
 
+class Ingress(TypedDict):
+    """Where the host (a notebook, a browser) reaches the ingress gateway."""
+
+    address: str
+    http_port: int
+    https_port: int
+    url: str
+
+
+class XdsVariant(TypedDict):
+    pod: str
+    xds: str  # the variant its sidecar speaks now: DELTA or SOTW
+    was: str  # the one it spoke before
+    restart_ms: float  # from stopping the old Envoy to the new one synced on every type
+
+
 class Stopping(TypedDict):
     stopping: bool
 
@@ -240,11 +259,16 @@ PODS: Operation[list[PodRow]] = _op("pods", Scope.POD, (), list[PodRow],
                                     "kubectl get pods: READY, STATUS, RESTARTS, AGE as the supervisor sees them")
 ACCESS_LOG: Operation[dict[str, dict]] = _op("access_log", Scope.POD, ("pods", "request_id", "client", "since"),
                                              dict[str, dict], "sidecars' access-log lines for one request")
+INGRESS: Operation[Ingress] = _op("ingress", Scope.PLANE, (), Ingress,
+                                  "where the host reaches the ingress gateway: address, ports, URL")
+SET_XDS: Operation[XdsVariant] = _op("set_xds", Scope.POD, ("pod", "variant"), XdsVariant,
+                                         "restart a pod's sidecar speaking DELTA or SOTW xDS, and wait for its sync")
 DOWN: Operation[Stopping] = _op("down", Scope.POD, (), Stopping, "stop the mesh and everything it started")
 
 OPERATIONS: dict[str, Operation[Any]] = {
     op.name: op for op in (PING, TOPOLOGY, STATUS, APPLY, DELETE, GET, XDS, REVERT, HISTORY, EVENTS, BOSS,
-                           IDENTITY, PUSH_DIFF, REPLAY, CURL, TCP, ADMIN, POD_INFO, PODS, ACCESS_LOG, DOWN)
+                           IDENTITY, PUSH_DIFF, REPLAY, INGRESS, CURL, TCP, ADMIN, POD_INFO, PODS, ACCESS_LOG,
+                           SET_XDS, DOWN)
 }
 PLANE_OPS = frozenset(name for name, op in OPERATIONS.items() if op.scope is Scope.PLANE)
 

@@ -36,7 +36,7 @@ log = logging.getLogger("meshkit.standalone")
 def learn(topology: Topology, node_id: str) -> Topology | None:
     """The topology with the pod a node id names, or None if it names nothing new."""
     parts = node_id.split("~")
-    if len(parts) != 4 or parts[0] != "sidecar" or "." not in parts[2]:
+    if len(parts) != 4 or parts[0] not in ("sidecar", "router") or "." not in parts[2]:
         return None
     ip, (pod, namespace) = parts[1], parts[2].rsplit(".", 1)
     probe = Workload(pod, namespace, ip, (), "", ())

@@ -34,7 +34,18 @@ from .lifecycle import (
     cmd_up,
 )
 from .orders import cmd_apply, cmd_delete, cmd_mesh, cmd_revert
-from .views import GET_KINDS, PC_KINDS, POD_KINDS, cmd_curl, cmd_get, cmd_history, cmd_pc, cmd_status, cmd_xds
+from .views import (
+    GET_KINDS,
+    PC_KINDS,
+    POD_KINDS,
+    cmd_curl,
+    cmd_get,
+    cmd_history,
+    cmd_ingress,
+    cmd_pc,
+    cmd_status,
+    cmd_xds,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -180,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--control", metavar="HOST:PORT",
                      help="also answer meshkit's control protocol here (status, apply, ...); keep it on 127.0.0.1")
     cmd.set_defaults(func=cmd_serve_xds)
+
+    cmd = sub.add_parser("ingress", help="where this machine reaches the ingress gateway (address, ports, URL)")
+    cmd.set_defaults(func=cmd_ingress)
 
     cmd = sub.add_parser("history", help="every push: what changed and who ACKed or NACKed")
     output_choice(cmd, ("table", "json"))

@@ -28,6 +28,9 @@ GET_KINDS = {
     "virtualservices": "VirtualService", "virtualservice": "VirtualService", "vs": "VirtualService",
     "destinationrules": "DestinationRule", "destinationrule": "DestinationRule", "dr": "DestinationRule",
     "serviceentries": "ServiceEntry", "serviceentry": "ServiceEntry", "se": "ServiceEntry",
+    "gateways": "Gateway", "gateway": "Gateway", "gw": "Gateway",  # Istio's; the Gateway API's is `gtw`:
+    "gateways.gateway.networking.k8s.io": "KubernetesGateway", "gtw": "KubernetesGateway",
+    **{f"{k.lower()}{s}": k for k in ("HTTPRoute", "GRPCRoute", "TCPRoute") for s in ("", "s")},
 }
 
 
@@ -125,8 +128,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     if not items:
         print(f"No {GET_KINDS[args.kind]} resources found.")
         return 0
-    rows = [(i["metadata"].get("namespace", "default"), i["metadata"]["name"],
-             ",".join(i["spec"].get("hosts", [])) or i["spec"].get("host", "")) for i in items]
+    rows = [(i["metadata"].get("namespace", "default"), i["metadata"]["name"], _hosts(i["spec"])) for i in items]
     width = max(len(r[1]) for r in rows) + 3
     print(f"{'NAMESPACE':<12}{'NAME':<{width}}HOSTS")
     for namespace, name, hosts in rows:
@@ -147,4 +149,14 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(json.dumps(mesh.history_rows(), indent=2))
     else:
         print(mesh.history().to_string(index=False))
+    return 0
+
+
+def _hosts(spec: dict) -> str:
+    """The HOSTS column: a VirtualService's hosts, a route's hostnames, a DestinationRule's host."""
+    return ",".join(spec.get("hosts") or spec.get("hostnames") or []) or spec.get("host", "")
+
+
+def cmd_ingress(args: argparse.Namespace) -> int:
+    print(json.dumps(mesh_of(args).ingress(), indent=2))  # {"address", "http_port", "https_port", "url"}
     return 0

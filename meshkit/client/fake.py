@@ -152,6 +152,9 @@ class FakeTransport:
     def _replay(self, push_id: int) -> p.PushRecord:
         return self._push(f"replay push {push_id}")
 
+    def _ingress(self) -> p.Ingress:
+        return {"address": "10.244.0.18", "http_port": 8080, "https_port": 8443, "url": "http://10.244.0.18:8080"}
+
     def _access_log(self, pods: list[str] | None = None, request_id: str = "", client: str = "",
                     since: dict[str, int] | None = None) -> dict[str, dict]:
         return {pod: {"offset": 0, "lines": []} for pod in (pods or BOOKINFO_PODS)}
@@ -177,6 +180,9 @@ class FakeTransport:
 
     def _pod_info(self, pod: str, what: str = "iptables") -> str:
         return f"# {what} of {pod} (fake)\n"
+
+    def _set_xds(self, pod: str, variant: str) -> p.XdsVariant:
+        return {"pod": pod, "xds": variant.upper(), "was": "DELTA", "restart_ms": 900.0}
 
     def _down(self) -> p.Stopping:
         self.stopped = True

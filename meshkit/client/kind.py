@@ -29,7 +29,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from .. import protocol as p
 from ..constants import default_home
@@ -75,7 +75,8 @@ class KindTransport:
         self._pods = {w.deployment: w for w in topology.sidecars()}
         self._services = [s.name for s in topology.services]
         self._pod_ops = {p.ADMIN.name: self._admin, p.CURL.name: self._curl, p.TCP.name: self._tcp,
-                         p.POD_INFO.name: self._pod_info, p.ACCESS_LOG.name: self._access_log}
+                         p.POD_INFO.name: self._pod_info, p.ACCESS_LOG.name: self._access_log,
+                         p.SET_XDS.name: self._set_xds}
 
     def __repr__(self) -> str:
         return f"KindTransport(cluster={self.info.name!r}, control={self.info.control_address})"
@@ -90,6 +91,10 @@ class KindTransport:
         if op.name not in self._pod_ops:
             raise Unsupported(f"{op.name!r} does not exist on kind")
         return self._pod_ops[op.name](**args)
+
+    def _set_xds(self, pod: str, variant: str) -> NoReturn:
+        raise Unsupported("on kind a sidecar's xDS variant is its bootstrap's api_type: change the injection template "
+                          "and `kubectl rollout restart` the Deployment")
 
     def down(self) -> None:
         raise Unsupported(f"a kind mesh is stopped with `meshkit cluster down --name {self.info.name}` "

@@ -143,6 +143,15 @@ class Mesh:
         `rotate=True` re-issues them now (for `pods`, default all sidecars)."""
         return self._call(p.IDENTITY, ttl_s=ttl_s, rotate=rotate, pods=list(pods) if pods is not None else None)
 
+    def ingress(self) -> p.Ingress:
+        """Where this machine (the notebook, a browser) reaches `istio-ingressgateway`:
+        {"address", "http_port", "https_port", "url"}.
+
+        >>> gate = mesh.ingress()
+        >>> requests.get(gate["url"] + "/productpage")   # through the gateway's Envoy, from outside
+        """
+        return self._call(p.INGRESS)
+
     # -- views -----------------------------------------------------------------------------
     def status(self) -> pd.DataFrame:
         """`istioctl proxy-status`: each sidecar's sync state per xDS type."""
@@ -281,6 +290,10 @@ class Mesh:
     def pods_rows(self) -> list[p.PodRow]:
         """As `pods_table`, as dicts, with the numbers behind the text (`restarts`, `ready`)."""
         return self._call(p.PODS)
+
+    def set_xds(self, pod: str, variant: str) -> p.XdsVariant:
+        """Restart `pod`'s sidecar speaking 'delta' or 'sotw' xDS; returns once it is synced again."""
+        return self._call(p.SET_XDS, timeout=40.0, pod=pod, variant=variant)
 
     def down(self) -> None:
         """Stop the mesh and remove everything it made (on kind: says to use `meshkit cluster down`)."""

@@ -313,7 +313,8 @@ def restore_default(mesh: Mesh) -> None:
     the mesh back to ALLOW_ANY."""
     mesh.start_boss()
     mesh.revert()
-    for kind in ("VirtualService", "DestinationRule", "ServiceEntry", "PeerAuthentication", "AuthorizationPolicy"):
+    for kind in ("VirtualService", "DestinationRule", "ServiceEntry", "PeerAuthentication", "AuthorizationPolicy",
+                 "HTTPRoute", "GRPCRoute", "TCPRoute", "KubernetesGateway", "Gateway"):
         items = mesh.get(kind)
         if items:
             mesh.delete(yaml.safe_dump_all(items, sort_keys=False))

@@ -1,6 +1,6 @@
 """The boss's book: what the mesh is made of, and the orders a learner writes."""
 
-from .bookinfo import bookinfo, pod_name
+from .bookinfo import bookinfo, demo, pod_name
 from .topology import (
     ALLOW_ANY,
     HTTP,
@@ -17,5 +17,5 @@ from .topology import (
 
 __all__ = [
     "ALLOW_ANY", "HTTP", "REGISTRY_ONLY", "TCP", "MeshConfig", "Service", "ServicePort",
-    "Topology", "TopologyError", "Workload", "bookinfo", "labels", "pod_name",
+    "Topology", "TopologyError", "Workload", "bookinfo", "demo", "labels", "pod_name",
 ]

@@ -47,8 +47,13 @@ def analyze(topology: Topology, config: IstioConfig) -> list[Finding]:
     findings: list[Finding] = []
     for vs in config.virtual_services:
         where = f"VirtualService {vs.namespace}/{vs.name}"
+        gateway_only = "mesh" not in vs.spec.get("gateways", ["mesh"])  # the gate serves outside names
+        gateways = {f"{g.namespace}/{g.name}" for g in config.of_kind("Gateway")}
+        for name in vs.spec.get("gateways", []):
+            if name != "mesh" and (name if "/" in name else f"{vs.namespace}/{name}") not in gateways:
+                findings.append(Finding("warning", "IST0101", where, f'Referenced gateway not found: "{name}"'))
         for host in vs.spec.get("hosts", []):
-            if resolve_host(host, vs.namespace) not in known and "*" not in host:
+            if resolve_host(host, vs.namespace) not in known and "*" not in host and not gateway_only:
                 findings.append(Finding("warning", "IST0101", where, f'Referenced host not found: "{host}"'))
         for section in ("http", "tcp", "tls"):
             for i, route in enumerate(vs.spec.get(section, [])):

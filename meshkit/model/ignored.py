@@ -56,6 +56,15 @@ IGNORED: tuple[tuple[str, str, str], ...] = (
     ("MeshConfig", "accessLogFile", "sidecars always log JSON to /dev/stdout"),
     ("MeshConfig", "accessLogEncoding", "sidecars always log JSON to /dev/stdout"),
     ("MeshConfig", "defaultConfig", "there is no pilot-agent to read ProxyConfig"),
+    *(("Gateway", f"spec.servers[].tls.{field}", "the gate's certificates come from the boss's CA (credentialName)")
+      for field in ("serverCertificate", "caCrl", "verifyCertificateSpki", "verifyCertificateHash",
+                    "minProtocolVersion", "maxProtocolVersion", "cipherSuites", "tlsCertificates")),
+    ("Gateway", "spec.servers[].defaultEndpoint", "meshkit's gate forwards to Services, not to a local endpoint"),
+    ("KubernetesGateway", "spec.infrastructure", "the automated deployment takes meshkit's own labels and ports"),
+    *((kind, path, why) for kind in ("HTTPRoute", "GRPCRoute") for path, why in (
+        ("spec.rules[].filters[].extensionRef", "no extension filters in upstream Envoy's meshkit build"),
+        ("spec.rules[].sessionPersistence", "no session affinity from the Gateway API yet"))),
+    ("HTTPRoute", "spec.rules[].timeouts.backendRequest", "only the request timeout is translated"),
 )
 def occurrences(value: object, path: str) -> Iterator[str]:
     """The concrete paths (`spec.http[0].corsPolicy`) where `path` is present in `value`."""

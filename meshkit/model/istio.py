@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import gateway
 from .checks import ADDRESS as ENDPOINT_ADDRESS
 from .checks import BASE64, CIDR, HOST, MATCH_REGEX, PORT_TEXT, REGEX, object_name_problems
 from .constants import OUTBOUND_TRAFFIC_POLICIES
@@ -240,7 +241,8 @@ METADATA = Obj({"name": str, "namespace": str, "labels": Map(str), "annotations"
 SPECS = {"VirtualService": VIRTUAL_SERVICE, "DestinationRule": DESTINATION_RULE, "ServiceEntry": SERVICE_ENTRY,
          "Sidecar": SIDECAR,
          "PeerAuthentication": PEER_AUTHENTICATION, "AuthorizationPolicy": AUTHORIZATION_POLICY,
-         "RequestAuthentication": REQUEST_AUTHENTICATION}
+         "RequestAuthentication": REQUEST_AUTHENTICATION,
+         **gateway.SPECS}  # the front gate's kinds: meshkit/model/gateway.py
 SECURITY_KINDS = ("PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication")
 KINDS = (*SPECS, "MeshConfig")
 
@@ -266,7 +268,8 @@ class IstioResource:
         plural = {"VirtualService": "virtual-service", "DestinationRule": "destination-rule",
                   "ServiceEntry": "service-entry", "PeerAuthentication": "peer-authentication",
                   "AuthorizationPolicy": "authorization-policy",
-                  "RequestAuthentication": "request-authentication"}.get(self.kind, self.kind.lower())
+                  "RequestAuthentication": "request-authentication",
+                  **gateway.CONFIG_PLURALS}.get(self.kind, self.kind.lower())
         group, version = self.api_version.rsplit("/", 1) if "/" in self.api_version else ("", self.api_version)
         return f"/apis/{group or 'networking.istio.io'}/{version}/namespaces/{self.namespace}/{plural}/{self.name}"
 
@@ -297,11 +300,13 @@ def parse_istio_document(doc: dict, index: int = 0) -> IstioResource:
         spec, problems = conform(mesh, MESH_CONFIG, "meshConfig")
         _raise(where, problems)
         return IstioResource("MeshConfig", "mesh", "istio-system", spec, str(api_version), doc)
+    if isinstance(kind, str):
+        kind = gateway.stored_kind(kind, str(api_version))
     if not isinstance(kind, str) or kind not in SPECS:
         hint = nearest(str(kind), KINDS)
         raise SchemaError(f"{where}: kind {shown(kind)} is not one meshkit knows ({', '.join(KINDS)})"
                           + (f"; did you mean {hint!r}?" if hint else ""))
-    versions = SECURITY_VERSIONS if kind in SECURITY_KINDS else NETWORKING_VERSIONS
+    versions = SECURITY_VERSIONS if kind in SECURITY_KINDS else gateway.versions_for(kind)
     if api_version not in versions:
         hint = nearest(str(api_version), versions)
         raise SchemaError(f"{where}: apiVersion {shown(api_version)} is not one of {', '.join(versions)}"

@@ -14,8 +14,10 @@ from ..constants import IPTABLES, spiffe_id
 from .config import IstioConfig
 from .constants import ALLOW_ANY, CLUSTER_DOMAIN, HTTP, OUTBOUND_TRAFFIC_POLICIES, REGISTRY_ONLY, TCP
 
+SIDECAR, ROUTER = "sidecar", "router"
+
 __all__ = [
-    "ALLOW_ANY", "CLUSTER_DOMAIN", "HTTP", "OUTBOUND_TRAFFIC_POLICIES", "REGISTRY_ONLY", "TCP",
+    "ALLOW_ANY", "CLUSTER_DOMAIN", "HTTP", "OUTBOUND_TRAFFIC_POLICIES", "REGISTRY_ONLY", "ROUTER", "SIDECAR", "TCP",
     "AppSpec", "MeshConfig", "Service", "ServicePort", "Topology", "TopologyError", "Workload", "labels",
 ]
 
@@ -98,6 +100,14 @@ class Workload:
     calls: tuple[str, ...] = ()  # the Services its app calls (names): the call graph views draw before traffic
     app_spec: AppSpec | None = None  # None: the built-in demo's app for the `app` label
     xds: str = "DELTA"  # the xDS variant its sidecar speaks: DELTA (Istio's default) or SOTW
+    # "sidecar" (Envoy beside an app, traffic captured) or "router" (a gateway: Envoy alone,
+    # nothing captured, its listeners bound for real); Istio's proxy type, the node id's first field.
+    kind: str = SIDECAR
+
+    @property
+    def captured(self) -> bool:
+        """Whether the pod's traffic is redirected into its Envoy (sidecars only, never a gateway)."""
+        return self.sidecar and self.kind == SIDECAR
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -118,7 +128,7 @@ class Workload:
 
     @property
     def node_id(self) -> str:
-        return f"sidecar~{self.ip}~{self.name}.{self.namespace}~{self.namespace}.{CLUSTER_DOMAIN}"
+        return f"{self.kind}~{self.ip}~{self.name}.{self.namespace}~{self.namespace}.{CLUSTER_DOMAIN}"
 
     @property
     def node_cluster(self) -> str:

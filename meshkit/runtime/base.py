@@ -15,7 +15,7 @@ import socket
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from ..model import Topology
+from ..model import Topology, Workload
 from .bootstrap import XdsAddress
 
 POD_VIEWS = ("iptables", "sockets", "hosts", "addresses")  # what `pod_view` can show
@@ -69,8 +69,20 @@ class Runtime(Protocol):
     def pod_view(self, pod: str, what: str) -> str:
         """A read-only look inside the pod: one of POD_VIEWS."""
 
+    def restart_sidecar(self, pod: str, xds: str) -> None:
+        """Start the pod's sidecar again with a bootstrap speaking `xds` (DELTA or SOTW)."""
+
     def outside(self) -> dict[str, Any] | None:
         """The outside world's {"host", "address", "ports"}, or None when none runs."""
+
+    def ingress(self) -> dict[str, Any]:
+        """Where the host reaches `istio-ingressgateway`: {"address", "http_port", "https_port", "url"}."""
+
+    def start_pod(self, workload: Workload, topology: Topology) -> None:
+        """Start one more Envoy-only pod while the mesh runs (a Gateway API gateway's Deployment)."""
+
+    def stop_pod(self, workload: Workload) -> None:
+        """Stop a pod started at run time, and remove what it made."""
 
     def pods_table(self) -> list[dict]:
         """`kubectl get pods`: one row per pod with NAME, READY, STATUS, RESTARTS, AGE (supervisor.py)."""

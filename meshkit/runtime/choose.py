@@ -6,7 +6,7 @@ kernel, but the runtime also needs uids 1000 and 1337 mapped, which plain `unsha
 give; `meshkit doctor` reports whether they are available.) Everything else gets `userspace`.
 `--capture` / `MESHKIT_CAPTURE` forces one.
 
-The mesh is the built-in demo (`model.bookinfo`) unless `topology` names a Kubernetes manifest
+The mesh is the built-in demo (`model.demo`: Bookinfo and its front gate) unless `topology` names a Kubernetes manifest
 file (`meshkit up --topology FILE`): then `model.manifests` builds it on the runtime's addresses.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..constants import AUTO, CAPTURES, IPTABLES, USERSPACE
 from ..errors import InvalidInput
-from ..model import Topology, bookinfo
+from ..model import Topology, demo
 from ..model.manifests import Manifest, ManifestError, parse_manifests
 from .base import Runtime
 from .errors import RuntimeProblem
@@ -87,7 +87,7 @@ def create(home: Path, requested: str | None = None, topology: TopologyFiles | N
     `topology`: Kubernetes manifest files to build the mesh from (default: the built-in demo).
     `on_pod_health(pod, healthy)` is called when a pod stops or starts being ready (supervisor.py).
     """
-    build: Callable[[str], Topology] = bookinfo if topology is None else \
+    build: Callable[[str], Topology] = demo if topology is None else \
         (lambda subnet: read_topology(topology, subnet).topology)
     if resolve(requested) == USERSPACE:
         return UserspaceRuntime.create(home, build, on_pod_health)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from ..constants import IPTABLES
-from ..model import Topology, bookinfo
+from ..model import Topology, Workload, bookinfo
 from .base import Runtime
 from .bootstrap import XdsAddress
 from .errors import NotOnThisRuntime
@@ -26,7 +26,7 @@ class InCluster:
 
     def __init__(self, listen: str, topology: Topology | None = None, home: Path | None = None) -> None:
         self.listen = listen
-        self.topology = topology or bookinfo()
+        self.topology = topology or bookinfo(ingress=True)
         self.home = Path(home or Path.cwd())
 
     # -- lifecycle: Kubernetes' business -----------------------------------------------------------
@@ -62,6 +62,18 @@ class InCluster:
     def register_pid(self, pid: int) -> None:
         """No state file to record it in: Kubernetes restarts or stops this process."""
 
+    def ingress(self) -> dict[str, Any]:
+        """Where the host reaches the ingress gateway: kind's mappings of its NodePorts to 127.0.0.1."""
+        from .kind.gateway import ingress
+
+        return ingress()
+
+    def start_pod(self, workload: Workload, topology: Topology) -> NoReturn:
+        self._not_here("start_pod", "on kind a Gateway's Deployment is Kubernetes' to start")
+
+    def stop_pod(self, workload: Workload) -> NoReturn:
+        self._not_here("stop_pod", "on kind a Gateway's Deployment is Kubernetes' to stop")
+
     # -- inside a pod: client-side on kind ------------------------------------------------------
     def connect(self, pod: str, host: str, port: int, timeout: float = 5.0) -> socket.socket:
         self._not_here("connect", "client/kind.py runs it through `kubectl exec` into the pod")
@@ -71,6 +83,9 @@ class InCluster:
 
     def access_log(self, pod: str) -> Path:
         self._not_here("access_log", "`kubectl logs <pod> -c istio-proxy` is the access log")
+
+    def restart_sidecar(self, pod: str, xds: str) -> NoReturn:
+        self._not_here("restart_sidecar", "set the pod's bootstrap (api_type) and `kubectl rollout restart` it")
 
     def pod_view(self, pod: str, what: str) -> str:
         self._not_here("pod_view", "client/kind.py reads it with `kubectl logs` / `kubectl exec`")

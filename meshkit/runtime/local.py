@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from ipaddress import IPv4Network, ip_network
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,7 +28,7 @@ from .base import POD_VIEWS, Runtime
 from .bootstrap import ENVOY_XDS_PIPE, XdsAddress, envoy_bootstrap
 from .envoy import find_envoy, start_envoy
 from .errors import RuntimeProblem
-from .processes import PodProcesses, mesh_id, popen
+from .processes import PodProcesses, ingress_address, mesh_id, popen
 from .shared import world_usable
 from .supervisor import PodHealth, accepts
 
@@ -139,8 +140,10 @@ class LocalRuntime(PodProcesses):
         if any(port < 1024 for port in workload.ports):
             netns.allow_low_ports(ns)
         self.make_pod_dir(workload.name)  # before the boss opens the pod's ADS socket in it
-        if workload.sidecar:
+        if workload.captured:
             capture.apply(ns)
+        elif workload.sidecar:  # a gateway: no capture, and Envoy (uid 1337) may bind 80/443 as Istio's do
+            netns.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0"])
 
     @property
     def proxy_uid(self) -> int:
@@ -167,7 +170,7 @@ class LocalRuntime(PodProcesses):
             ns, pod_dir = self.netns(workload.name), self.make_pod_dir(workload.name)
             if not workload.ports and not workload.sidecar:  # the outsider runs nothing, it only sends requests
                 continue
-            self._supervise_pod(workload, ns, pod_dir, app_command(workload, apps), envoy)
+            self._supervise_pod(workload, ns, pod_dir, app_command(workload, apps) if workload.ports else [], envoy)
         self.supervisor.start()
 
     def _supervise_pod(self, workload: Workload, ns: str, pod_dir: Path, command: list[str], envoy: Path) -> None:
@@ -178,13 +181,40 @@ class LocalRuntime(PodProcesses):
             self._supervise(name, workload.app, f"app {name}", lambda: popen(app, pod_dir / "app.log"),
                             accepts(lambda: self.connect(name, "127.0.0.1", port, 0.5)))
         if workload.sidecar:
-            bootstrap = envoy_bootstrap(workload, XdsAddress(path=ENVOY_XDS_PIPE), admin_port=ADMIN_PORT)
-            self._supervise(name, "istio-proxy", f"envoy {name}", lambda: start_envoy(ns, bootstrap, pod_dir, envoy),
+            def sidecar() -> subprocess.Popen:  # the bootstrap anew at each start: `restart_sidecar` may change it
+                workload_now = self.topology.workload(name)
+                bootstrap = envoy_bootstrap(workload_now, XdsAddress(path=ENVOY_XDS_PIPE), admin_port=ADMIN_PORT)
+                return start_envoy(ns, bootstrap, pod_dir, envoy)
+
+            self._supervise(name, "istio-proxy", f"envoy {name}", sidecar,
                             lambda: self.admin_get(name, "/ready", 0.5).strip() == "LIVE")
+
+    def start_pod(self, workload: Workload, topology: Topology) -> None:
+        """Start one more Envoy-only pod while the mesh runs (a Gateway API gateway's automated
+        deployment): its netns on the bridge, no capture, its supervised Envoy dialling its own socket.
+        `topology` is the book that has it; the boss serves the pod's socket before this is called."""
+        if workload.ports or not workload.sidecar:
+            raise RuntimeProblem(f"{workload.name} is not an Envoy-only pod", "only gateways start at run time")
+        self.topology = topology
+        self._start_pod_network(topology.workloads.index(workload), workload, self.bridge_name(self.home))
+        envoy = self._envoy or world_usable(find_envoy())
+        self._supervise_pod(workload, self.netns(workload.name), self.pod_dir(workload.name), [], envoy)
+
+    def stop_pod(self, workload: Workload) -> None:
+        super().stop_pod(workload)
+        ns = self.netns_prefix(self.home) + workload.deployment
+        netns.delete_netns(ns)
+        shutil.rmtree(netns.NETNS_ETC / ns, ignore_errors=True)
+
+    def ingress(self) -> dict[str, Any]:
+        """Where the host reaches `istio-ingressgateway`: its pod IP, through the bridge (the host's
+        side of the bridge is in the pod subnet), on the ports its Envoy listens on."""
+        return ingress_address(self.topology)
 
     def wait_apps(self, timeout: float = 30.0) -> None:
         """Return once every app accepts on 127.0.0.1:<port> inside its pod, and the outside world on the host."""
-        self._wait_listening({w.name: w.ports[0] for w in self.topology.workloads if w.ports}, "app.log", timeout)
+        self.wait_listening({w.name: self._dial(w.name, w.ports[0]) for w in self.topology.workloads if w.ports},
+                            "app.log", timeout)
         deadline = time.monotonic() + timeout
         for port in OUTSIDE_PORTS:
             while True:
@@ -200,25 +230,11 @@ class LocalRuntime(PodProcesses):
 
     def wait_sidecars(self, timeout: float = 30.0) -> None:
         """Return once every sidecar's admin accepts on 127.0.0.1:15000 inside its pod."""
-        self._wait_listening({w.name: ADMIN_PORT for w in self.topology.sidecars()}, "envoy.log", timeout)
+        self.wait_listening({w.name: self._dial(w.name, ADMIN_PORT) for w in self.topology.sidecars()},
+                            "envoy.log", timeout)
 
-    def _wait_listening(self, ports: dict[str, int], log: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        waiting = dict(ports)
-        while waiting:
-            for pod, port in list(waiting.items()):
-                try:
-                    self.connect(pod, "127.0.0.1", port, timeout=0.5).close()
-                    del waiting[pod]
-                except OSError:
-                    pass
-            dead = self._dead()
-            if dead or (waiting and time.monotonic() > deadline):
-                what = f"processes exited: {dead}" if dead else f"not listening after {timeout:.0f} s: {waiting}"
-                raise RuntimeProblem(f"pods did not come up ({what})",
-                                     f"read {self.home}/pods/<pod>/{log}, then `meshkit down` and retry")
-            if waiting:
-                time.sleep(0.05)
+    def _dial(self, pod: str, port: int) -> Callable[[], socket.socket]:
+        return lambda: self.connect(pod, "127.0.0.1", port, timeout=0.5)
 
     def connect(self, pod: str, host: str, port: int, timeout: float = 5.0) -> socket.socket:
         """A TCP connection from inside `pod` (as root: to a VIP it goes through the pod's sidecar)."""

@@ -13,16 +13,20 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..model import Topology
+from ..model.bookinfo import INGRESS
 from . import netns
 from .bootstrap import POD_XDS_SOCKET, XdsAddress
+from .errors import RuntimeProblem
 from .supervisor import PodHealth, Supervisor
 
 STATE_FILE = "state.json"
@@ -167,6 +171,13 @@ class PodProcesses:
         """Start a process now and restart it whenever it exits (with Kubernetes' back-off)."""
         return self.supervisor.add(pod, name, what, spawn, probe)
 
+    def restart_sidecar(self, pod: str, xds: str) -> None:
+        """Start the pod's sidecar again with a bootstrap speaking `xds` (DELTA or SOTW), as a changed pod would."""
+        workload = self.topology.workload(pod)
+        self.topology = replace(self.topology, workloads=tuple(
+            replace(w, xds=xds) if w.name == workload.name else w for w in self.topology.workloads))
+        self.supervisor.restart(f"envoy {workload.name}")
+
     def _dead(self) -> list[str]:
         """Processes that exited since they were started (at start-up: a failed start)."""
         exited = [what for what, process in self._procs.items() if process.poll() is not None]
@@ -176,6 +187,31 @@ class PodProcesses:
         """`kubectl get pods`: NAME READY STATUS RESTARTS AGE per pod (see supervisor.py)."""
         self.supervisor.probe_now()
         return self.supervisor.rows()
+
+    def wait_listening(self, dials: dict[str, Callable[[], socket.socket]], log: str, timeout: float) -> None:
+        """Return once every dial connects; RuntimeProblem naming who is not listening, or who exited."""
+        deadline = time.monotonic() + timeout
+        waiting = dict(dials)
+        while waiting:
+            for name, dial in list(waiting.items()):
+                with contextlib.suppress(OSError):
+                    dial().close()
+                    del waiting[name]
+            dead = self._dead()
+            if dead or (waiting and time.monotonic() > deadline):
+                late = ", ".join(sorted(waiting))
+                what = f"processes exited: {dead}" if dead else f"not listening after {timeout:.0f} s: {late}"
+                raise RuntimeProblem(f"pods did not come up ({what})",
+                                     f"read {self.home}/pods/<pod>/{log}, then `meshkit down` and retry")
+            if waiting:
+                time.sleep(0.05)
+
+    def stop_pod(self, workload: Any) -> None:
+        """Stop a pod started at run time (a deleted Gateway's Deployment): its processes, no restart."""
+        processes = self.supervisor.remove(workload.name)
+        kill_all(p.pid for p in processes)
+        for process in processes:
+            process.wait()
 
     def stop(self) -> None:
         """Stop this runtime's processes and remove everything it created."""
@@ -208,3 +244,16 @@ class PodProcesses:
         with contextlib.suppress(OSError):  # /etc/netns itself, once no mesh uses it
             netns.NETNS_ETC.rmdir()
         (home / STATE_FILE).unlink(missing_ok=True)
+
+
+def ingress_address(topology: Topology) -> dict[str, Any]:
+    """The ingress gateway as the host reaches it in the local modes: its pod IP and the ports its
+    Envoy binds (the targetPorts of Service `istio-ingressgateway`: 8080 plain, 8443 TLS)."""
+    service = next((s for s in topology.services if s.name == INGRESS), None)
+    pods = topology.endpoints(service) if service else []
+    if service is None or not pods:
+        raise RuntimeProblem("this mesh has no istio-ingressgateway", "start the demo mesh (meshkit up)")
+    ports = {p.port: p.target_port for p in service.ports}
+    address = pods[0].ip
+    return {"address": address, "http_port": ports.get(80, 8080), "https_port": ports.get(443, 8443),
+            "url": f"http://{address}:{ports.get(80, 8080)}"}

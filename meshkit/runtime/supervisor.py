@@ -116,6 +116,7 @@ class Supervisor:
         self._pod_started: dict[str, float] = {}
         self._healthy: dict[str, bool] = {}  # pods that were ready once: their last reported health
         self._lock = threading.Lock()
+        self._sweep = threading.Lock()  # held while the watcher tends the containers, and by `restart`
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -131,6 +132,15 @@ class Supervisor:
         assert container.process is not None
         return container.process
 
+    def remove(self, pod: str) -> list[subprocess.Popen]:
+        """Stop tending `pod`'s containers (a pod taken away while the mesh runs); their processes, to kill."""
+        with self._lock:
+            gone = [c for c in self._containers if c.pod == pod]
+            self._containers = [c for c in self._containers if c.pod != pod]
+            self._pod_started.pop(pod, None)
+            self._healthy.pop(pod, None)
+        return [c.process for c in gone if c.process is not None]
+
     def start(self) -> None:
         """Watch from a background thread (idempotent)."""
         if self._thread is None:
@@ -142,6 +152,21 @@ class Supervisor:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
+
+    def restart(self, what: str, grace_s: float = 5.0) -> None:
+        """Stop `what` and start it again at once: an ordered restart (new settings), not a crash, so no back-off."""
+        with self._lock:
+            container = next((c for c in self._containers if c.what == what), None)
+        if container is None or container.process is None:
+            raise KeyError(f"nothing supervised is called {what!r}")
+        with self._sweep:  # the watcher must not see the exit and schedule a crash restart meanwhile
+            container.process.terminate()
+            try:
+                container.process.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                container.process.kill()
+                container.process.wait()
+            self._spawn(container)
 
     def processes(self) -> list[subprocess.Popen]:
         with self._lock:
@@ -193,16 +218,17 @@ class Supervisor:
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_S):
-            for container in list(self._containers):
-                if self._stop.is_set():
-                    return
-                try:
-                    self._tend(container)
-                except Exception as error:  # a failed restart is retried with back-off, never fatal
-                    log.warning("supervising %s: %s", container.what, error)
-                    container.failures.append(str(error))
-                    container.streak += 1
-                    container.restart_at = time.monotonic() + backoff(container.streak)
+            with self._sweep:
+                for container in list(self._containers):
+                    if self._stop.is_set():
+                        return
+                    try:
+                        self._tend(container)
+                    except Exception as error:  # a failed restart is retried with back-off, never fatal
+                        log.warning("supervising %s: %s", container.what, error)
+                        container.failures.append(str(error))
+                        container.streak += 1
+                        container.restart_at = time.monotonic() + backoff(container.streak)
             self._report_health()
 
     def _tend(self, container: Container) -> None:

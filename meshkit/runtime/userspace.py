@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..constants import INBOUND_PORT, OUTBOUND_PORT, SIDECAR_PORTS, USERSPACE
-from ..model import Topology, Workload, bookinfo
+from ..model import Topology, Workload, demo
 from .admin import AdminClient
 from .apps import HERE as APPS_DIR
 from .apps import app_command
@@ -57,7 +57,7 @@ from .bootstrap import ADMIN_SOCKET, ENVOY_XDS_PIPE, XdsAddress, envoy_bootstrap
 from .envoy import ENVOY_FLAGS, find_envoy
 from .errors import RuntimeProblem
 from .local import OUTSIDE_HOST, OUTSIDE_PORTS
-from .processes import PodProcesses, mesh_id, popen
+from .processes import PodProcesses, ingress_address, mesh_id, popen
 from .supervisor import PodHealth, accepts
 
 CAPTURE = USERSPACE
@@ -90,7 +90,7 @@ class UserspaceRuntime(PodProcesses):
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
-    def create(cls, home: Path, build: Callable[[str], Topology] = bookinfo,
+    def create(cls, home: Path, build: Callable[[str], Topology] = demo,
                on_pod_health: PodHealth | None = None) -> UserspaceRuntime:
         """A runtime on a free 127.N.0.0/16 (held by a lock file for as long as this process lives),
         its topology made by `build(pod_subnet)` (the built-in demo by default)."""
@@ -105,7 +105,7 @@ class UserspaceRuntime(PodProcesses):
         return runtime
 
     @staticmethod
-    def topology_for(block: int, build: Callable[[str], Topology] = bookinfo) -> Topology:
+    def topology_for(block: int, build: Callable[[str], Topology] = demo) -> Topology:
         from dataclasses import replace
 
         return replace(build(f"127.{block}.{POD_OCTET}.0/24"), capture=CAPTURE)
@@ -163,7 +163,8 @@ class UserspaceRuntime(PodProcesses):
         wanted = [(w.ip, p) for w in self.topology.sidecars() for p in SIDECAR_PORTS]
         wanted += [(w.ip, p) for w in self.topology.workloads for p in w.ports]
         wanted += [(self.app_ip(w.name), p) for w in self.topology.workloads for p in w.ports]
-        wanted += [(self.mirror(s.vip), p.port) for s in self.topology.services for p in s.ports]
+        wanted += [(self.mirror(s.vip), p.port) for s in self.topology.services for p in s.ports
+                   if _may_bind(p.port)]
         taken = [f"{a}:{p}" for a, p in wanted if not _bindable(a, p)]
         if taken:
             raise RuntimeProblem(
@@ -179,7 +180,7 @@ class UserspaceRuntime(PodProcesses):
             "pods": [{"name": w.name, "ip": w.ip, "app_ip": self.app_ip(w.name), "sidecar": w.sidecar,
                       "ports": list(w.ports)} for w in topo.workloads],
             "services": [{"name": s.name, "vip": s.vip, "mirror": self.mirror(s.vip),
-                          "ports": {p.port: p.target_port for p in s.ports},
+                          "ports": {p.port: p.target_port for p in s.ports if _may_bind(p.port)},
                           "endpoints": [w.ip for w in topo.endpoints(s)]} for s in topo.services],
         }
 
@@ -248,6 +249,21 @@ class UserspaceRuntime(PodProcesses):
             self._supervise_pod(workload, envoy)
         self.supervisor.start()
 
+    def start_pod(self, workload: Workload, topology: Topology) -> None:
+        """Start one more Envoy-only pod while the mesh runs (a Gateway API gateway's automated
+        deployment). The capture process keeps the Services it started with: pods and the host
+        reach the new gateway on its pod IP (as `meshkit curl` does, kube-proxy style)."""
+        if workload.ports or not workload.sidecar:
+            raise RuntimeProblem(f"{workload.name} is not an Envoy-only pod", "only gateways start at run time")
+        self.topology = topology
+        self.make_pod_dir(workload.name)
+        (self.pod_dir(workload.name) / "hosts").write_text("\n".join(self.hosts_lines(workload.name)) + "\n")
+        self._supervise_pod(workload, self._envoy or find_envoy())
+
+    def ingress(self) -> dict[str, Any]:
+        """Where the host reaches `istio-ingressgateway`: its pod IP on the loopback, its Envoy's ports."""
+        return ingress_address(self.topology)
+
     def _supervise_pod(self, workload: Workload, envoy: Path) -> None:
         """The pod's app and sidecar, each restarted when it exits, each with its readiness probe."""
         name, pod_dir, app_ip = workload.name, self.pod_dir(workload.name), self.app_ip(workload.name)
@@ -258,36 +274,23 @@ class UserspaceRuntime(PodProcesses):
             self._supervise(name, workload.app, f"app {name}", lambda: popen(app, pod_dir / "app.log", env=env),
                             accepts(lambda: socket.create_connection((app_ip, port), 0.5)))
         if workload.sidecar:
-            proxy = [str(envoy), "--config-yaml", json.dumps(self.bootstrap(workload)), *ENVOY_FLAGS]
-            self._supervise(name, "istio-proxy", f"envoy {name}",
-                            lambda: popen(proxy, pod_dir / "envoy.log", stdout=pod_dir / "access.log", cwd=pod_dir),
+            def sidecar() -> subprocess.Popen:  # the bootstrap anew at each start: `restart_sidecar` may change it
+                boot = self.bootstrap(self.topology.workload(name))
+                proxy = [str(envoy), "--config-yaml", json.dumps(boot), *ENVOY_FLAGS]
+                return popen(proxy, pod_dir / "envoy.log", stdout=pod_dir / "access.log", cwd=pod_dir)
+
+            self._supervise(name, "istio-proxy", f"envoy {name}", sidecar,
                             lambda: self.admin_get(name, "/ready", 0.5).strip() == "LIVE")
 
     def wait_apps(self, timeout: float = 30.0) -> None:
         targets: dict[str, str | tuple[str, int]] = {
             w.name: (self.app_ip(w.name), w.ports[0]) for w in self.topology.workloads if w.ports}
         targets.update({f"outside:{port}": (self.outside()["address"], port) for port in OUTSIDE_PORTS})
-        self._wait_listening(targets, "app.log", timeout)
+        self.wait_listening({name: _dialer(address) for name, address in targets.items()}, "app.log", timeout)
 
     def wait_sidecars(self, timeout: float = 30.0) -> None:
-        self._wait_listening({w.name: str(self.admin_socket(w.name)) for w in self.topology.sidecars()},
+        self.wait_listening({w.name: _dialer(str(self.admin_socket(w.name))) for w in self.topology.sidecars()},
                              "envoy.log", timeout)
-
-    def _wait_listening(self, targets: dict[str, str | tuple[str, int]], log: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        waiting = dict(targets)
-        while waiting:
-            for name, address in list(waiting.items()):
-                with contextlib.suppress(OSError):
-                    _connect(address, 0.5).close()
-                    del waiting[name]
-            dead = self._dead()
-            if dead or (waiting and time.monotonic() > deadline):
-                what = f"processes exited: {dead}" if dead else f"not listening after {timeout:.0f} s: {waiting}"
-                raise RuntimeProblem(f"pods did not come up ({what})",
-                                     f"read {self.home}/pods/<pod>/{log}, then `meshkit down` and retry")
-            if waiting:
-                time.sleep(0.05)
 
     # -- from inside a pod ---------------------------------------------------------------------
     def resolve(self, host: str) -> str:
@@ -377,6 +380,10 @@ class UserspaceRuntime(PodProcesses):
 _: type[Runtime] = UserspaceRuntime
 
 
+def _dialer(address: str | tuple[str, int]) -> Callable[[], socket.socket]:
+    return lambda: _connect(address, 0.5)
+
+
 def _connect(address: str | tuple[str, int], timeout: float) -> socket.socket:
     """A connection to a unix socket (a path) or a TCP `(host, port)`."""
     if isinstance(address, tuple):
@@ -406,3 +413,15 @@ def _bindable(address: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _may_bind(port: int) -> bool:
+    """Whether this user may listen on `port` (the gate's Service has 80 and 443): without privileges
+    the capture process leaves such VIP mirrors out; Envoys reach the gate's pod IP directly anyway."""
+    if os.geteuid() == 0:
+        return True
+    try:
+        start = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    except (OSError, ValueError):
+        start = 1024
+    return port >= start

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from ..errors import InvalidInput
 from ..model import Topology
 from ..model.analyze import analyze, ignored
+from ..model.gateway_api import deployed, unknown_services
 from ..model.istio import IstioResource, parse_istio_document
 from ..model.raw import RawResource, ResourceError, is_raw_document, load_documents, parse_document
 from ..model.schema import SchemaError
@@ -37,7 +38,7 @@ class Documents:
 
     def describe(self) -> str:
         """"VirtualService reviews, DestinationRule reviews": what a push record's reason names."""
-        return ", ".join(f"{r.kind} {r.name}" for r in self.istio)
+        return ", ".join(f"{'Gateway' if r.kind == 'KubernetesGateway' else r.kind} {r.name}" for r in self.istio)
 
 
 def with_istio(topology: Topology, resources: tuple[IstioResource, ...]) -> tuple[Topology, list[str]]:
@@ -49,9 +50,10 @@ def with_istio(topology: Topology, resources: tuple[IstioResource, ...]) -> tupl
             mode = (resource.spec.get("outboundTrafficPolicy") or {}).get("mode", mesh.outbound_traffic_policy)
             mesh = replace(mesh, outbound_traffic_policy=mode)
     config = topology.istio.applied(list(resources))
-    candidate = replace(topology, istio=config, mesh=mesh)
+    # A Gateway API Gateway of class istio brings its own Deployment and Service (automated deployment).
+    candidate = deployed(replace(topology, istio=config, mesh=mesh))
     findings = analyze(candidate, config) + ignored(candidate, resources)
-    errors = [str(f) for f in findings if f.level == "error" and f.blocks]
+    errors = [str(f) for f in findings if f.level == "error" and f.blocks] + unknown_services(topology, resources)
     if errors:
         raise InvalidInput("nothing was applied:\n  " + "\n  ".join(errors), {"findings": [str(f) for f in findings]})
     return candidate, [str(f) for f in findings if not (f.level == "error" and f.blocks)]

@@ -7,6 +7,7 @@ at start-up (and in the contract test), not at a learner's first call.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import replace
@@ -18,6 +19,7 @@ from .. import protocol as p
 from ..constants import DELTA, USERSPACE
 from ..errors import InvalidInput, Nack, NotFound, Starting
 from ..model import Topology, TopologyError, Workload
+from ..model.gateway_api import deployed, with_status
 from ..runtime.base import Runtime
 from ..xds import generate
 from ..xds.capture import USERSPACE_DIFFERENCE
@@ -119,6 +121,8 @@ class PlaneService:
         rows: list[p.SyncRow] = []
         for sync in self.tracker.status():
             pod = by_node.get(sync.node_id)
+            if pod is None and not sync.connected:  # a pod the book no longer has (a deleted gateway)
+                continue
             rows.append({"name": f"{pod.name}.{pod.namespace}" if pod else sync.node_id,
                          "pod": pod.name if pod else "", "cluster": "Kubernetes",
                          **sync.as_row(),  # connected, state (the link to the boss), since, types
@@ -133,6 +137,7 @@ class PlaneService:
         push: Push | None = None
         if docs.istio:
             topology, warnings = with_istio(plane.topology, docs.istio)
+            await self._sync_pods(plane.topology, topology)
             push = await plane.set_topology(topology, "apply " + docs.describe())
             if docs.raw:
                 _checked(push)
@@ -151,11 +156,33 @@ class PlaneService:
         missing = [f"{k[0]} {k[1]}/{k[2]}" for k in keys if k not in present]
         if missing:
             raise NotFound(f"not found: {', '.join(missing)}")
-        topology = replace(plane.topology, istio=plane.topology.istio.deleted(keys))
+        topology = deployed(replace(plane.topology, istio=plane.topology.istio.deleted(keys)))
+        await self._sync_pods(plane.topology, topology)
         return _checked(await plane.set_topology(topology, "delete " + ", ".join(f"{k[0]} {k[2]}" for k in keys)))
 
     async def get(self, kind: str = "") -> list[dict]:
-        return [r.source for r in self._plane().topology.istio.of_kind(kind)]
+        """The documents of a kind as applied; Gateway API ones with the status istiod would write."""
+        topology = self._plane().topology
+        return [with_status(topology, r) for r in topology.istio.of_kind(kind)]
+
+    async def _sync_pods(self, before: Topology, after: Topology) -> None:
+        """Pods a change brings or takes away (a Gateway API gateway's Deployment) are started or
+        stopped before the push (the runtime owns the processes; the boss serves the new pod's socket)."""
+        now = {w.name for w in after.workloads}
+        for workload in (w for w in before.workloads if w.name not in now):
+            await self.server.forget_pod(workload.name)
+            await asyncio.to_thread(self.runtime.stop_pod, workload)
+        known = {w.name for w in before.workloads}
+        for workload in (w for w in after.workloads if w.name not in known):
+            await asyncio.to_thread(self.runtime.start_pod, workload, after)  # makes its folder, starts Envoy
+            xds = self.runtime.xds_address(workload.name)
+            if xds.path:  # a local pod dials its own socket; Envoy retries until the boss opens it
+                await self.server.serve_pod(workload.name, workload.node_id, xds.path, xds.uid)
+
+    async def ingress(self) -> p.Ingress:
+        """Where the host reaches the ingress gateway (`istio-ingressgateway.istio-system`)."""
+        self._plane()
+        return cast(p.Ingress, self.runtime.ingress())
 
     async def xds(self, pod: str, text: str = "") -> dict[str, list[dict]]:
         """The xDS a file would produce for one pod, without applying it ("show generated xDS")."""

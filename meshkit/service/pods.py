@@ -7,15 +7,19 @@ answering its sidecars meanwhile.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import cast
 
 from .. import protocol as p
-from ..errors import InvalidInput
+from ..constants import xds_variant
+from ..errors import InvalidInput, Timeout
 from ..runtime import curl
 from ..runtime.access_log import read_access_log
 from ..runtime.base import Runtime
 from .hosts import KubeProxy, resolve
 from .plane import PlaneService
+
+RESYNC_S = 20.0  # a restarted Envoy starts and syncs in about a second; this is the patience before giving up
 
 
 class PodService:
@@ -85,3 +89,44 @@ class PodService:
         """Read-only views from inside a pod: its iptables rules, listening sockets, hosts file."""
         workload = self._boss.workloads([pod])[0]
         return await asyncio.to_thread(self._runtime.pod_view, workload.name, what)
+
+    async def set_xds(self, pod: str, variant: str) -> p.XdsVariant:
+        """Restart a sidecar speaking `variant` (delta or sotw); return once its new stream is synced on every type.
+
+        Its bootstrap's `ads_config.api_type` is what chooses: DELTA_GRPC or GRPC. As with a rolled pod,
+        the new Envoy asks for everything again on a new stream.
+        """
+        try:
+            wanted = xds_variant(variant)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from exc
+        workload = self._boss.workloads([pod])[0]
+        if not workload.sidecar:
+            raise InvalidInput(f"{workload.name} has no sidecar to restart")
+        was = next((r["xds"] for r in await self._boss.status() if r["pod"] == workload.name), workload.xds)
+        started, since = time.monotonic(), time.time()
+        await asyncio.to_thread(self._runtime.restart_sidecar, workload.name, wanted)
+        while time.monotonic() - started < RESYNC_S:
+            if await self._settled(workload.name, wanted, since):
+                return {"pod": workload.name, "xds": wanted, "was": was,
+                        "restart_ms": round((time.monotonic() - started) * 1000, 1)}
+            await asyncio.sleep(0.1)
+        raise Timeout(f"{workload.name}'s sidecar did not sync over {wanted} xDS within {RESYNC_S:.0f} s: "
+                      f"read its envoy.log under the mesh home's pods/{workload.name}/")
+
+    async def _settled(self, pod: str, variant: str, since: float) -> bool:
+        """The restarted sidecar is synced over `variant`, its pod ready, and the readiness push it caused done.
+
+        An edit pushed while the pod is still flipping back to ready races that push (a SotW EDS
+        response then waits for an ACK that never comes), so `set_xds` returns only after it.
+        """
+        row = next((r for r in await self._boss.status() if r["pod"] == pod), None)
+        if not (row and row["connected"] and row["xds"] == variant and row["types"]
+                and all(t["state"] == "SYNCED" for t in row["types"].values())):
+            return False
+        table = await asyncio.to_thread(self._runtime.pods_table)
+        if not any(r["NAME"] == pod and r["ready"] for r in table):
+            return False
+        health = [push["reason"] for push in await self._boss.history()
+                  if push["started"] >= since and push["reason"] in (f"{pod} ready", f"{pod} not ready")]
+        return not health or health[-1] == f"{pod} ready"

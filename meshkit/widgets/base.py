@@ -66,6 +66,15 @@ class View:
     """A widget with a text twin. Subclasses set `self.widget` and implement `text()`."""
 
     widget: w.Widget
+    problem: str = ""  # why the last refresh could not read the mesh ("" when it could)
+
+    def read_mesh(self, read: Callable[[], Any], keep: Any) -> Any:
+        """`read()`, or `keep` (what the view showed) with `problem` saying why the mesh did not answer."""
+        try:
+            value, self.problem = read(), ""
+        except Exception as exc:  # the mesh is not there (yet): keep the last picture, say why
+            value, self.problem = keep, f"could not read the mesh: {exc}"
+        return value
 
     def __init__(self) -> None:
         self._stop = threading.Event()

@@ -18,22 +18,8 @@ import ipywidgets as w
 import yaml
 
 from ..model.raw import is_raw_document, load_documents
+from . import builders as yb  # the pure YAML builders these editors wire to fields
 from .base import View, status_html
-from .builders import (
-    MATCH_TYPES,
-    describe_outcome,
-    destination_rule,
-    diff_resources,
-    fault_virtual_service,
-    header_match_virtual_service,
-    live_xds_diff,
-    needs_destination_rule,
-    normalise_weights,
-    short_host,
-    weights_to_virtual_service,
-    xds_by_name,
-    xds_for_host,
-)
 from .messages import t
 
 __all__ = ["FaultForm", "HeaderMatchForm", "WeightSliders", "YamlEditor"]
@@ -78,7 +64,7 @@ class _Editor(View):
             self.last_result, self.last_error = self.mesh.apply(self.yaml(), pods=self.pods()), None
         except Exception as exc:  # a NACK, a refusal or a mesh that is down: show it, never raise into the UI
             self.last_result, self.last_error = None, exc
-        self.outcome, tone = describe_outcome(self.last_result, self.last_error)
+        self.outcome, tone = yb.describe_outcome(self.last_result, self.last_error)
         self._result.value = status_html(self.outcome, tone)
         return self.last_result
 
@@ -123,19 +109,19 @@ class _HostEditor(_Editor):
         self.host = host
         self.subsets = list(subsets) if subsets is not None else _known_subsets(mesh, host)
         if destination_rule is None:
-            destination_rule = needs_destination_rule(mesh.get("DestinationRule"), host, self.subsets)
+            destination_rule = yb.needs_destination_rule(mesh.get("DestinationRule"), host, self.subsets)
         self.with_rule = destination_rule
         super().__init__(mesh, fields, preview_pod, apply_button)
 
     def yaml(self) -> str:
         vs = self.virtual_service()
-        return (destination_rule(self.host, self.subsets) + "---\n" + vs) if self.with_rule else vs
+        return (yb.destination_rule(self.host, self.subsets) + "---\n" + vs) if self.with_rule else vs
 
     def virtual_service(self) -> str:
         raise NotImplementedError
 
     def generated_xds(self, pod: str, text: str) -> Any:
-        return xds_for_host(self.mesh.xds(pod, text), self.host)
+        return yb.xds_for_host(self.mesh.xds(pod, text), self.host)
 
     def _watch_fields(self, fields: Iterable[w.Widget]) -> None:
         for field in fields:
@@ -146,7 +132,7 @@ def _known_subsets(mesh: Any, host: str) -> list[str]:
     """The `version` labels of the Service's pods: Bookinfo's subsets."""
     workloads = mesh.topology()["workloads"]
     return sorted({wl["labels"]["version"] for wl in workloads
-                   if wl.get("labels", {}).get("app") == short_host(host) and "version" in wl.get("labels", {})})
+                   if wl.get("labels", {}).get("app") == yb.short_host(host) and "version" in wl.get("labels", {})})
 
 
 class WeightSliders(_HostEditor):
@@ -165,7 +151,7 @@ class WeightSliders(_HostEditor):
                  destination_rule: bool | None = None) -> None:
         self._adjusting = False
         names = list(subsets) if subsets is not None else _known_subsets(mesh, host)
-        start = normalise_weights(weights or dict.fromkeys(names, 1))
+        start = yb.normalise_weights(weights or dict.fromkeys(names, 1))
         self.sliders = {name: w.IntSlider(value=start.get(name, 0), min=0, max=100, description=name,
                                           continuous_update=False) for name in names}
         super().__init__(mesh, host, names, list(self.sliders.values()), preview_pod, destination_rule,
@@ -180,7 +166,7 @@ class WeightSliders(_HostEditor):
     def _released(self, name: str) -> None:
         if self._adjusting:
             return
-        balanced = normalise_weights(self.weights, changed=name)
+        balanced = yb.normalise_weights(self.weights, changed=name)
         self._adjusting = True
         try:
             for other, slider in self.sliders.items():
@@ -191,7 +177,7 @@ class WeightSliders(_HostEditor):
         self.apply()
 
     def virtual_service(self) -> str:
-        return weights_to_virtual_service(self.host, self.weights)
+        return yb.weights_to_virtual_service(self.host, self.weights)
 
     def summary(self) -> str:
         return f"weights for {self.host}: " + ", ".join(f"{k}={v}%" for k, v in self.weights.items())
@@ -204,7 +190,7 @@ class HeaderMatchForm(_HostEditor):
                  value: str = "jason", preview_pod: str | None = None, destination_rule: bool | None = None) -> None:
         names = list(subsets) if subsets is not None else _known_subsets(mesh, host)
         self.header = w.Text(value=header, description=t("header"))
-        self.match_type = w.Dropdown(options=MATCH_TYPES, value="exact", description=t("match"))
+        self.match_type = w.Dropdown(options=yb.MATCH_TYPES, value="exact", description=t("match"))
         self.value = w.Text(value=value, description=t("value"))
         self.subset = w.Dropdown(options=names, value=names[-1] if names else None, description=t("send to"))
         self.default_subset = w.Dropdown(options=[("(all)", None), *((n, n) for n in names)],
@@ -216,7 +202,7 @@ class HeaderMatchForm(_HostEditor):
     def virtual_service(self) -> str:
         if not self.header.value.strip():
             raise ValueError("name the header to match (e.g. end-user or user-agent)")
-        return header_match_virtual_service(self.host, self.header.value, self.match_type.value, self.value.value,
+        return yb.header_match_virtual_service(self.host, self.header.value, self.match_type.value, self.value.value,
                                             self.subset.value, self.default_subset.value)
 
     def summary(self) -> str:
@@ -241,7 +227,7 @@ class FaultForm(_HostEditor):
         self._watch_fields(fields)
 
     def virtual_service(self) -> str:
-        return fault_virtual_service(self.host, delay_s=self.delay.value, abort_status=self.abort.value,
+        return yb.fault_virtual_service(self.host, delay_s=self.delay.value, abort_status=self.abort.value,
                                      percentage=self.percentage.value, timeout_s=self.timeout.value,
                                      retries=self.retries.value, per_try_timeout_s=self.per_try.value,
                                      subset=self.subset)
@@ -285,8 +271,8 @@ class YamlEditor(_Editor):
         pod, text = self.diff_pod.value, self.yaml()
         docs = load_documents(text)
         if docs and all(is_raw_document(doc) for doc in docs):
-            return live_xds_diff(json.loads(self.mesh.admin(pod, "/config_dump?include_eds")), text)
-        return diff_resources(xds_by_name(self.mesh.xds(pod)), xds_by_name(self.mesh.xds(pod, text)))
+            return yb.live_xds_diff(json.loads(self.mesh.admin(pod, "/config_dump?include_eds")), text)
+        return yb.diff_resources(yb.xds_by_name(self.mesh.xds(pod)), yb.xds_by_name(self.mesh.xds(pod, text)))
 
     def show_diff(self) -> str:
         try:

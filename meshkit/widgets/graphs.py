@@ -102,11 +102,7 @@ class _GraphView(View):
     def refresh(self, reason: str = "", since: float | None = None) -> None:
         """Read the mesh again and redraw; `since` (an event time) records the redraw latency."""
         with self._lock:
-            try:
-                self.graph = self.build()
-                self.problem = ""
-            except Exception as exc:  # the mesh is not there (yet): keep the last picture, say why
-                self.problem = f"could not read the mesh: {exc}"
+            self.graph = self.read_mesh(self.build, self.graph)
             self.graph = dataclasses.replace(self.graph, note=note(self.graph.note))  # in the lab's language
             source = to_dot(self.graph)
             if source != self._drawn[0] or not self._drawn[1]:  # the same picture: no need to run dot again

@@ -43,6 +43,7 @@ KO: dict[str, str] = {
     "pushing… (waiting for every proxy to ACK)": "푸시하는 중… (모든 프록시의 ACK를 기다림)",
     "cannot preview: {0}": "미리 볼 수 없습니다: {0}",
     "waiting for the mesh: {0}": "메시를 기다리는 중: {0}",
+    "could not read the mesh: {0}": "메시를 읽을 수 없습니다: {0}",
     "no diff of pushes {0} and {1}: {2}": "푸시 {0}와(과) {1}을(를) 비교할 수 없습니다: {2}",
     "select a second push to compare": "비교할 두 번째 푸시를 고르세요",
     "replaying push {0} …": "푸시 {0}을(를) 되돌려 적용하는 중 …",

@@ -49,10 +49,7 @@ class SyncTable(View):
 
     def refresh(self) -> None:
         with self._lock:
-            try:
-                self.rows, self.problem = self.mesh.status_rows(), ""
-            except Exception as exc:
-                self.problem = f"could not read the mesh: {exc}"
+            self.rows = self.read_mesh(self.mesh.status_rows, self.rows)
             self._table.value = self.html()
 
     def on_events(self, events: list[dict]) -> None:

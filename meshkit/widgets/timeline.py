@@ -66,10 +66,7 @@ class PushTimeline(View):
     def refresh(self) -> None:
         """Read the pushes again; keeps the selection."""
         with self._lock:
-            try:
-                self.rows, self.problem = push_rows(self.mesh.history_rows()), ""
-            except Exception as exc:  # the mesh is not there: keep what we had, say why
-                self.problem = f"could not read the mesh: {exc}"
+            self.rows = self.read_mesh(lambda: push_rows(self.mesh.history_rows()), self.rows)
             self._draw_list()
 
     def select(self, *ids: int) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -116,6 +116,36 @@ class CertificateAuthority:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False)
             .sign(self._key, hashes.SHA256())
         )
+        return self._signed(cert, key, identity, not_before, not_after)
+
+    def issue_server(self, hosts: Sequence[str], ttl_s: float | None = None) -> IssuedCert:
+        """A certificate for DNS names (a gateway credential: `bookinfo.example.com`, `*.example.com`).
+
+        What a learner would put in the Kubernetes Secret a Gateway's `credentialName` names,
+        signed by the mesh root so a client can verify it with the root alone.
+        """
+        dns = [h for h in hosts if h and h != "*"] or ["*.example.com"]
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = self.clock()
+        not_before, not_after = now - CLOCK_SKEW_S, now + (ttl_s or self.ttl_s)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns[0])]))
+            .issuer_name(self.root.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_when(not_before))
+            .not_valid_after(_when(not_after))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in dns]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False)
+            .sign(self._key, hashes.SHA256())
+        )
+        return self._signed(cert, key, f"dns:{','.join(dns)}", not_before, not_after)
+
+    def _signed(self, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, identity: str,
+                not_before: float, not_after: float) -> IssuedCert:
         # Istio's workload chain is leaf + root (pilot-agent appends the root to the cert chain).
         chain = cert.public_bytes(serialization.Encoding.PEM) + self.root_pem
-        return IssuedCert(identity, chain, _pem_key(key), serial, not_before, not_after)
+        return IssuedCert(identity, chain, _pem_key(key), cert.serial_number, not_before, not_after)

@@ -36,11 +36,12 @@ from meshkit.model import MeshConfig, Service, ServicePort, Topology, Workload
 from meshkit.model.istio import IstioResource
 
 from . import destination_rule as dr
-from . import names, secrets
+from . import names, push_context, secrets
 from .destination_rule import HTTP_PROTOCOL_OPTIONS, ClusterPolicy
 from .endpoints import load_assignment
 from .registry import DNS, DNS_ROUND_ROBIN, NONE, RegistryService
-from .scope import inbound_ports, outbound_ports
+from .resources import CLUSTER
+from .scope import inbound_ports
 from .values import ads_config_source, duration, filter_metadata, pack, struct
 
 Cluster = cluster_pb2.Cluster
@@ -246,16 +247,29 @@ def inbound_passthrough_cluster(mesh: MeshConfig) -> Cluster:
 
 
 def build_clusters(topology: Topology, proxy: Workload) -> list[Cluster]:
-    """Every CDS cluster for `proxy`, in istiod's order (outbound, catch-alls, inbound)."""
+    """Every CDS cluster for `proxy`, in istiod's order (outbound, catch-alls, inbound).
+
+    The outbound clusters are the same for every proxy of one Sidecar scope, the catch-alls for
+    every proxy, so they are built once per push context and shared (the same objects); an
+    inbound cluster is shared by the proxies serving the same Service port.
+    """
+    ctx = push_context.of(topology)
+    scope = ctx.scope(proxy)
     mesh = topology.mesh
+
+    def outbound() -> tuple[Cluster, ...]:
+        return tuple(
+            c for s, p in scope.outbound_ports
+            for c in service_clusters(s, p, mesh, ctx.destination_rule_for(s.hostname))
+        )
+
+    def inbound(service: Service, target_port: int) -> Cluster:
+        key = (CLUSTER, names.inbound_cluster(target_port), service.fqdn)
+        return ctx.shared(key, lambda: inbound_cluster(service, target_port, mesh))
+
     return [
-        *(
-            c
-            for s, p in outbound_ports(topology, proxy)
-            for c in service_clusters(s, p, mesh, topology.istio.destination_rule_for(s.hostname))
-        ),
-        blackhole_cluster(mesh),
-        passthrough_cluster(mesh),
-        *(inbound_cluster(i.service, i.port.target_port, mesh) for i in inbound_ports(topology, proxy)),
-        inbound_passthrough_cluster(mesh),
+        *ctx.shared((CLUSTER, "outbound", scope.key), outbound),
+        *ctx.shared((CLUSTER, "catch-all"), lambda: (blackhole_cluster(mesh), passthrough_cluster(mesh))),
+        *(inbound(i.service, i.port.target_port) for i in inbound_ports(topology, proxy)),
+        ctx.shared((CLUSTER, names.INBOUND_PASSTHROUGH_CLUSTER), lambda: inbound_passthrough_cluster(mesh)),
     ]

@@ -5,6 +5,13 @@ topology, with the learner's raw overrides laid on top. A push rebuilds the snap
 proxies it touches, hands them to the ADS server, and waits for each proxy's ACK or NACK of the
 new versions. Every push is recorded with what changed and what each proxy answered.
 
+A push works as istiod's does at scale: one push context (`push_context.of`) indexes the new
+config once and every proxy's translation reads it; resources that are the same for many proxies
+are built, serialized and hashed once (`Snapshot.build(packed=...)`); an edit rebuilds only the
+xDS types it can change (`changes.affected_types`: a VirtualService RDS, a pod's readiness EDS),
+the other types keep their packed resources. Changes that arrive while a push is in flight are
+merged into the next push (`debounce`), whose record lists every merged reason.
+
 The boss is also the mesh's certificate authority (`ca`): every sidecar's snapshot carries SDS
 `default` (its own SPIFFE certificate) and `ROOTCA`, pushed last on the same ADS stream. Each
 certificate is renewed once half its lifetime is gone, by an asyncio timer per proxy (no poll
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from google.protobuf.any_pb2 import Any
@@ -24,9 +31,11 @@ from google.protobuf.message import Message
 
 from ..model.raw import RawResource
 from ..model.topology import Topology, Workload
-from . import generate, secrets
+from . import gateway_tls, generate, push_context, secrets
 from .ca import CertificateAuthority, IssuedCert
 from .cache import SnapshotCache
+from .changes import ALL_TYPES, affected_types, only_virtual_services
+from .debounce import DEBOUNCE_MAX_MS, DEBOUNCE_MS, Batch, Debouncer
 from .push_log import PushLog, PushState
 from .resources import CLUSTER, PUSH_ORDER, SECRET, SHORT_NAMES, resource_name
 from .snapshot import Snapshot
@@ -59,6 +68,9 @@ class Push:
     xds: dict[str, str] = field(default_factory=dict)  # pod -> DELTA or SOTW, for the connected ones
     bytes: dict[str, int] = field(default_factory=dict)  # pod -> serialized bytes of the responses it was sent
     finished: float | None = None
+    published: float | None = None  # when the snapshots were handed to the ADS server
+    merged: list[str] = field(default_factory=list)  # every change this push carries, in order
+    rebuilt: dict[str, list[str]] = field(default_factory=dict)  # pod -> types translated anew
 
     @property
     def nacked(self) -> bool:
@@ -67,6 +79,11 @@ class Push:
     @property
     def duration_ms(self) -> float | None:
         return None if self.finished is None else (self.finished - self.started) * 1000
+
+    @property
+    def publish_ms(self) -> float | None:
+        """The boss's own share of the push: translating and packing, before any proxy answers."""
+        return None if self.published is None else (self.published - self.started) * 1000
 
     def as_dict(self) -> dict:
         return {
@@ -80,6 +97,9 @@ class Push:
             "xds": self.xds,
             "bytes": self.bytes,
             "duration_ms": self.duration_ms,
+            "publish_ms": self.publish_ms,
+            "merged": self.merged,
+            "rebuilt": self.rebuilt,
         }
 
 
@@ -87,11 +107,13 @@ class ControlPlane:
     """Desired state + ADS cache + sync tracker: the part of istiod meshkit re-implements."""
 
     def __init__(self, topology: Topology, cache: SnapshotCache, tracker: SyncTracker,
-                 ca: CertificateAuthority | None = None) -> None:
+                 ca: CertificateAuthority | None = None, *, debounce_ms: float = DEBOUNCE_MS,
+                 debounce_max_ms: float = DEBOUNCE_MAX_MS) -> None:
         self.topology = topology
         self.cache = cache
         self.tracker = tracker
         self.ca = ca or CertificateAuthority()
+        self.credentials = gateway_tls.Credentials(self.ca)  # gateway `credentialName` certificates
         self._certs: dict[str, IssuedCert] = {}  # pod name -> its current workload certificate
         self._renewals: dict[str, asyncio.TimerHandle] = {}
         self.rotations = 0
@@ -99,18 +121,28 @@ class ControlPlane:
         self._overrides: dict[str, dict[tuple[str, str], RawResource]] = {}
         self._history: list[Push] = []
         self.pushes = PushLog()  # what each recent push sent, for diffs and replay
+        self._index: push_context.PushContext | None = None  # the last push's
+        self._batches: Debouncer[Push] = Debouncer(self._push_batch, debounce_ms, max(debounce_ms, debounce_max_ms))
 
     # -- desired state -------------------------------------------------------------------
-    def desired(self, proxy: Workload) -> dict[str, list[Message]]:
-        """The generated resources for `proxy`, with its raw overrides replacing or adding."""
-        resources: dict[str, list[Message]] = dict(generate.generate(self.topology, proxy))
-        resources[SECRET] = secrets.build_secrets(self.certificate(proxy), self.ca.root_pem)
-        # pilot-agent's part: DestinationRule certificate files, read from disk at push time
-        files = secrets.referenced_file_secrets(resources.get(CLUSTER, []))
-        resources[SECRET] += [s for s in map(secrets.file_secret, files) if s is not None]
+    def desired(self, proxy: Workload, types: Collection[str] = ALL_TYPES) -> dict[str, list[Message]]:
+        """The generated resources for `proxy`, with its raw overrides replacing or adding; only
+        the type URLs in `types` (the others stay as the last snapshot has them). SDS goes along
+        with CDS: the clusters name the certificate files it serves."""
+        resources: dict[str, list[Message]] = dict(generate.generate(self.topology, proxy, types))
+        if SECRET in types or CLUSTER in types:
+            resources[SECRET] = secrets.build_secrets(self.certificate(proxy), self.ca.root_pem)
+            # pilot-agent's part: DestinationRule certificate files, read from disk at push time
+            clusters = resources[CLUSTER] if CLUSTER in resources else generate.generate(
+                self.topology, proxy, {CLUSTER})[CLUSTER]
+            files = secrets.referenced_file_secrets(clusters)
+            resources[SECRET] += [s for s in map(secrets.file_secret, files) if s is not None]
+            resources[SECRET] += self.credentials.secrets(self.topology, proxy)
         overrides = self._overrides.get(proxy.name, {})
+        if not overrides:
+            return resources
         merged: dict[str, list[Message]] = {}
-        for type_url in set(resources) | {key[0] for key in overrides}:
+        for type_url in set(resources) | {key[0] for key in overrides if key[0] in types}:
             by_name = {resource_name(m): m for m in resources.get(type_url, [])}
             for (override_type, name), raw in overrides.items():
                 if override_type == type_url:
@@ -147,7 +179,7 @@ class ControlPlane:
         for workload in workloads:
             self._certs.pop(workload.name, None)
         self.rotations += len(workloads)
-        return await self.push(workloads, reason)
+        return await self.push(workloads, reason, types={SECRET})
 
     async def set_certificate_ttl(self, ttl_s: float) -> Push:
         """Change the lifetime of new certificates, and re-issue every sidecar's under it now."""
@@ -178,7 +210,7 @@ class ControlPlane:
             for raw in resources:
                 slot[(raw.type_url, raw.name)] = raw
         names = ", ".join(f"{r.short_type} {r.name}" for r in resources)
-        return await self.push(pods, f"apply {names}")
+        return await self.push(pods, f"apply {names}", types={r.type_url for r in resources})
 
     async def revert(self, pods: Iterable[Workload]) -> Push:
         """Drop the raw overrides of `pods`, so they get the generated config back."""
@@ -188,8 +220,10 @@ class ControlPlane:
         return await self.push(pods, "revert raw overrides")
 
     async def set_topology(self, topology: Topology, reason: str) -> Push:
+        """Adopt a new topology and push what it changes (`changes.affected_types`) to every sidecar."""
+        types = affected_types(self.topology, topology)
         self.topology = topology
-        return await self.push(topology.sidecars(), reason)
+        return await self.push(topology.sidecars(), reason, types=types)
 
     async def set_pod_health(self, pod_name: str, healthy: bool) -> Push:
         """Mark `pod_name`'s endpoints UNHEALTHY (or HEALTHY again) in every proxy's EDS and push.
@@ -201,8 +235,8 @@ class ControlPlane:
         """
         pod = self.topology.workload(pod_name)
         workloads = tuple(replace(w, ready=healthy) if w.name == pod.name else w for w in self.topology.workloads)
-        self.topology = replace(self.topology, workloads=workloads)
-        return await self.push(self.topology.sidecars(), f"{pod.name} {'ready' if healthy else 'not ready'}")
+        return await self.set_topology(replace(self.topology, workloads=workloads),
+                                       f"{pod.name} {'ready' if healthy else 'not ready'}")
 
     async def replay(self, push_id: int) -> Push:
         """Put back the Istio config, mesh config and raw overrides in force after push `push_id`, and push.
@@ -229,18 +263,34 @@ class ControlPlane:
         return {by_node.get(node, node): {SHORT_NAMES[t]: o.kind.value for t, o in per_type.items()}
                 for node, per_type in outcomes.items()}
 
-    async def push(self, pods: Iterable[Workload], reason: str, timeout: float = ACK_TIMEOUT_S) -> Push:
-        """Rebuild the snapshots of `pods`, publish them together, and wait for the proxies."""
-        pods = list(pods)
-        record = Push(id=len(self._history) + 1, started=time.time(), reason=reason)
+    async def push(self, pods: Iterable[Workload], reason: str, timeout: float = ACK_TIMEOUT_S,
+                   types: Collection[str] = ALL_TYPES) -> Push:
+        """Rebuild the `types` of the snapshots of `pods`, publish them together, and wait for the
+        proxies. Changes arriving while another push is in flight are merged into one (`debounce`)."""
+        return await self._batches.submit([p.name for p in pods], types, reason, timeout)
+
+    async def _push_batch(self, batch: Batch) -> Push:
+        """One push for a batch of merged changes, each proxy rebuilt only in the types they touch."""
+        reasons = batch.reasons
+        reason = reasons[0] if len(reasons) == 1 else f"{reasons[0]} (+{len(reasons) - 1} merged)"
+        record = Push(id=len(self._history) + 1, started=time.time(), reason=reason, merged=list(reasons))
         self._history.append(record)
+        index = push_context.of(self.topology)  # one index for the whole push, shared by every proxy
+        previous, self._index = self._index, index
+        if previous is not None and previous is not index and only_virtual_services(previous.topology, index.topology):
+            index.inherit(previous)  # a VirtualService edit: clusters, EDS, default vhosts stay built
+        by_name = {w.name: w for w in self.topology.workloads}
+        pods = [by_name[name] for name in batch.types if name in by_name]
         snapshots: dict[str, Snapshot] = {}
         expected: dict[str, dict[str, str]] = {}
+        compared: dict[tuple[int, int], bool] = {}  # shared resources are compared once per push
         for pod in pods:
-            new = Snapshot.build(self.desired(pod))
             old = self.cache.get(pod.node_id)
-            record.changes.extend(_diff(pod.name, old, new))
+            types = ALL_TYPES if old is None else batch.types[pod.name]
+            new = Snapshot.build(self.desired(pod, types), base=old, packed=index.packed)
+            record.rebuilt[pod.name] = [SHORT_NAMES[t] for t in PUSH_ORDER if t in types]
             changed = {t: v for t, v in new.versions.items() if old is None or old.versions.get(t) != v}
+            record.changes.extend(_diff(pod.name, old, new, changed, compared))
             snapshots[pod.node_id] = new
             record.versions[pod.name] = {SHORT_NAMES[t]: v for t, v in changed.items()}
             if changed and self.tracker.connected(pod.node_id):  # others get it when they connect
@@ -257,26 +307,32 @@ class ControlPlane:
         stop_counting = self.tracker.subscribe(count)
         try:
             self.cache.set_many(snapshots)
+            record.published = time.time()
             self.pushes.record(record.id, self.topology.istio, self.topology.mesh, self._overrides,
                                {pod.name: snapshots[pod.node_id] for pod in pods})
             for pod in pods:
                 self._schedule_renewal(pod.name)
-            outcomes = await self.tracker.wait_for(expected, timeout) if expected else {}
+            outcomes = await self.tracker.wait_for(expected, batch.timeout) if expected else {}
         finally:
             stop_counting()
         for node_id, per_type in outcomes.items():
-            pod = by_node.get(node_id, node_id)
+            pod_name = by_node.get(node_id, node_id)
             for type_url, outcome in per_type.items():
-                record.results.setdefault(pod, {})[SHORT_NAMES[type_url]] = outcome.kind.value
+                record.results.setdefault(pod_name, {})[SHORT_NAMES[type_url]] = outcome.kind.value
                 if outcome.kind is OutcomeKind.NACK:
-                    record.errors[pod] = outcome.error
+                    record.errors[pod_name] = outcome.error
         record.finished = time.time()
         return record
 
 
-def _diff(pod: str, old: Snapshot | None, new: Snapshot) -> list[Change]:
+def _diff(pod: str, old: Snapshot | None, new: Snapshot, changed: Collection[str],
+          compared: dict[tuple[int, int], bool]) -> list[Change]:
+    """What differs, resource by resource, in the types whose version `changed`; `compared`
+    remembers which pairs of packed resources (alive in both snapshots) differ."""
     changes = []
     for type_url in PUSH_ORDER:
+        if type_url not in changed:
+            continue
         before: Mapping[str, Any] = old.resources.get(type_url, {}) if old else {}
         after: Mapping[str, Any] = new.resources.get(type_url, {})
         short = SHORT_NAMES[type_url]
@@ -285,6 +341,15 @@ def _diff(pod: str, old: Snapshot | None, new: Snapshot) -> list[Change]:
                 changes.append(Change(pod, short, name, "added"))
             elif name not in after:
                 changes.append(Change(pod, short, name, "removed"))
-            elif before[name].value != after[name].value:
+            elif _differ(before[name], after[name], compared):
                 changes.append(Change(pod, short, name, "modified"))
     return changes
+
+
+def _differ(a: Any, b: Any, compared: dict[tuple[int, int], bool]) -> bool:
+    if a is b:
+        return False
+    key = (id(a), id(b))
+    if key not in compared:
+        compared[key] = a.value != b.value
+    return compared[key]

@@ -26,9 +26,9 @@ from google.protobuf import wrappers_pb2
 from meshkit.model import ServicePort, Topology, Workload
 
 from . import destination_rule as dr
-from . import names
+from . import names, push_context
 from .registry import STATIC, Member, RegistryService
-from .scope import outbound_ports
+from .resources import ENDPOINT
 from .values import filter_metadata
 
 CLUSTER_ID = "Kubernetes"
@@ -83,19 +83,26 @@ def load_assignment(
 def build_endpoints(topology: Topology, proxy: Workload) -> list[endpoint_pb2.ClusterLoadAssignment]:
     """Every EDS resource for `proxy`: one per EDS cluster (default, then subsets), in CDS order.
 
-    Only for the services `proxy`'s Sidecar lets it see (no locality). A DestinationRule
+    Only for the services `proxy`'s Sidecar lets it see (no locality), so it is built once per push
+    context and Sidecar scope and every proxy of that scope gets the same objects. A DestinationRule
     `loadBalancer.simple: PASSTHROUGH` turns a cluster into ORIGINAL_DST, which has no EDS resource.
     """
-    out = []
-    for service, port in outbound_ports(topology, proxy):
-        if service.resolution != STATIC:
-            continue
-        rule = topology.istio.destination_rule_for(service.hostname)
-        keys = [(None, "", None), *((s, s["name"], s.get("labels", {})) for s in dr.subsets(rule))]
-        for subset, name, selector in keys:
-            if dr.effective_policy(rule, port.port, subset).get("loadBalancer", {}).get("simple") == "PASSTHROUGH":
+    ctx = push_context.of(topology)
+    scope = ctx.scope(proxy)
+
+    def build() -> tuple[endpoint_pb2.ClusterLoadAssignment, ...]:
+        out = []
+        for service, port in scope.outbound_ports:
+            if service.resolution != STATIC:
                 continue
-            out.append(
-                load_assignment(names.outbound_cluster(port.port, service.hostname, name), service, port, selector)
-            )
-    return out
+            rule = ctx.destination_rule_for(service.hostname)
+            keys = [(None, "", None), *((s, s["name"], s.get("labels", {})) for s in dr.subsets(rule))]
+            for subset, name, selector in keys:
+                if dr.effective_policy(rule, port.port, subset).get("loadBalancer", {}).get("simple") == "PASSTHROUGH":
+                    continue
+                out.append(
+                    load_assignment(names.outbound_cluster(port.port, service.hostname, name), service, port, selector)
+                )
+        return tuple(out)
+
+    return list(ctx.shared((ENDPOINT, "all", scope.key), build))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+
 from google.protobuf.message import Message
 
 from meshkit.model import Topology, Workload
 
+from . import gateway
 from .clusters import build_clusters
 from .endpoints import build_endpoints
 from .listeners import build_listeners
@@ -13,13 +16,24 @@ from .resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from .routes import build_routes
 from .scope import for_proxy
 
+BUILDERS: dict[str, Callable[[Topology, Workload], list]] = {
+    CLUSTER: build_clusters,
+    ENDPOINT: build_endpoints,
+    LISTENER: build_listeners,
+    ROUTE: build_routes,
+}
 
-def generate(topology: Topology, proxy: Workload) -> dict[str, list[Message]]:
-    """CDS, EDS, LDS and RDS resources for `proxy`, in push order (pure: same input, same output)."""
-    topology = for_proxy(topology, proxy)  # its Sidecar's outboundTrafficPolicy, if any
-    return {
-        CLUSTER: build_clusters(topology, proxy),
-        ENDPOINT: build_endpoints(topology, proxy),
-        LISTENER: build_listeners(topology, proxy),
-        ROUTE: build_routes(topology, proxy),
-    }
+
+def generate(topology: Topology, proxy: Workload, types: Collection[str] | None = None) -> dict[str, list[Message]]:
+    """CDS, EDS, LDS and RDS resources for `proxy`, in push order (pure: same input, same output);
+    only the type URLs in `types` when given (a push that rebuilds only what an edit affects).
+
+    Gateway API resources are first converted to the Istio config istiod derives from them, and a
+    gateway (`router`) proxy gets the gateway translation (xds/gateway.py).
+    """
+    topology = gateway.effective(topology)
+    if gateway.is_gateway(proxy):
+        built = gateway.generate(topology, proxy)
+        return {url: built[url] for url in BUILDERS if url in built and (types is None or url in types)}
+    topology = for_proxy(topology, proxy)  # exportTo and its Sidecar's outboundTrafficPolicy
+    return {url: build(topology, proxy) for url, build in BUILDERS.items() if types is None or url in types}

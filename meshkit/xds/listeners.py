@@ -36,10 +36,11 @@ from google.protobuf import wrappers_pb2
 
 from meshkit.model import HTTP, TCP, MeshConfig, Topology, Workload
 
-from . import authorization, capture, filters, names, request_authentication, routes, secrets, tcp_routes
+from . import authorization, capture, filters, names, push_context, request_authentication, routes, secrets, tcp_routes
 from .peer_authentication import DISABLE, PERMISSIVE, STRICT, port_mode, workload_mode
 from .registry import RegistryService
-from .scope import InboundPort, http_ports, inbound_ports, lookup, outbound_ports
+from .resources import LISTENER
+from .scope import InboundPort, inbound_ports
 from .values import duration, filter_metadata
 
 Listener = listener_pb2.Listener
@@ -311,7 +312,9 @@ def virtual_inbound_listener(topology: Topology, proxy: Workload) -> Listener:
 
 def tcp_proxy_for(topology: Topology, proxy: Workload, service: RegistryService, port: int) -> tuple[lc.Filter, str]:
     """The tcp_proxy for a TCP service port and the VirtualService behind it ("" for the default)."""
-    target = tcp_routes.tcp_target(topology.istio, service, port, proxy, lookup(topology, proxy))
+    index = push_context.of(topology)
+    named = index.virtual_services_naming(service.hostname)
+    target = tcp_routes.tcp_target(topology.istio, service, port, proxy, index.scope(proxy).lookup) if named else None
     if target is None:
         return filters.tcp_proxy(names.outbound_cluster(port, service.hostname)), ""
     return filters.tcp_proxy(target.clusters, target.stat_prefix), target.config
@@ -322,7 +325,9 @@ def tls_chains(
 ) -> list[ChainOpts]:
     """istiod's `buildSidecarOutboundTLSFilterChainOpts`: a VirtualService's `tls` routes by SNI, else
     one chain to the service, matching its host as SNI when the listener is the wildcard one."""
-    routed = tcp_routes.tls_routes(topology.istio, service, port, proxy, lookup(topology, proxy))
+    index = push_context.of(topology)
+    named = index.virtual_services_naming(service.hostname)
+    routed = tcp_routes.tls_routes(topology.istio, service, port, proxy, index.scope(proxy).lookup) if named else []
     if routed:
         return [ChainOpts([filters.tcp_proxy(t.clusters, t.stat_prefix)], server_names=sni, config=t.config)
                 for sni, t in routed]
@@ -338,12 +343,24 @@ def _merge(existing: list[ChainOpts], new: Sequence[ChainOpts]) -> None:
 
 
 def outbound_listeners(topology: Topology, proxy: Workload) -> list[Listener]:
-    """Per-port HTTP, per-address TCP and per-port SNI-routed TLS listeners, by port then address."""
+    """Per-port HTTP, per-address TCP and per-port SNI-routed TLS listeners, by port then address.
+
+    They depend on the proxy only through `PushContext.proxy_key`, so proxies with the same key
+    share the same objects, built once per push context.
+    """
+    index = push_context.of(topology)
+    key = (LISTENER, "outbound", index.proxy_key(proxy))
+    return list(index.shared(key, lambda: tuple(_outbound_listeners(topology, proxy)), routing=True))
+
+
+def _outbound_listeners(topology: Topology, proxy: Workload) -> list[Listener]:
     mesh = topology.mesh
-    listeners = {(port, names.WILDCARD): outbound_http_listener(port, mesh) for port in http_ports(topology, proxy)}
+    index = push_context.of(topology)
+    scope = index.scope(proxy)
+    listeners = {(port, names.WILDCARD): outbound_http_listener(port, mesh) for port in scope.http_ports}
     chains: dict[tuple[int, str], list[ChainOpts]] = {}
     tls_keys: set[tuple[int, str]] = set()
-    for service, port in outbound_ports(topology, proxy):
+    for service, port in scope.outbound_ports:
         if port.protocol != TCP:
             continue
         tls = port.port in service.tls_ports
@@ -356,10 +373,23 @@ def outbound_listeners(topology: Topology, proxy: Workload) -> list[Listener]:
             if tls:
                 _merge(chains.setdefault(key, []), tls_chains(topology, proxy, service, port.port, address))
                 tls_keys.add(key)
-            else:
+            elif config or index.virtual_services_naming(service.hostname):
                 chains[key] = [ChainOpts([target], config=config)]
+            else:  # the default listener of a service: the same for every proxy, shared
+                listeners[key] = _default_tcp_listener(index, service, address, port.port)
     listeners.update({key: outbound_listener(key[1], key[0], opts, mesh) for key, opts in chains.items()})
     return [listeners[key] for key in sorted(listeners)]
+
+
+def _default_tcp_listener(index: push_context.PushContext, service: RegistryService, address: str,
+                          port: int) -> Listener:
+    """An outbound TCP listener no VirtualService shapes: built once per push context."""
+
+    def build() -> Listener:
+        return outbound_tcp_listener(address, port, filters.tcp_proxy(names.outbound_cluster(port, service.hostname)),
+                                     index.mesh)
+
+    return index.shared((LISTENER, names.listener_name(address, port), service.hostname), build)
 
 
 def build_listeners(topology: Topology, proxy: Workload) -> list[Listener]:

@@ -8,7 +8,7 @@ works on that. meshkit does the same: this module holds the shapes and the Kuber
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from meshkit.model import Service, ServicePort, Topology, Workload
@@ -66,12 +66,13 @@ class RegistryService:
 
 def pod_member(pod: Workload) -> Member:
     """A pod behind a Kubernetes Service; its telemetry workload is the Deployment."""
-    return Member(pod.ip, pod.labels, pod.deployment, pod.namespace, pod.sidecar,
+    return Member(pod.ip, pod.labels, pod.deployment, pod.namespace, pod.captured,
                   service_account=pod.service_account, healthy=pod.ready)
 
 
-def kube_service(topology: Topology, service: Service) -> RegistryService:
-    """A Kubernetes Service: its VIP, its ports, the pods its selector picks (EDS)."""
+def kube_service(topology: Topology, service: Service, pods: Iterable[Workload] | None = None) -> RegistryService:
+    """A Kubernetes Service: its VIP, its ports, the pods its selector picks (EDS); `pods` when
+    the caller already knows them (the push context's index)."""
     return RegistryService(
         hostname=service.fqdn,
         namespace=service.namespace,
@@ -79,6 +80,6 @@ def kube_service(topology: Topology, service: Service) -> RegistryService:
         ports=service.ports,
         resolution=STATIC,
         mesh_external=False,
-        members=tuple(pod_member(p) for p in topology.endpoints(service)),
+        members=tuple(pod_member(p) for p in (topology.endpoints(service) if pods is None else pods)),
         kube=service,
     )

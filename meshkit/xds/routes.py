@@ -36,10 +36,10 @@ from meshkit.model import ALLOW_ANY, HTTP, MeshConfig, Service, Topology, Worklo
 from meshkit.model.constants import CLUSTER_DOMAIN
 
 from . import destination_rule as dr
-from . import names, virtual_service
+from . import names, push_context, virtual_service
 from .registry import RegistryService
+from .resources import ROUTE
 from .retry import DEFAULT_RETRIES, default_policy
-from .scope import http_ports, outbound_ports
 from .values import duration
 
 # 1.24+ inbound default (ENABLE_INBOUND_RETRY_POLICY): retry resets before the request left.
@@ -143,24 +143,33 @@ def outbound_route_config(name: str, virtual_hosts: Sequence[rc.VirtualHost]) ->
 
 
 def default_virtual_host(topology: Topology, service: RegistryService, port: int, namespace: str) -> rc.VirtualHost:
-    """A service without VirtualService: the default route, hashed if its DestinationRule says so."""
-    vhost = service_virtual_host(service, port, namespace)
-    rule = topology.istio.destination_rule_for(service.hostname)
-    hash_policy = dr.hash_policy(dr.consistent_hash(rule, port))
-    if hash_policy is not None:
-        vhost.routes[0].route.hash_policy.append(hash_policy)
-    return vhost
+    """A service without VirtualService: the default route, hashed if its DestinationRule says so.
+
+    It depends on the client only through its domains (same namespace or not), so it is built
+    once per push context and domain set, and shared: callers must not change it.
+    """
+    index = push_context.of(topology)
+
+    def build() -> rc.VirtualHost:
+        vhost = service_virtual_host(service, port, namespace)
+        hash_policy = dr.hash_policy(dr.consistent_hash(index.destination_rule_for(service.hostname), port))
+        if hash_policy is not None:
+            vhost.routes[0].route.hash_policy.append(hash_policy)
+        return vhost
+
+    return index.shared((ROUTE, "vhost", service.hostname, port, tuple(vhost_domains(service, namespace))), build)
 
 
 def port_virtual_hosts(topology: Topology, proxy: Workload, port: int) -> list[rc.VirtualHost]:
     """Every vhost of route config `"<port>"` before sorting: VirtualService ones first, in config
     order, then the default vhost of each service no VirtualService took."""
-    on_port = {s.hostname: s for s, p in outbound_ports(topology, proxy) if p.port == port and p.protocol == HTTP}
+    index = push_context.of(topology)
+    on_port = {s.hostname: s for s, p in index.scope(proxy).outbound_ports if p.port == port and p.protocol == HTTP}
     ctx = virtual_service.Context(proxy, port, topology.istio)
     candidates: list[rc.VirtualHost] = []
     taken: set[str] = set()
-    for vs in virtual_service.for_sidecars(topology.istio):
-        hosts = virtual_service.hosts(vs)
+    for vs in index.sidecar_virtual_services:
+        hosts = index.hosts(vs)
         services = [on_port[h] for h in hosts if h in on_port]
         if not services and port != NON_SERVICE_HOST_PORT:
             continue
@@ -190,11 +199,20 @@ def deduplicated(vhosts: Sequence[rc.VirtualHost]) -> list[rc.VirtualHost]:
         seen_names.add(vhost.name)
         domains = [d for d in vhost.domains if d.lower() not in seen_domains]
         seen_domains.update(d.lower() for d in domains)
+        if domains and len(domains) != len(vhost.domains):
+            vhost = _with_domains(vhost, domains)
         if domains:
-            del vhost.domains[:]
-            vhost.domains.extend(domains)
             out.append(vhost)
     return out
+
+
+def _with_domains(vhost: rc.VirtualHost, domains: Sequence[str]) -> rc.VirtualHost:
+    """A copy of `vhost` with other domains (the original may be shared by other proxies)."""
+    copy = rc.VirtualHost()
+    copy.CopyFrom(vhost)
+    del copy.domains[:]
+    copy.domains.extend(domains)
+    return copy
 
 
 def port_route_config(topology: Topology, proxy: Workload, port: int) -> route_pb2.RouteConfiguration:
@@ -227,5 +245,13 @@ def inbound_passthrough_route_config() -> route_pb2.RouteConfiguration:
 
 
 def build_routes(topology: Topology, proxy: Workload) -> list[route_pb2.RouteConfiguration]:
-    """Every RDS route configuration for `proxy`, one per HTTP port in the mesh, by port."""
-    return [port_route_config(topology, proxy, port) for port in http_ports(topology, proxy)]
+    """Every RDS route configuration for `proxy`, one per HTTP port it sees, by port.
+
+    A route configuration depends on the proxy only through `PushContext.proxy_key` (its
+    namespace, its Sidecar scope, and its labels when a VirtualService matches on them), so
+    proxies with the same key share the same objects, built once per push context.
+    """
+    index = push_context.of(topology)
+    key = index.proxy_key(proxy)
+    return [index.shared((ROUTE, port, key), lambda port=port: port_route_config(topology, proxy, port), routing=True)
+            for port in index.scope(proxy).http_ports]

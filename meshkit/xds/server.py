@@ -152,6 +152,13 @@ class AdsServer:
         if not was_running:
             self.tracker.on_server_started()
 
+    async def forget_pod(self, pod: str) -> None:
+        """Stop serving `pod` (taken out of the mesh); a no-op for a pod never served."""
+        self._pods.pop(pod, None)
+        if pod in self._servers:
+            await self._servers.pop(pod).stop(0)
+        self._close_folder(pod)
+
     async def _open_pod(self, spec: _PodSocket) -> None:
         server = self._server(_AdsServicer(self.cache, self.tracker, self._nonces, spec.node_id, spec.pod))
         Path(spec.path).unlink(missing_ok=True)

@@ -11,9 +11,10 @@ serialized `Any`, so a reconnecting Envoy's `initial_resource_versions` compare 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from google.protobuf import any_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
@@ -43,6 +44,41 @@ def resource_version(resource: any_pb2.Any) -> str:
     return digest.hexdigest()[:VERSION_LENGTH]
 
 
+def _pack(message: Message, url: str, packed: MutableMapping[Any, Any] | None) -> tuple[any_pb2.Any, str]:
+    """`message` packed deterministically, and its name; once per message object when a cache is
+    given (the cache holds the message, so its id is not reused while the entry lives)."""
+    if packed is not None and (hit := packed.get(id(message))) is not None and hit[0] is message:
+        return hit[1], hit[2]
+    if type_url(message) != url:
+        raise ValueError(f"{type_url(message)} resource listed under {url}")
+    any_message = any_pb2.Any()
+    any_message.Pack(message, deterministic=True)
+    name = resource_name(message)
+    if packed is not None:
+        packed[id(message)] = (message, any_message, name)
+    return any_message, name
+
+
+def _version(by_name: Mapping[str, any_pb2.Any], packed: MutableMapping[Any, Any] | None) -> str:
+    """The content version, remembered in the cache for a type made of the same `Any` objects."""
+    if packed is None:
+        return content_version(by_name)
+    key = ("version", tuple(map(id, by_name.values())))
+    if (hit := packed.get(key)) is None:
+        hit = packed[key] = content_version(by_name)
+    return hit
+
+
+def _resource_version(resource: any_pb2.Any, packed: MutableMapping[Any, Any] | None) -> str:
+    """`resource_version`, remembered in the cache for an `Any` many snapshots share."""
+    if packed is None:
+        return resource_version(resource)
+    key = ("resource-version", id(resource))
+    if (hit := packed.get(key)) is None or hit[0] is not resource:
+        hit = packed[key] = (resource, resource_version(resource))
+    return hit[1]
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """What one proxy should hold: `resources[type_url][name] -> Any`, `versions[type_url]` and
@@ -53,25 +89,35 @@ class Snapshot:
     resource_versions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, resources: Mapping[str, Iterable[Message]]) -> Snapshot:
-        """Pack and hash `{type_url: messages}`; rejects a mistyped message or a duplicate name."""
-        packed: dict[str, Mapping[str, any_pb2.Any]] = {}
+    def build(
+        cls,
+        resources: Mapping[str, Iterable[Message]],
+        *,
+        base: Snapshot | None = None,
+        packed: MutableMapping[Any, Any] | None = None,
+    ) -> Snapshot:
+        """Pack and hash `{type_url: messages}`; rejects a mistyped message or a duplicate name.
+
+        `base`: a previous snapshot whose types not in `resources` are kept as they are (a push
+        that rebuilds only RDS keeps the packed CDS, EDS, LDS and SDS). `packed`: a cache shared
+        by many builds (the push context's), so a message object given to many proxies is
+        serialized once and every snapshot holds the same `Any`, and a type made of the same
+        `Any`s is hashed once.
+        """
+        out: dict[str, Mapping[str, any_pb2.Any]] = dict(base.resources) if base is not None else {}
+        versions: dict[str, str] = dict(base.versions) if base is not None else {}
+        per_resource: dict[str, Mapping[str, str]] = dict(base.resource_versions) if base is not None else {}
         for url, messages in resources.items():
             by_name: dict[str, any_pb2.Any] = {}
             for message in messages:
-                if type_url(message) != url:
-                    raise ValueError(f"{type_url(message)} resource listed under {url}")
-                name = resource_name(message)
+                any_message, name = _pack(message, url, packed)
                 if name in by_name:
                     raise ValueError(f"duplicate {url.rsplit('.', 1)[-1]} name {name!r}")
-                any_message = any_pb2.Any()
-                any_message.Pack(message, deterministic=True)
                 by_name[name] = any_message
-            packed[url] = MappingProxyType(by_name)
-        versions = {url: content_version(by_name) for url, by_name in packed.items()}
-        per_resource = {url: MappingProxyType({name: resource_version(a) for name, a in by_name.items()})
-                        for url, by_name in packed.items()}
-        return cls(MappingProxyType(packed), MappingProxyType(versions), MappingProxyType(per_resource))
+            out[url] = MappingProxyType(by_name)
+            versions[url] = _version(by_name, packed)
+            per_resource[url] = MappingProxyType({name: _resource_version(a, packed) for name, a in by_name.items()})
+        return cls(MappingProxyType(out), MappingProxyType(versions), MappingProxyType(per_resource))
 
     def version(self, type_url: str) -> str:
         """The type's version; a type the snapshot does not mention has the stable empty version."""

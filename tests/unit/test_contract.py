@@ -85,7 +85,8 @@ def _check_shape(result: object, shape: object) -> None:
 ARGS = {"apply": {"text": "x"}, "delete": {"text": "x"}, "get": {"kind": "VirtualService"},
         "xds": {"pod": "productpage-v1"}, "boss": {"action": "stop"}, "admin": {"pod": "p", "path": "/ready"},
         "curl": {"pod": "p", "url": "http://reviews:9080/"}, "tcp": {"pod": "p", "host": "h", "port": 1},
-        "pod_info": {"pod": "p"}, "push_diff": {"a": 1, "b": 2}, "replay": {"push_id": 1}}
+        "pod_info": {"pod": "p"}, "push_diff": {"a": 1, "b": 2}, "replay": {"push_id": 1},
+        "set_xds": {"pod": "p", "variant": "sotw"}}
 
 
 @pytest.mark.parametrize("name", sorted(p.OPERATIONS))

@@ -109,13 +109,13 @@ def test_status_and_down(fakes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         status = kind.cluster_status("meshkit")
         assert status["exists"] is True
         assert status["deployments"] == {"default/reviews-v2": "1/1"}
-        assert [f["alive"] for f in status["forwards"]] == [True] * 9  # xDS, 7 sidecar admins, control
+        assert [f["alive"] for f in status["forwards"]] == [True] * 10  # xDS, 8 admins (the gate's too), control
         assert status["forwards"][-1]["name"] == kind.CONTROL_NAME
-        assert info.control_address == f"127.0.0.1:{base + 8}"
+        assert info.control_address == f"127.0.0.1:{base + 9}"
         kind.cluster_down("meshkit", out=out)
     finally:
         kind.stop_forwards(info.dir)
-    assert "stopped 9 port-forward(s)" in out.getvalue()
+    assert "stopped 10 port-forward(s)" in out.getvalue()
     assert calls(fakes)[-1] == ["kind", "delete", "cluster", "--name", "meshkit"]
     assert not info.dir.exists()
 
@@ -161,11 +161,11 @@ def test_cluster_commands_keep_their_files_under_the_home_given_with_dash_dash_h
         assert cli.main(["--home", str(chosen), "cluster", "status", "--name", "demo"]) == 0
         printed = capsys.readouterr().out
         assert f"cluster demo: exists ({state})" in printed
-        assert printed.count("alive") == 9, "status read the forwards.json under --home"
+        assert printed.count("alive") == 10, "status read the forwards.json under --home"
         assert cli.main(["--home", str(chosen), "cluster", "down", "--name", "demo"]) == 0
     finally:
         kind.stop_forwards(state)
-    assert "stopped 9 port-forward(s)" in capsys.readouterr().out
+    assert "stopped 10 port-forward(s)" in capsys.readouterr().out
     assert not state.exists()
 
 

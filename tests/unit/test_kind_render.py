@@ -41,7 +41,7 @@ def test_every_object_passes_strict_validation_for_the_node_kubernetes_version(r
 
     checked = kind.validate(rendered)
     assert "objects valid for Kubernetes 1.36.1 (strict)" in checked[1]
-    assert checked[2] == "14 Envoy bootstraps parse"  # 7 ConfigMaps + 7 --config-yaml overrides
+    assert checked[2] == "16 Envoy bootstraps parse"  # 8 ConfigMaps + 8 --config-yaml overrides (7 sidecars, the gate)
 
 
 def test_strict_validation_catches_a_misspelled_field(rendered: Path, tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_each_workload_pod_is_shaped_like_an_injected_istio_pod(rendered: Path) 
     topology = kind.kind_topology()
     deployments = {d["metadata"]["name"]: d for d in objects(rendered, "Deployment")}
     assert set(deployments) == {kind.XDS_NAME} | {w.deployment for w in topology.workloads}
-    for w in topology.workloads:
+    for w in (w for w in topology.workloads if w.captured):  # the gateway: see the test below
         deployment = deployments[w.deployment]
         spec = deployment["spec"]["template"]["spec"]
         assert deployment["spec"]["template"]["metadata"]["labels"] == {"app": w.app, "version": w.version}
@@ -109,6 +109,26 @@ def test_each_workload_pod_is_shaped_like_an_injected_istio_pod(rendered: Path) 
         assert app["securityContext"]["runAsUser"] not in (0, 1337)
 
 
+def test_the_ingress_gateway_is_envoy_alone_behind_a_nodeport_the_host_reaches(rendered: Path) -> None:
+    gate = next(d for d in objects(rendered, "Deployment") if d["metadata"]["name"] == "istio-ingressgateway")
+    assert gate["metadata"]["namespace"] == "istio-system"
+    spec = gate["spec"]["template"]["spec"]
+    assert "initContainers" not in spec, "no istio-init: nothing captures a gateway"
+    (proxy,) = spec["containers"]
+    assert proxy["name"] == "istio-proxy" and proxy["securityContext"]["runAsUser"] == 1337
+    overrides = json.loads(proxy["args"][proxy["args"].index("--config-yaml") + 1])
+    assert overrides["node"]["id"].startswith("router~$(INSTANCE_IP)~$(POD_NAME).istio-system~")
+    service = next(s for s in objects(rendered, "Service") if s["metadata"]["name"] == "istio-ingressgateway")
+    assert service["spec"]["type"] == "NodePort"
+    ports = {p["port"]: (p["targetPort"], p.get("nodePort")) for p in service["spec"]["ports"]}
+    assert ports[80] == (8080, 30080) and ports[443] == (8443, 30443)
+    config = yaml.safe_load((rendered / "kind.yaml").read_text())
+    mappings = {(m["containerPort"], m["hostPort"], m["listenAddress"])
+                for m in config["nodes"][0]["extraPortMappings"]}
+    assert mappings == {(30080, 18080, "127.0.0.1"), (30443, 18443, "127.0.0.1")}
+    assert kind.gateway.ingress()["url"] == "http://127.0.0.1:18080"
+
+
 def test_images_are_the_ones_meshkit_builds_and_never_pulled(rendered: Path) -> None:
     images = {(c["image"], c["imagePullPolicy"])
               for d in objects(rendered, "Deployment") for c in pod_containers(d).values()}
@@ -118,7 +138,7 @@ def test_images_are_the_ones_meshkit_builds_and_never_pulled(rendered: Path) -> 
 def test_the_app_command_is_the_local_runtimes_with_the_real_pod_name() -> None:
     from meshkit.runtime import apps
 
-    for w in kind.kind_topology().workloads:
+    for w in (w for w in kind.kind_topology().workloads if w.ports):  # the gate runs no app
         local = apps.app_command(w)
         ours = kind.app_command(w)
         assert ours[:2] == ["python", "-I"]
@@ -183,7 +203,7 @@ def test_the_control_plane_runs_serve_xds_on_its_fixed_service(rendered: Path) -
     assert service["spec"]["publishNotReadyAddresses"] is True  # stop_boss/start_boss: see control_plane_objects
     forward = kind.forwards(kind.kind_topology(), 25000)[-1]
     assert (forward.name, forward.target, forward.remote_port, forward.local_port) == (
-        kind.CONTROL_NAME, f"deployment/{kind.XDS_NAME}", kind.CONTROL_PORT, 25008)
+        kind.CONTROL_NAME, f"deployment/{kind.XDS_NAME}", kind.CONTROL_PORT, 25009)
     assert "initContainers" not in deployment["spec"]["template"]["spec"]  # the boss is never captured
     for config_map in objects(rendered, "ConfigMap"):
         xds = json.loads(config_map["data"][kind.BOOTSTRAP_FILE])["static_resources"]["clusters"][1]

@@ -221,7 +221,7 @@ def test_every_accepted_istio_field_is_translated_or_warned_about():
 
     tests = Path(__file__).resolve().parents[1]
     # what the goldens and tests feed the translators
-    used = "\n".join(p.read_text() for pattern in ("golden/xds/istio/*.yaml", "data/istio-bookinfo/*.yaml",
+    used = "\n".join(p.read_text() for pattern in ("golden/xds/istio/*.yaml", "data/**/*.yaml",
                                                    "unit/test_*.py", "integration/test_*.py")
                      for p in tests.glob(pattern) if p.name != "test_model.py")
     ignored = {(kind, path) for kind, path, _ in IGNORED}

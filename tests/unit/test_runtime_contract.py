@@ -44,7 +44,7 @@ def runtime(request, tmp_path):
 def test_the_protocol_names_what_the_daemon_uses():
     assert set(METHODS) == {"preflight", "start_network", "xds_address", "start_pods", "wait_apps", "stop",
                             "cleanup", "register_pid", "connect", "admin_get", "access_log", "pod_view", "outside",
-                            "pods_table"}
+                            "pods_table", "ingress", "start_pod", "stop_pod", "restart_sidecar"}
     assert set(ATTRIBUTES) == {"capture", "topology", "home"}
 
 

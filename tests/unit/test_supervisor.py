@@ -121,3 +121,23 @@ def test_nothing_is_restarted_once_stopped(watched):
     process.wait()
     time.sleep(supervisor.FIRST_RESTART_S + 0.5)
     assert len(started) == 1
+
+
+def test_an_ordered_restart_starts_the_new_command_at_once_and_is_not_a_crash(watched):
+    sup, started, _ = watched
+    argv = {"now": SLEEPER}  # what a spawn reads at each start: a changed setting takes effect on restart
+    first = sup.add("p", "istio-proxy", "envoy p", lambda: _spawn(argv["now"])())
+    sup.start()
+    argv["now"] = [sys.executable, "-c", "import time; time.sleep(121)"]
+    began = time.monotonic()
+    sup.restart("envoy p")
+    assert time.monotonic() - began < supervisor.FIRST_RESTART_S  # no back-off
+    assert first.poll() is not None
+    row = sup.rows()[0]
+    new = row["containers"]["istio-proxy"]["pid"]
+    assert new != first.pid and ("envoy p", new) in started
+    assert [p.args for p in sup.processes()] == [argv["now"]]
+    time.sleep(3 * supervisor.POLL_S)
+    assert sup.rows()[0]["restarts"] == 0 and sup.rows()[0]["STATUS"] == "Running"
+    with pytest.raises(KeyError):
+        sup.restart("envoy nobody")

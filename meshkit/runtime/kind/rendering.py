@@ -25,6 +25,7 @@ from ...model import Topology, Workload, bookinfo
 from ...model.bookinfo import DEFAULT_SERVICE_SUBNET
 from ..bootstrap import XdsAddress, envoy_bootstrap
 from ..errors import RuntimeProblem
+from . import gateway
 from .config import (
     ADMIN_PORT,
     CONTROL_PORT,
@@ -176,9 +177,9 @@ def service_objects(topology: Topology) -> list[dict[str, Any]]:
     accounts = sorted({(w.namespace, w.service_account) for w in topology.workloads})
     return [
         *({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(sa, ns)} for ns, sa in accounts),
-        *(_service(s.name, s.namespace, s.vip, dict(s.selector),
-                   [{"name": p.name, "port": p.port, "targetPort": p.target_port, "protocol": "TCP"}
-                    for p in s.ports])
+        *(gateway.expose(s, _service(s.name, s.namespace, s.vip, dict(s.selector),
+                                     [{"name": p.name, "port": p.port, "targetPort": p.target_port,
+                                       "protocol": "TCP"} for p in s.ports]))
           for s in topology.services),
     ]
 
@@ -210,13 +211,15 @@ def manifests(topology: Topology, config: KindConfig, vip_cidr: str = DEFAULT_SE
         "20-services.yaml": service_objects(topology),
     }
     for w in topology.sidecars():
-        files[f"30-{w.deployment}.yaml"] = workload_objects(topology, w, config)
+        files[f"30-{w.deployment}.yaml"] = (
+            workload_objects(topology, w, config) if w.captured  # a gateway: Envoy alone (kind/gateway.py)
+            else gateway.gateway_objects(w, config, _meta, _deployment, _field_env, _non_root, node_overrides(w)))
     return files
 
 
 def kind_topology() -> Topology:
     """The mesh the in-cluster server serves (`--topology bookinfo`): pod IPs are learned live."""
-    return bookinfo(outsider=False)  # the sidecar-less outsider pod is local-runtime only for now
+    return bookinfo(outsider=False, ingress=True)  # the sidecar-less outsider pod is local-runtime only for now
 
 
 def deployments(topology: Topology) -> list[tuple[str, str]]:

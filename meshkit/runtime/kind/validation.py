@@ -80,5 +80,6 @@ def _bootstrap_texts(obj: dict[str, Any]) -> list[str]:
         return [obj["data"][BOOTSTRAP_FILE]]
     if obj["kind"] != "Deployment":
         return []
-    containers = obj["spec"]["template"]["spec"].get("initContainers", [])
+    spec = obj["spec"]["template"]["spec"]  # a sidecar's Envoy is an init container, a gateway's a container
+    containers = [*spec.get("initContainers", []), *spec.get("containers", [])]
     return [c["args"][c["args"].index("--config-yaml") + 1] for c in containers if "--config-yaml" in c.get("args", [])]
