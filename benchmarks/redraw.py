@@ -22,7 +22,7 @@ import time
 import yaml
 
 import meshkit
-from meshkit.widgets.editors import destination_rule, weights_to_virtual_service
+from meshkit.widgets.builders import destination_rule, weights_to_virtual_service
 from meshkit.widgets.graphs import MeshGraph, ProxyGraph
 
 SHOWN_TIMEOUT_S = 10.0

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from meshkit.widgets.editors import destination_rule, weights_to_virtual_service
+from meshkit.widgets.builders import destination_rule, weights_to_virtual_service
 from meshkit.widgets.timeline import PushTimeline
 from meshkit.widgets.trace import TraceView
 

@@ -15,7 +15,7 @@ import pytest
 from meshkit.inspect.timeline import diff_summary, diff_text, push_rows, timeline_text
 from meshkit.model import bookinfo
 from meshkit.model.istio import parse_istio
-from meshkit.widgets.editors import destination_rule, weights_to_virtual_service
+from meshkit.widgets.builders import destination_rule, weights_to_virtual_service
 from meshkit.xds.cache import SnapshotCache
 from meshkit.xds.control_plane import ControlPlane
 from meshkit.xds.push_log import HIDDEN_KEY, PushLog, diff_states

@@ -34,7 +34,7 @@ from meshkit.inspect.trace import (
 )
 from meshkit.model import bookinfo
 from meshkit.model.istio import parse_istio
-from meshkit.widgets.editors import destination_rule, weights_to_virtual_service
+from meshkit.widgets.builders import destination_rule, weights_to_virtual_service
 from meshkit.xds.cache import SnapshotCache
 from meshkit.xds.control_plane import ControlPlane
 from meshkit.xds.push_log import diff_states
