@@ -67,11 +67,16 @@ def mesh_graph(topology: Mapping[str, Any], per_pod_clusters: Mapping[str, Mappi
     graph.last = tuple(n for n in graph.nodes if graph.nodes[n].kind in ("outsider", "outside"))
     for strange in graph.last if BOSS in graph.nodes else ():  # held low: strangers, not the boss's lieutenants
         graph.link(BOSS, strange, state="invisible")
-    for service in topology.get("services", []):
+    framed: set[str] = set()  # a pod sits in one frame: Graphviz cannot draw a node in two clusters
+    for service in sorted(topology.get("services", []), key=lambda s: len(s.get("selector", {}))):
         selector = service.get("selector", {}).items()
-        members = tuple(f"pod:{w['name']}" for w in workloads if selector and selector <= w.get("labels", {}).items())
-        graph.subgraphs.append(Subgraph(f"service:{service['name']}", f"{service['name']} ({service.get('vip', '')})",
-                                        members))
+        # the broadest Service frames a pod (reviews, not reviews-v1)
+        members = tuple(f"pod:{w['name']}" for w in workloads
+                        if selector and selector <= w.get("labels", {}).items() and f"pod:{w['name']}" not in framed)
+        framed.update(members)
+        if members:
+            graph.subgraphs.append(Subgraph(f"service:{service['name']}",
+                                            f"{service['name']} ({service.get('vip', '')})", members))
     _add_streams(graph, sidecars, status_rows, flashes or {})
     calls = _configured_calls(topology, per_pod_clusters)
     for pod, clusters_json in per_pod_clusters.items():

@@ -352,6 +352,11 @@ def _semantic_problems(kind: str, spec: dict) -> list[str]:
                         if field in STRING_MATCHES + MULTI_MATCHES and len(string_match) > 1:
                             path = f"spec.http[{i}].match[{j}].{field}" + (f".{key}" if key else "")
                             problems.append(f"{path}: give one of exact, prefix or regex, not {len(string_match)}")
+    if kind == "DestinationRule":
+        names = [subset.get("name") for subset in spec.get("subsets", [])]
+        for twice in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"spec.subsets: the name {twice!r} is used more than once (Istio: \"duplicate subset "
+                            f"names: {twice}\"); give each subset its own name")
     if kind == "AuthorizationPolicy":
         for i, rule in enumerate(spec.get("rules", [])):
             for j, condition in enumerate(rule.get("when", [])):

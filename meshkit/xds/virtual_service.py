@@ -173,7 +173,8 @@ def cors_policy(spec: dict) -> cors_pb2.CorsPolicy:
         filter_enabled={"default_value": {"numerator": 100, "denominator": FractionalPercent.HUNDRED}},
     )
     if "allowOrigins" in spec:
-        out.allow_origin_string_match.extend(string_matcher(m) for m in spec["allowOrigins"])
+        matchers = (string_matcher(m) for m in spec["allowOrigins"])
+        out.allow_origin_string_match.extend(m for m in matchers if m is not None)  # `{}` matches nothing
     else:
         out.allow_origin_string_match.extend(string_pb2.StringMatcher(exact=o) for o in spec.get("allowOrigin", []))
     if "allowCredentials" in spec:

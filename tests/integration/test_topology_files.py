@@ -19,6 +19,7 @@ import pytest
 
 import meshkit
 from meshkit import client
+from meshkit.model.bookinfo import VERSION_SERVICES
 
 from ..conftest import leftovers, session_mesh_reason
 
@@ -52,21 +53,28 @@ def booted(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
         assert leftovers(mesh.home) == [], f"meshkit down left these behind: {leftovers(mesh.home)}"
 
 
+# What the built-in demo has beyond Istio's bookinfo.yaml: the front gate and its per-version Services.
+GATE = ("istio-ingressgateway", "_80", "_443", "_15021", "|80|", "|443|", "|15021|",
+        *(f"|{s}." for s in VERSION_SERVICES))
+
+
 def names(mesh: meshkit.Mesh, pod: str, kind: str) -> set[str]:
-    """The resource names a pod's Envoy holds, minus the built-in demo's tcp-echo."""
+    """The resource names a pod's Envoy holds, minus the built-in demo's tcp-echo and front gate."""
     found = {r.get("name") or r.get("cluster", {}).get("name") for r in mesh.pc.resources(kind, pod)}
-    return {n for n in found if n and not any(part in n for part in TCP_ECHO)}
+    return {n for n in found if n and not any(part in n for part in (*TCP_ECHO, *GATE))}
 
 
 def test_istio_bookinfo_gives_the_builtin_demo_mesh(booted, mesh):
     ours = booted(SAMPLES / "bookinfo.yaml")
     topology, builtin = ours.topology(), mesh.topology()
     assert {(s["name"], json.dumps(s["ports"], sort_keys=True)) for s in topology["services"]} == \
-        {(s["name"], json.dumps(s["ports"], sort_keys=True)) for s in builtin["services"] if s["name"] != "tcp-echo"}
+        {(s["name"], json.dumps(s["ports"], sort_keys=True)) for s in builtin["services"]
+         if s["name"] not in ("tcp-echo", "istio-ingressgateway", *VERSION_SERVICES)}
     pods = {(w["deployment"], json.dumps(w["labels"], sort_keys=True), w["service_account"], w["sidecar"])
             for w in topology["workloads"]}
     assert pods == {(w["deployment"], json.dumps(w["labels"], sort_keys=True), w["service_account"], w["sidecar"])
-                    for w in builtin["workloads"] if w["deployment"] not in ("tcp-echo-v1", "outsider")}
+                    for w in builtin["workloads"]
+                    if w["deployment"] not in ("tcp-echo-v1", "outsider", "istio-ingressgateway")}
     for row in ours.status_rows():
         assert {row["types"][t]["state"] for t in ("CDS", "EDS", "LDS", "RDS")} == {"SYNCED"}, row
     for pod in ("productpage-v1", "reviews-v2"):

@@ -247,3 +247,17 @@ spec:
     with pytest.raises(SchemaError, match=r"spec\.trafficPolicy\.connectionPool\.tcp\.tcpKeepalive\.time: "
                                           r"'315576000000s' is out of range: this duration is from 0s to 4294967295s"):
         parse_istio(rule)
+
+
+def test_duplicate_subset_names_are_refused_as_istio_does():
+    rule = """apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v1, labels: {version: v2}}
+"""
+    with pytest.raises(SchemaError, match=r"spec\.subsets: the name 'v1' is used more than once"):
+        parse_istio(rule)
