@@ -50,9 +50,9 @@ PROBE = textwrap.dedent('''
             sock.settimeout(2)
             head = f"{method} {path} HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n"
             head += "Content-Length: 0\\r\\n\\r\\n"
-            sock.sendall(head.encode())
             data = b""
-            try:
+            try:  # a reset (the listener refused the stranger after accepting) gets nothing back
+                sock.sendall(head.encode())
                 while chunk := sock.recv(65536):
                     data += chunk
             except OSError:
