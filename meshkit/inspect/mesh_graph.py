@@ -53,11 +53,15 @@ def mesh_graph(topology: Mapping[str, Any], per_pod_clusters: Mapping[str, Mappi
     call are left out unless `idle`; upstream hosts that are no pod are `external` nodes.
     """
     graph = Graph("mesh", rankdir="TB", note=LEGEND)
-    workloads = list(topology.get("workloads", []))
+    rows = list(status_rows) if status_rows is not None else None
+    closed = {r.get("pod") for r in rows or [] if (r.get("types", {}).get("RDS") or {}).get("state") == "NOT SENT"}
+    # the front gate appears once a Gateway opens it (until then it holds no routes: RDS NOT SENT)
+    workloads = [w for w in topology.get("workloads", [])
+                 if not (str(w.get("node_id", "")).startswith("router~") and w["name"] in closed)]
     pods_by_ip = {w["ip"]: w["name"] for w in workloads}
     outside = topology.get("outside") or {}
     sidecars = [w for w in workloads if w.get("sidecar", True)]
-    if status_rows is not None or sidecars:
+    if rows is not None or sidecars:
         graph.add(Node(BOSS, "the boss (istiod)", "boss", "one xDS (ADS) stream\nper sidecar"))
         graph.first = (BOSS,)
     for workload in workloads:
@@ -77,7 +81,7 @@ def mesh_graph(topology: Mapping[str, Any], per_pod_clusters: Mapping[str, Mappi
         if members:
             graph.subgraphs.append(Subgraph(f"service:{service['name']}",
                                             f"{service['name']} ({service.get('vip', '')})", members))
-    _add_streams(graph, sidecars, status_rows, flashes or {})
+    _add_streams(graph, sidecars, rows, flashes or {})
     calls = _configured_calls(topology, per_pod_clusters)
     for pod, clusters_json in per_pod_clusters.items():
         counted = traffic.delta((since or {}).get(pod), clusters_json)

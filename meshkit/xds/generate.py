@@ -12,7 +12,7 @@ from . import gateway
 from .clusters import build_clusters
 from .endpoints import build_endpoints
 from .listeners import build_listeners
-from .resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from .resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, resource_name
 from .routes import build_routes
 from .scope import for_proxy
 
@@ -36,4 +36,14 @@ def generate(topology: Topology, proxy: Workload, types: Collection[str] | None 
         built = gateway.generate(topology, proxy)
         return {url: built[url] for url in BUILDERS if url in built and (types is None or url in types)}
     topology = for_proxy(topology, proxy)  # exportTo and its Sidecar's outboundTrafficPolicy
-    return {url: build(topology, proxy) for url, build in BUILDERS.items() if types is None or url in types}
+    return {url: first_of_each_name(build(topology, proxy)) for url, build in BUILDERS.items()
+            if types is None or url in types}
+
+
+def first_of_each_name(messages: list[Message]) -> list[Message]:
+    """One resource per name, the first: two ServiceEntries (or one listing a host twice) that
+    declare the same host and port make the same cluster, and istiod keeps the oldest."""
+    by_name: dict[str, Message] = {}
+    for message in messages:
+        by_name.setdefault(resource_name(message), message)
+    return list(by_name.values()) if len(by_name) < len(messages) else messages

@@ -94,7 +94,8 @@ def test_push_timeline_diffs_a_weight_edit_and_replay_brings_the_weights_back(re
     timeline.select(first, second)
     print(f"\npush_diff {first} → {second}: {(time.monotonic() - started) * 1000:.0f} ms\n{timeline.text()[-1500:]}")
     # the sidecars' route config 9080 (the front gate, whose routes differ, gets its own entry)
-    (rds,) = [d for d in timeline.diff if d["type"] == "RDS" and any(p.startswith("productpage") for p in d["pods"])]
+    (rds,) = [d for d in timeline.diff if d["type"] == "RDS" and d["name"] == "9080"
+              and any(p.startswith("productpage") for p in d["pods"])]
     assert rds["name"] == "9080" and rds["action"] == "modified" and len(rds["pods"]) >= 7
     changed = [line for line in rds["diff"].splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
     assert any(line[1:].strip().startswith("weight:") for line in changed), rds["diff"]
