@@ -20,8 +20,10 @@ HCM = "envoy.filters.network.http_connection_manager"
 
 def admin_address(mesh: Mesh) -> str:
     boot = dump_section(mesh, POD, "Bootstrap")["bootstrap"]
-    sock = boot["admin"]["address"]["socket_address"]
-    return f"{sock['address']}:{sock['port_value']}"
+    address = boot["admin"]["address"]
+    if "pipe" in address:  # userspace capture: the admin API is a 0600 unix socket in the pod folder
+        return "unix://" + address["pipe"]["path"]
+    return f"{address['socket_address']['address']}:{address['socket_address']['port_value']}"
 
 
 def check_admin(mesh: Mesh) -> Verdict:
@@ -111,8 +113,10 @@ LAB = LabSpec(
                 "`admin.address.socket_address` has `address` and `port_value`; write them as \"IP:port\".",
             ),
             solution=("boot = mesh.pc.config_dump('productpage-v1')['configs'][0]['bootstrap']\n"
-                      "sock = boot['admin']['address']['socket_address']\n"
-                      "admin_address = f\"{sock['address']}:{sock['port_value']}\""),
+                      "address = boot['admin']['address']\n"
+                      "admin_address = ('unix://' + address['pipe']['path'] if 'pipe' in address else\n"
+                      "                 f\"{address['socket_address']['address']}:"
+                      "{address['socket_address']['port_value']}\")"),
             apply=set_answers(admin_address=admin_address),
         ),
         Exercise(
