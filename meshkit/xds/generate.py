@@ -34,7 +34,8 @@ def generate(topology: Topology, proxy: Workload, types: Collection[str] | None 
     topology = gateway.effective(topology)
     if gateway.is_gateway(proxy):
         built = gateway.generate(topology, proxy)
-        return {url: built[url] for url in BUILDERS if url in built and (types is None or url in types)}
+        return {url: first_of_each_name(built[url]) for url in BUILDERS
+                if url in built and (types is None or url in types)}
     topology = for_proxy(topology, proxy)  # exportTo and its Sidecar's outboundTrafficPolicy
     return {url: first_of_each_name(build(topology, proxy)) for url, build in BUILDERS.items()
             if types is None or url in types}
