@@ -150,8 +150,8 @@ class Texts:
     """One lab's texts in one language: `t(english)` gives the twin, English itself as the fallback."""
 
     def __init__(self, lab: str, lang: str) -> None:
-        self.lab = load_spec(lab).name
         self.lang = i18n.check(lang)
+        self.lab = load_spec(lab).name if self.lang != i18n.EN else lab  # English needs no table
         english = lab_texts(self.lab) if self.lang != i18n.EN else []
         texts = load(self.lang, self.lab)["texts"] if self.lang != i18n.EN else {}
         self.table = i18n.Table({en: texts[i18n.key(en)] for en in english if i18n.key(en) in texts})
