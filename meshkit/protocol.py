@@ -152,6 +152,7 @@ class WorkloadInfo(TypedDict):
     node_id: str
     sidecar: bool
     calls: list[str]  # the Services its app calls: the call graph views draw before any traffic
+    listens: list[int]  # a gateway's ports its Gateways open (none: a sidecar, or a gate no Gateway opens)
 
 
 class TopologyInfo(TypedDict):

@@ -35,7 +35,7 @@ def _workload(name: str, ip: str) -> p.WorkloadInfo:
     return {"name": name, "deployment": name, "namespace": "default", "ip": ip,
             "labels": {"app": app, "version": version}, "service_account": f"bookinfo-{app}",
             "node_id": f"sidecar~{ip}~{name}.default~default.svc.cluster.local", "sidecar": True,
-            "calls": CALLS.get(name, [])}
+            "calls": CALLS.get(name, []), "listens": []}
 
 
 def _service(name: str, vip: str) -> p.ServiceInfo:

@@ -297,7 +297,7 @@ def _headings(graph: Graph) -> list[str]:
 
 
 def _title(graph: Graph) -> str:
-    return graph.title + (f"\n{_wrap(graph.note, 90)}" if graph.note else "")
+    return graph.title + (f"\n{_wrap(_short(graph.note), 90)}" if graph.note else "")
 
 
 def _short(text: str) -> str:
@@ -306,7 +306,7 @@ def _short(text: str) -> str:
 
 
 def _detail(text: str) -> str:
-    return "\n".join(_wrap(line, WRAP + 3) for line in _short(text).splitlines()[:8])
+    return "\n".join(_wrap(line, WRAP + 1) for line in _short(text).splitlines()[:8])
 
 
 def _wrap(text: str, width: int = WRAP) -> str:
@@ -316,7 +316,7 @@ def _wrap(text: str, width: int = WRAP) -> str:
         line = ""
         pieces = re.findall(r"[^|.;, /:]*[|.;, /:]?", raw)
         if re.fullmatch(r"[\d.]+:\d+", raw):  # an address:port breaks only before its port
-            pieces = [raw] if len(raw) <= width + 4 else [raw[:raw.rindex(":")], raw[raw.rindex(":"):]]
+            pieces = [raw] if len(raw) <= width + 2 else [raw[:raw.rindex(":")], raw[raw.rindex(":"):]]
         # a long CamelCase name (PassthroughFilterChain) breaks between its words
         pieces = [part for piece in pieces if piece for part in
                   (re.findall(r"[A-Z]?[^A-Z]*", piece)[:-1] if len(piece) > width else [piece])]

@@ -54,10 +54,9 @@ def mesh_graph(topology: Mapping[str, Any], per_pod_clusters: Mapping[str, Mappi
     """
     graph = Graph("mesh", rankdir="TB", note=LEGEND)
     rows = list(status_rows) if status_rows is not None else None
-    closed = {r.get("pod") for r in rows or [] if (r.get("types", {}).get("RDS") or {}).get("state") == "NOT SENT"}
-    # the front gate appears once a Gateway opens it (until then it holds no routes: RDS NOT SENT)
+    # the front gate appears while a Gateway opens a port on it (until then it holds no listener)
     workloads = [w for w in topology.get("workloads", [])
-                 if not (str(w.get("node_id", "")).startswith("router~") and w["name"] in closed)]
+                 if not str(w.get("node_id", "")).startswith("router~") or w.get("listens")]
     pods_by_ip = {w["ip"]: w["name"] for w in workloads}
     outside = topology.get("outside") or {}
     sidecars = [w for w in workloads if w.get("sidecar", True)]

@@ -21,7 +21,7 @@ from ..errors import InvalidInput, Nack, NotFound, Starting
 from ..model import Topology, TopologyError, Workload
 from ..model.gateway_api import deployed, with_status
 from ..runtime.base import Runtime
-from ..xds import generate
+from ..xds import gateway, generate
 from ..xds.capture import USERSPACE_DIFFERENCE
 from ..xds.control_plane import ControlPlane, Push
 from ..xds.push_log import diff_states
@@ -30,6 +30,11 @@ from ..xds.server import AdsServer
 from ..xds.status import SyncEvent, SyncTracker
 from .documents import Documents, with_istio
 from .events import EventLog
+
+
+def _listens(topology: Topology, workload: Workload) -> list[int]:
+    """The pod ports a gateway's Gateways open: none for a sidecar, or for a gate no Gateway opens."""
+    return sorted({s.port for s in gateway.servers(topology, workload)}) if gateway.is_gateway(workload) else []
 
 
 class PlaneService:
@@ -104,6 +109,7 @@ class PlaneService:
 
     async def topology(self) -> p.TopologyInfo:
         topology = self._plane().topology
+        effective = gateway.effective(topology)
         return {
             "mesh": dict(topology.mesh.__dict__),
             "outside": self.runtime.outside(),
@@ -112,7 +118,8 @@ class PlaneService:
                          for s in topology.services],
             "workloads": [{"name": w.name, "deployment": w.deployment, "namespace": w.namespace, "ip": w.ip,
                            "labels": w.label_map, "service_account": w.service_account, "node_id": w.node_id,
-                           "sidecar": w.sidecar, "calls": list(w.calls)}
+                           "sidecar": w.sidecar, "calls": list(w.calls),
+                           "listens": _listens(effective, w)}
                           for w in topology.workloads],
         }
 

@@ -114,8 +114,14 @@ def test_bookinfo_gateway_opens_the_front_door(mesh):
         # the VirtualService names only the gateway: no sidecar got its routes
         sidecar = json.dumps(mesh.xds("productpage-v1"))
         assert "/virtual-service/bookinfo\"" not in sidecar
+        assert listening(mesh) == [8080]  # what the mesh graph reads to draw the gate
     finally:
         mesh.delete(text)
+    assert listening(mesh) == []  # closed again: the graph leaves the gate out
+
+
+def listening(mesh) -> list[int]:
+    return next(w["listens"] for w in mesh.topology()["workloads"] if w["deployment"] == "istio-ingressgateway")
 
 
 def test_gateway_api_gateway_deploys_its_own_gate(mesh):

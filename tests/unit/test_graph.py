@@ -371,3 +371,17 @@ def test_dot_accepts_every_graph(dump: dict) -> None:
     for graph in graphs:
         done = subprocess.run(["dot", "-Tsvg"], input=to_dot(graph), capture_output=True, text=True, check=True)
         assert "<svg" in done.stdout and not done.stderr
+
+
+def test_mesh_graph_shows_the_front_gate_only_while_a_gateway_opens_it() -> None:
+    """An idle gate holds no listener: drawing it would only crowd the picture; once open, it is there."""
+    topology = bookinfo_topology()
+    gate = {"name": "istio-ingressgateway-x", "deployment": "istio-ingressgateway", "ip": "10.244.0.30",
+            "labels": {"istio": "ingressgateway"}, "sidecar": True, "listens": [],
+            "node_id": "router~10.244.0.30~istio-ingressgateway-x.istio-system~istio-system.svc.cluster.local"}
+    topology["workloads"].append(gate)
+    assert "pod:istio-ingressgateway-x" not in mesh_graph(topology, {}, status_rows=STATUS).nodes
+    gate["listens"] = [8080]
+    opened = mesh_graph(topology, {}, status_rows=STATUS)
+    assert opened.nodes["pod:istio-ingressgateway-x"].label == "istio-ingressgateway"
+    assert ("boss", "pod:istio-ingressgateway-x") in {(e.src, e.dst) for e in opened.edges}
