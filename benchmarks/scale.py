@@ -12,7 +12,11 @@ Prints, without judging (no pass/fail):
    loopback, pods on 127.1.x.y so `capture: userspace` listeners bind side by side): the time
    until every Envoy has ACKed its first full config, the edit → every target ACKed latency of
    one VirtualService edit (p50 / p95 over `--edits`), the same for one file of 1,000
-   ServiceEntries, and the memory of the Envoys and of the boss.
+   ServiceEntries, and the memory of the Envoys (PSS: what the machine pays) and of the boss.
+
+Steps 2 and 3 run twice (`--scope`): every proxy seeing every Service, as a mesh without any
+`Sidecar` is, and with Istio's advice for a large mesh, a default `Sidecar` in istio-system that
+lets each proxy see its own namespace (a tenth of the mesh here). Each run has its own Envoys.
 
 A large `Topology` is built here (Services in 10 namespaces, one in ten TCP, a DestinationRule
 with subsets on one in twenty), since `meshkit up` starts the Bookinfo mesh.
@@ -28,6 +32,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from dataclasses import replace
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -47,6 +52,18 @@ from meshkit.xds.status import SyncTracker
 
 NAMESPACES = 10
 EDIT_HOST = "svc0"  # the Service the VirtualService edit routes
+# Istio's advice for a large mesh: a mesh-wide default Sidecar in the root namespace, so each proxy
+# sees its own namespace (and istio-system) instead of every Service of the mesh.
+NAMESPACE_SCOPE = """
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: istio-system}
+spec:
+  egress: [{hosts: ["./*", "istio-system/*"]}]
+"""
+SCOPES = {"mesh": "", "namespace": NAMESPACE_SCOPE}
+SCOPE_TITLES = {"mesh": "every proxy sees every Service (no Sidecar)",
+                "namespace": "a default Sidecar in istio-system: each proxy sees its own namespace"}
 
 
 def large_topology(services: int, pods_per_service: int = 2) -> Topology:
@@ -108,6 +125,15 @@ spec:
 def rss_mb(pid: int | str = "self") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pss_mb(pid: int | str) -> float:
+    """The process's proportional share of memory: pages shared between Envoys (the 100 MB binary,
+    its libraries) count once over all of them, as the machine pays for them; RSS counts them per process."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -210,15 +236,16 @@ async def with_envoys(plane: ControlPlane, pods: list[Workload], port: int, edit
             start = time.perf_counter()
             synced = await plane.wait_synced(pods, 900)
             ok = sum(set(r.values()) == {"ACK"} for r in synced.values())
-            booted_mb = sum(rss_mb(p.pid) for p in procs if p.poll() is None)
+            booted_mb = sum(pss_mb(p.pid) for p in procs if p.poll() is None)
             print(f"{len(procs)} Envoys booted and ACKed their first config: {ok}/{len(pods)} in "
                   f"{time.perf_counter() - start:.1f} s; Envoys {booted_mb:.0f} MB "
                   f"({booted_mb / len(procs):.0f} MB each), boss {rss_mb():.0f} MB")
             await measure_edits(plane, edits)
             await measure_entries(plane, pods, entries)
-            envoy_mb = sum(rss_mb(p.pid) for p in procs if p.poll() is None)
-            print(f"  (after the first config: {booted_mb:.0f} MB of Envoys)")
-            print(f"memory: {len(procs)} Envoys {envoy_mb:.0f} MB, boss {rss_mb():.0f} MB, "
+            live = [p.pid for p in procs if p.poll() is None]
+            envoy_mb, envoy_rss = sum(map(pss_mb, live)), sum(map(rss_mb, live))
+            print(f"memory: {len(live)} Envoys {envoy_mb:.0f} MB (PSS; their RSS adds up to {envoy_rss:.0f} MB, "
+                  f"counting the shared binary once per Envoy), boss {rss_mb():.0f} MB, "
                   f"together {(envoy_mb + rss_mb()) / 1024:.2f} GB")
         finally:
             for proc in procs:
@@ -263,26 +290,32 @@ async def measure_entries(plane: ControlPlane, pods: list[Workload], count: int)
     synced = await plane.wait_synced(pods, 900)  # the push waits 5 s for ACKs; Envoys may need longer
     all_ms = (time.time() - push["started"]) * 1000
     acked = sum(set(r.values()) == {"ACK"} for r in synced.values())
+    new_clusters = Counter(c["pod"] for c in push["changes"] if c["type"] == "CDS" and c["action"] == "added")
+    added = [new_clusters[pod.name] for pod in pods]
     print(f"{count} ServiceEntries from one file: boss share {push['publish_ms'] / 1000:.2f} s "
           f"(CPU {time.process_time() - start_cpu:.1f} s with serving), every target ACKed after "
-          f"{all_ms / 1000:.1f} s ({acked}/{len(pods)} proxies ACKed everything); with parse and analysis "
-          f"{ms / 1000:.2f} s until the push returned")
+          f"{all_ms / 1000:.1f} s ({acked}/{len(pods)} proxies ACKed everything, each got "
+          f"{min(added)}–{max(added)} new clusters); with parse and analysis {ms / 1000:.2f} s until the push returned")
 
 
 async def main_async(args: argparse.Namespace) -> None:
     translation(args.services, 20)
-    topology = with_sidecars(large_topology(args.services), args.proxies)
-    pods = topology.sidecars()
-    server = AdsServer(SnapshotCache(), SyncTracker())
-    port = await server.start("127.0.0.1:0")
-    plane = ControlPlane(topology, server.cache, server.tracker)
-    try:
-        await full_push(plane, pods)
-        if not args.no_envoy:
-            await with_envoys(plane, pods, port, args.edits, args.entries)
-    finally:
-        plane.close()
-        await server.stop(0.2)
+    for scope in SCOPES if args.scope == "both" else (args.scope,):
+        print(f"\n-- {SCOPE_TITLES[scope]} --")
+        topology = with_sidecars(large_topology(args.services), args.proxies)
+        if SCOPES[scope]:
+            topology = replace(topology, istio=topology.istio.applied(parse_istio(SCOPES[scope])))
+        pods = topology.sidecars()
+        server = AdsServer(SnapshotCache(), SyncTracker())
+        port = await server.start("127.0.0.1:0")
+        plane = ControlPlane(topology, server.cache, server.tracker)
+        try:
+            await full_push(plane, pods)
+            if not args.no_envoy:
+                await with_envoys(plane, pods, port, args.edits, args.entries)
+        finally:
+            plane.close()
+            await server.stop(0.2)
 
 
 def main() -> None:
@@ -292,6 +325,8 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=20)
     parser.add_argument("--entries", type=int, default=1000)
     parser.add_argument("--no-envoy", action="store_true", help="skip the real Envoys")
+    parser.add_argument("--scope", choices=["mesh", "namespace", "both"], default="both",
+                        help="what each proxy sees: every Service, or its namespace (a default Sidecar)")
     args = parser.parse_args()
     print(f"{args.services} Services, {args.services * 2} pods, {args.proxies} proxies, pid {os.getpid()}")
     asyncio.run(main_async(args))
