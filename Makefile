@@ -28,10 +28,14 @@ lab: setup system
 DOCTEST_MODULES := meshkit/model meshkit/inspect meshkit/xds/status.py meshkit/widgets/builders.py \
 	meshkit/errors.py meshkit/protocol.py meshkit/constants.py meshkit/client/fake.py
 
+# Two workers, a file each at a time (each worker boots its own session mesh; meshes live side by side):
+# the notebooks' file on one, every other file on the other. PARALLEL= runs it in one process.
+PARALLEL ?= -n 2 --dist loadfile --no-loadscope-reorder
+
 test: setup
 	$(VENV)/bin/ruff check meshkit tests benchmarks
 	$(PY) -m pytest -q --doctest-modules $(DOCTEST_MODULES)
-	$(PY) -m pytest -ra --durations=15 tests
+	$(PY) -m pytest -ra --durations=15 $(PARALLEL) tests
 
 setup: $(VENV)/.installed
 

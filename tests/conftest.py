@@ -68,10 +68,18 @@ def mesh(mesh_home: Path):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Print how long the notebook suite took, notebook by notebook (issue: the run prints it)."""
-    from tests.notebooks.test_notebooks import TIMINGS
+    from tests.notebooks.test_notebooks import TIMING
 
-    if TIMINGS:
+    timings = dict(value for reports in terminalreporter.stats.values() for report in reports
+                   for key, value in getattr(report, "user_properties", ()) if key == TIMING)
+    if timings:
         terminalreporter.section("notebooks")
-        for name, seconds in sorted(TIMINGS.items()):
+        for name, seconds in sorted(timings.items()):
             terminalreporter.write_line(f"{seconds:6.1f}s  {name}")
-        terminalreporter.write_line(f"{sum(TIMINGS.values()):6.1f}s  all {len(TIMINGS)} notebooks")
+        terminalreporter.write_line(f"{sum(timings.values()):6.1f}s  all {len(timings)} notebooks")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The notebooks first: under xdist (`-n 2 --dist loadfile`, as `make test` runs) their file, the
+    longest, starts at once on one worker while the other takes every other file."""
+    items.sort(key=lambda item: "tests/notebooks/" not in item.nodeid)

@@ -14,6 +14,7 @@ claims another pod's node id is refused with PERMISSION_DENIED and gets no SDS s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -259,13 +261,24 @@ def test_no_ads_listener_on_tcp(any_mesh):
             assert socket_path.is_socket() and (socket_path.stat().st_mode & 0o777) == 0o600, socket_path
 
 
+@contextlib.contextmanager
+def short_name(path: Path) -> Iterator[str]:
+    """`path` by a name a unix socket can be dialed at: a deep pytest home (an xdist worker's)
+    makes it longer than sun_path's 108 bytes; its folder's O_PATH descriptor names it in a few."""
+    folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{folder}/{path.name}"
+    finally:
+        os.close(folder)
+
+
 def test_another_pods_node_id_on_a_pods_socket_is_refused(any_mesh):
     workloads = [w for w in any_mesh.topology()["workloads"] if w["sidecar"]]
     mine, theirs = workloads[0], workloads[1]
     path = any_mesh.home / "pods" / mine["name"] / POD_XDS_SOCKET
     request = discovery_pb2.DiscoveryRequest(type_url=SECRET, resource_names=["default"])
     request.node.id = theirs["node_id"]
-    with grpc.insecure_channel(f"unix:{path}") as channel:
+    with short_name(path) as dialed, grpc.insecure_channel(f"unix:{dialed}") as channel:
         call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources(
             iter([request]), timeout=5)
         with pytest.raises(grpc.RpcError) as refused:

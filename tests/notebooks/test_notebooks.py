@@ -31,7 +31,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 GRAPHS = ("ProxyGraph(", "MeshGraph(", "TraceView(", "projector(")
 
 pytestmark = pytest.mark.notebook
-TIMINGS: dict[str, float] = {}  # "solutions/03-lds.ipynb" -> seconds; printed at the end of the run
+TIMING = "notebook_seconds"  # a test's user property: ("solutions/03-lds.ipynb", seconds), summed up at the end
 
 
 def run(path: Path, home: Path) -> tuple[nbformat.NotebookNode, float]:
@@ -41,9 +41,18 @@ def run(path: Path, home: Path) -> tuple[nbformat.NotebookNode, float]:
     start = time.perf_counter()
     NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
-    seconds = time.perf_counter() - start
-    TIMINGS[str(path.relative_to(ROOT))] = seconds
-    return notebook, seconds
+    return notebook, time.perf_counter() - start
+
+
+@pytest.fixture
+def execute(mesh, mesh_home: Path, request: pytest.FixtureRequest):
+    """Runs a notebook on the session's mesh; its time goes into the run's notebook summary
+    (as a report property, so it reaches the summary from an xdist worker too)."""
+    def execute(path: Path) -> tuple[nbformat.NotebookNode, float]:
+        notebook, seconds = run(path, mesh_home)
+        request.node.user_properties.append((TIMING, (str(path.relative_to(ROOT)), seconds)))
+        return notebook, seconds
+    return execute
 
 
 def check_outputs(notebook: nbformat.NotebookNode) -> list[str]:
@@ -76,8 +85,8 @@ def assert_live_pictures(notebook: nbformat.NotebookNode) -> None:
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
-def test_solution_notebook_completes_every_check(path: Path, mesh, mesh_home: Path):
-    notebook, seconds = run(path, mesh_home)
+def test_solution_notebook_completes_every_check(path: Path, execute):
+    notebook, seconds = execute(path)
     results = check_outputs(notebook)
     print(f"{path.name}: {seconds:.1f}s, {len(results)} checks, {len(graph_cells(notebook))} graph cells")
     assert results, "a lab without checks"
@@ -93,8 +102,8 @@ def test_ten_of_the_eleven_labs_draw_a_graph():
 
 
 @pytest.mark.parametrize("path", LABS, ids=lambda p: p.name)
-def test_student_notebook_says_not_yet(path: Path, mesh, mesh_home: Path):
-    notebook, seconds = run(path, mesh_home)
+def test_student_notebook_says_not_yet(path: Path, execute):
+    notebook, seconds = execute(path)
     results = check_outputs(notebook)
     print(f"{path.name}: {seconds:.1f}s, {len(results)} checks")
     assert results and all("not yet" in line for line in results), results
@@ -108,8 +117,8 @@ def korean_verdicts(results: list[str], outcome: str) -> list[str]:
 
 
 @pytest.mark.parametrize("path", KO_SOLUTIONS, ids=lambda p: "ko-" + p.name)
-def test_korean_solution_notebook_completes_every_check_in_korean(path: Path, mesh, mesh_home: Path):
-    notebook, seconds = run(path, mesh_home)
+def test_korean_solution_notebook_completes_every_check_in_korean(path: Path, execute):
+    notebook, seconds = execute(path)
     results = check_outputs(notebook)
     print(f"ko/{path.name}: {seconds:.1f}s, {len(results)} checks", *results, sep="\n  ")
     assert results, "a lab without checks"
@@ -118,8 +127,8 @@ def test_korean_solution_notebook_completes_every_check_in_korean(path: Path, me
 
 
 @pytest.mark.parametrize("path", KO_LABS, ids=lambda p: "ko-" + p.name)
-def test_korean_student_notebook_says_not_yet_in_korean(path: Path, mesh, mesh_home: Path):
-    notebook, seconds = run(path, mesh_home)
+def test_korean_student_notebook_says_not_yet_in_korean(path: Path, execute):
+    notebook, seconds = execute(path)
     results = check_outputs(notebook)
     print(f"ko/{path.name}: {seconds:.1f}s, {len(results)} checks", *results, sep="\n  ")
     assert results and korean_verdicts(results, "아직") == [], results
