@@ -250,30 +250,34 @@ def test_resources_reject_unknown_kind_or_filter(config_dump):
         pc.resources(config_dump, "listeners", fqdn="x")
 
 
-def test_to_camel_renames_fields_not_data():
-    snake = {
-        "http2_protocol_options": {},
-        "metadata": {"filter_metadata": {"istio": {"some_key": 1}}, "typed_filter_metadata": {
-            "envoy.lb": {"@type": "type.googleapis.com/x.Y", "hash_key": "k"}}},
-        "typed_per_filter_config": {"envoy.filters.http.fault": {"@type": "t", "abort": {"http_status": 503}}},
-        "rules": {"policies": {"ns[foo]-policy[a_b]": {"permissions": [{"any": True}]}}},
-        "transport_socket_matches": [{"match": {"tlsMode": "istio", "a_b": 1}, "transport_socket": {}}],
-        "node": {"metadata": {"ISTIO_VERSION": "1.26.0"}},
-        "typed_config": {"@type": "type.googleapis.com/udpa.type.v1.TypedStruct", "type_url": "u",
-                         "value": {"keep_me": 1}},
-    }
+@pytest.mark.parametrize(("snake", "camel"), [
+    pytest.param({"http2_protocol_options": {}},
+                 {"http2ProtocolOptions": {}}, id="field-name"),
+    pytest.param({"metadata": {"filter_metadata": {"istio": {"some_key": 1}}, "typed_filter_metadata": {
+                  "envoy.lb": {"@type": "type.googleapis.com/x.Y", "hash_key": "k"}}}},
+                 {"metadata": {"filterMetadata": {"istio": {"some_key": 1}}, "typedFilterMetadata": {
+                  "envoy.lb": {"@type": "type.googleapis.com/x.Y", "hashKey": "k"}}}}, id="metadata-struct-and-map"),
+    pytest.param({"typed_per_filter_config": {
+                  "envoy.filters.http.fault": {"@type": "t", "abort": {"http_status": 503}}}},
+                 {"typedPerFilterConfig": {
+                  "envoy.filters.http.fault": {"@type": "t", "abort": {"httpStatus": 503}}}},
+                 id="per-filter-config-map"),
+    pytest.param({"rules": {"policies": {"ns[foo]-policy[a_b]": {"permissions": [{"any": True}]}}}},
+                 {"rules": {"policies": {"ns[foo]-policy[a_b]": {"permissions": [{"any": True}]}}}},
+                 id="rbac-policy-names"),
+    pytest.param({"transport_socket_matches": [{"match": {"tlsMode": "istio", "a_b": 1}, "transport_socket": {}}]},
+                 {"transportSocketMatches": [{"match": {"tlsMode": "istio", "a_b": 1}, "transportSocket": {}}]},
+                 id="transport-socket-match-struct"),
+    pytest.param({"node": {"metadata": {"ISTIO_VERSION": "1.26.0"}}},
+                 {"node": {"metadata": {"ISTIO_VERSION": "1.26.0"}}}, id="node-metadata-struct"),
+    pytest.param({"typed_config": {"@type": "type.googleapis.com/udpa.type.v1.TypedStruct", "type_url": "u",
+                                   "value": {"keep_me": 1}}},
+                 {"typedConfig": {"@type": "type.googleapis.com/udpa.type.v1.TypedStruct", "typeUrl": "u",
+                                  "value": {"keep_me": 1}}}, id="typed-struct-value"),
+])
+def test_to_camel_renames_fields_not_data(snake, camel):
     before = copy.deepcopy(snake)
-    assert to_camel(snake) == {
-        "http2ProtocolOptions": {},
-        "metadata": {"filterMetadata": {"istio": {"some_key": 1}}, "typedFilterMetadata": {
-            "envoy.lb": {"@type": "type.googleapis.com/x.Y", "hashKey": "k"}}},
-        "typedPerFilterConfig": {"envoy.filters.http.fault": {"@type": "t", "abort": {"httpStatus": 503}}},
-        "rules": {"policies": {"ns[foo]-policy[a_b]": {"permissions": [{"any": True}]}}},
-        "transportSocketMatches": [{"match": {"tlsMode": "istio", "a_b": 1}, "transportSocket": {}}],
-        "node": {"metadata": {"ISTIO_VERSION": "1.26.0"}},
-        "typedConfig": {"@type": "type.googleapis.com/udpa.type.v1.TypedStruct", "typeUrl": "u",
-                        "value": {"keep_me": 1}},
-    }
+    assert to_camel(snake) == camel
     assert snake == before
 
 
