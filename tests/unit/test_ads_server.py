@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 import pytest
@@ -115,6 +116,12 @@ class FakeEnvoy:
         self.reader.cancel()
 
 
+class Stream(Protocol):
+    """An ADS stream a test drives (state of the world or delta)."""
+
+    async def close(self) -> None: ...
+
+
 @dataclass
 class Harness:
     cache: SnapshotCache
@@ -122,11 +129,12 @@ class Harness:
     channel: grpc.aio.Channel
     port: int
     server: AdsServer
-    envoys: list[FakeEnvoy] = field(default_factory=list)  # closed when the scenario ends
+    envoys: list[Stream] = field(default_factory=list)  # closed when the scenario ends
 
     def envoy(self, node_id: str = NODE) -> FakeEnvoy:
-        self.envoys.append(FakeEnvoy(self.channel, node_id))
-        return self.envoys[-1]
+        envoy = FakeEnvoy(self.channel, node_id)
+        self.envoys.append(envoy)
+        return envoy
 
     async def event(self, kind: EventKind, type_url: str = "") -> SyncEvent:
         """The next event of this kind (and type); subscribe before causing it."""
