@@ -27,6 +27,8 @@ import pytest
 import yaml
 from cryptography import x509
 
+from ..documents import document
+
 pytestmark = pytest.mark.mesh
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "istio-bookinfo"
@@ -35,30 +37,8 @@ GATEWAY_API = DATA / "gateway-api" / "bookinfo-gateway.yaml"
 REVIEWS_90_10 = DATA / "gateway-api" / "route-reviews-90-10.yaml"
 VERSIONS = DATA / "platform" / "kube" / "bookinfo-versions.yaml"
 
-HTTPS_GATEWAY = """
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: bookinfo-https
-spec:
-  selector:
-    istio: ingressgateway
-  servers:
-  - port: {number: 443, name: https, protocol: HTTPS}
-    tls: {mode: SIMPLE, credentialName: bookinfo-credential}
-    hosts: [bookinfo.example.com]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: bookinfo-https
-spec:
-  hosts: [bookinfo.example.com]
-  gateways: [bookinfo-https]
-  http:
-  - route:
-    - destination: {host: productpage, port: {number: 9080}}
-"""
+# TLS at the gate: a SIMPLE server on 443 with the boss-issued `bookinfo-credential`, and its route
+HTTPS_GATEWAY = document("snippets/bookinfo-https-gateway.yaml")
 
 
 def cli(mesh, *args: str) -> subprocess.CompletedProcess:

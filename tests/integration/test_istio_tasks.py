@@ -52,27 +52,6 @@ def vs_all_to(subset_of: dict[str, str]) -> str:
 # samples/bookinfo/networking/virtual-service-all-v1.yaml, same documents in the same order
 VS_ALL_V1 = vs_all_to({"productpage": "v1", "reviews": "v1", "ratings": "v1", "details": "v1"})
 
-# samples/bookinfo/networking/virtual-service-reviews-50-v3.yaml
-VS_REVIEWS_50_V3 = """
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: reviews
-spec:
-  hosts:
-    - reviews
-  http:
-  - route:
-    - destination:
-        host: reviews
-        subset: v1
-      weight: 50
-    - destination:
-        host: reviews
-        subset: v3
-      weight: 50
-"""
-
 
 def ratings_fault(fault: str, match_jason: bool) -> str:
     """A ratings VirtualService (to subset v1) with `fault` (YAML indented 4) for jason only, or for everyone."""
@@ -148,7 +127,7 @@ def test_request_routing_jason_to_v2(mesh, istio):
 
 # -- traffic shifting -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("vs", "subsets", "expected_first"), [
-    (VS_REVIEWS_50_V3, ("v1", "v3"), 0.5),
+    (istio_file("virtual-service-reviews-50-v3.yaml"), ("v1", "v3"), 0.5),
     (istio_file("virtual-service-reviews-80-20.yaml"), ("v1", "v2"), 0.8),
 ], ids=["50-50", "80-20"])
 def test_traffic_shifting(mesh, istio, vs, subsets, expected_first):

@@ -31,35 +31,13 @@ from meshkit.runtime import kind, netns
 from meshkit.runtime.envoy import start_envoy
 
 from ..conftest import mesh_unavailable_reason
+from ..documents import document
 from .test_serve_xds import PODS, pipe_bootstrap
 
 pytestmark = pytest.mark.mesh
 
-REVIEWS_V2 = """apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets: [{name: v2, labels: {version: v2}}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http: [{route: [{destination: {host: reviews, subset: v2}}]}]
-"""
-RAW_LISTENER = """"@type": type.googleapis.com/envoy.config.listener.v3.Listener
-name: meshkit-kind-test
-address: {socket_address: {address: 127.0.0.1, port_value: 17777}}
-filter_chains:
-- filters:
-  - name: envoy.filters.network.tcp_proxy
-    typed_config:
-      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-      stat_prefix: test
-      cluster: BlackHoleCluster
-"""
+REVIEWS_V2 = document("snippets/reviews-v2.yaml")  # the DestinationRule, then the VirtualService
+RAW_LISTENER = document("snippets/listener-kind-test.yaml")
 
 
 def free_port() -> int:

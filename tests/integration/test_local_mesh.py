@@ -17,6 +17,7 @@ from meshkit.constants import xds_variant
 from meshkit.errors import InvalidInput
 
 from ..conftest import leftovers, mesh_unavailable_reason
+from ..documents import document
 
 pytestmark = pytest.mark.mesh
 
@@ -138,25 +139,7 @@ def test_raw_route_edit_changes_where_requests_go(mesh, tmp_path: Path):
     assert {r["version"] for r in rows} == {"v1", "v2", "v3"}
 
 
-BAD_LISTENER = """
-"@type": type.googleapis.com/envoy.config.listener.v3.Listener
-name: broken
-address: {socket_address: {address: 0.0.0.0, port_value: 7777}}
-bind_to_port: false
-filter_chains:
-- filters:
-  - name: envoy.filters.network.tcp_proxy
-    typed_config:
-      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-      stat_prefix: a
-      cluster: PassthroughCluster
-- filters:
-  - name: envoy.filters.network.tcp_proxy
-    typed_config:
-      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-      stat_prefix: b
-      cluster: PassthroughCluster
-"""
+BAD_LISTENER = document("snippets/listener-duplicate-chains.yaml")  # two chains with the same match
 
 
 def test_nack_is_reported_and_last_good_config_keeps_serving(mesh, tmp_path: Path):
@@ -182,24 +165,7 @@ def test_nack_is_reported_and_last_good_config_keeps_serving(mesh, tmp_path: Pat
     assert row["types"]["LDS"]["state"] == "SYNCED"
 
 
-REVIEWS_V2 = """
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v2, labels: {version: v2}}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - route:
-    - destination: {host: reviews, subset: v2}
-"""
+REVIEWS_V2 = document("snippets/reviews-v2.yaml")
 REVIEWS_V2_EDITED = REVIEWS_V2.replace("  http:\n", "  http:\n  - match: [{headers: {end-user: {exact: jason}}}]\n"
                                        "    route: [{destination: {host: reviews, subset: v2}}]\n")
 

@@ -15,9 +15,9 @@ from google.rpc import status_pb2
 
 from meshkit.xds.resources import CLUSTER, ENDPOINT, LISTENER, SECRET
 from meshkit.xds.snapshot import Snapshot
-from meshkit.xds.status import EventKind, OutcomeKind, SyncState
+from meshkit.xds.status import EventKind, Outcome, OutcomeKind, SyncState
 
-from .test_ads_server import NODE, Harness, run
+from .test_ads_server import NODE, Harness, ads_test
 
 
 def snap(clusters: Mapping[str, int] | None = None, listeners: Mapping[str, int] | None = None) -> Snapshot:
@@ -80,10 +80,18 @@ class DeltaEnvoy:
         self.reader.cancel()
 
 
+def connect(h: Harness, snapshot: Snapshot | None = None) -> DeltaEnvoy:
+    """A new delta stream (closed with the harness), after `snapshot` is set for its node when given."""
+    if snapshot is not None:
+        h.cache.set(NODE, snapshot)
+    envoy = DeltaEnvoy(h.channel)
+    h.envoys.append(envoy)
+    return envoy
+
+
 async def subscribed(h: Harness, type_url: str, snapshot: Snapshot | None = None) -> DeltaEnvoy:
     """A delta stream holding `snapshot` (default `snap()`): wildcard on `type_url`, first response ACKed."""
-    h.cache.set(NODE, snapshot or snap())
-    envoy = DeltaEnvoy(h.channel)
+    envoy = connect(h, snapshot or snap())
     await envoy.request(type_url)
     await envoy.ack(await envoy.recv())
     return envoy
@@ -93,206 +101,169 @@ def names(response: discovery_pb2.DeltaDiscoveryResponse) -> list[str]:
     return sorted(r.name for r in response.resources)
 
 
-def test_wildcard_gets_everything_then_only_what_changed_and_endpoints_of_changed_clusters() -> None:
-    async def scenario(h: Harness) -> None:
-        first = snap()
-        h.cache.set(NODE, first)
-        envoy = DeltaEnvoy(h.channel)
-        await envoy.request(CLUSTER)  # legacy rule: naming nothing is a wildcard
-        clusters = await envoy.recv()
-        assert names(clusters) == ["a", "b"] and not clusters.removed_resources
-        assert clusters.system_version_info == first.version(CLUSTER)
-        assert {r.name: r.version for r in clusters.resources} == dict(first.versions_of(CLUSTER))
-        await envoy.ack(clusters)
-        await envoy.request(ENDPOINT, ["a", "b"])
-        endpoints = await envoy.recv()
-        assert names(endpoints) == ["a", "b"]
-        await envoy.ack(endpoints)
-        await envoy.silent()
-
-        h.cache.set(NODE, snap({"a": 2, "b": 1}))
-        changed, warmed = await envoy.recv(), await envoy.recv()
-        assert (changed.type_url, names(changed)) == (CLUSTER, ["a"])
-        assert (warmed.type_url, names(warmed)) == (ENDPOINT, ["a"])  # unchanged, re-sent so "a" warms
-        assert changed.nonce != warmed.nonce
-        await envoy.ack(changed)
-        await envoy.ack(warmed)
-        await envoy.silent()
-        [row] = h.tracker.status()
-        assert row.as_row()["xds"] == "DELTA"
-        assert row.types[CLUSTER].state == SyncState.SYNCED and row.types[CLUSTER].responses == 2
-        assert row.types[CLUSTER].bytes_sent == clusters.ByteSize() + changed.ByteSize()
-        assert changed.ByteSize() < clusters.ByteSize()
-        await envoy.close()
-
-    run(scenario)
+async def listeners_acked(h: Harness, envoy: DeltaEnvoy,
+                          snapshot: Snapshot) -> tuple[discovery_pb2.DeltaDiscoveryResponse, Outcome]:
+    """Set `snapshot`; the Envoy ACKs the LDS response it gets. That response, and how the tracker
+    rates `snapshot`'s LDS version then (ACK, NACK, or TIMEOUT after 2 s)."""
+    h.cache.set(NODE, snapshot)
+    response = await envoy.recv()
+    await envoy.ack(response)
+    return response, (await h.tracker.wait_for({NODE: {LISTENER: snapshot.version(LISTENER)}}, 2))[NODE][LISTENER]
 
 
-def test_explicit_names_unsubscribe_and_names_that_do_not_exist() -> None:
-    async def scenario(h: Harness) -> None:
-        h.cache.set(NODE, snap())
-        envoy = DeltaEnvoy(h.channel)
-        await envoy.request(ENDPOINT, ["a"])
-        only_a = await envoy.recv()
-        assert names(only_a) == ["a"]
-        await envoy.ack(only_a)
-        await envoy.request(ENDPOINT, ["b", "zz"])  # grow: only the new names, and "zz" does not exist
-        grown = await envoy.recv()
-        assert names(grown) == ["b"] and list(grown.removed_resources) == ["zz"]
-        await envoy.ack(grown)
-        await envoy.request(ENDPOINT, [], ["a"])  # Envoy drops "a" itself: nothing to answer
-        await envoy.silent()
-        await envoy.request(ENDPOINT, ["a"])  # subscribed again: sent again, though unchanged
-        again = await envoy.recv()
-        assert names(again) == ["a"] and not again.removed_resources
-        await envoy.close()
+@ads_test
+async def test_wildcard_gets_everything_then_only_what_changed_and_endpoints_of_changed_clusters(h: Harness) -> None:
+    first = snap()
+    envoy = connect(h, first)
+    await envoy.request(CLUSTER)  # legacy rule: naming nothing is a wildcard
+    clusters = await envoy.recv()
+    assert names(clusters) == ["a", "b"] and not clusters.removed_resources
+    assert clusters.system_version_info == first.version(CLUSTER)
+    assert {r.name: r.version for r in clusters.resources} == dict(first.versions_of(CLUSTER))
+    await envoy.ack(clusters)
+    await envoy.request(ENDPOINT, ["a", "b"])
+    endpoints = await envoy.recv()
+    assert names(endpoints) == ["a", "b"]
+    await envoy.ack(endpoints)
+    await envoy.silent()
 
-    run(scenario)
-
-
-def test_wildcard_and_a_named_resource_then_unsubscribing_the_name_answers_with_it() -> None:
-    async def scenario(h: Harness) -> None:
-        h.cache.set(NODE, snap())
-        envoy = DeltaEnvoy(h.channel)
-        await envoy.request(CLUSTER, ["*", "a"])
-        everything = await envoy.recv()
-        assert names(everything) == ["a", "b"]
-        await envoy.ack(everything)
-        await envoy.request(CLUSTER, [], ["a"])
-        answer = await envoy.recv()  # still covered by the wildcard: the spec wants it (or its removal)
-        assert names(answer) == ["a"]
-        await envoy.ack(answer)
-        await envoy.request(CLUSTER, [], ["*"])  # wildcard off, nothing named: Envoy holds nothing
-        dropped = await envoy.recv()
-        assert sorted(dropped.removed_resources) == ["a", "b"] and not dropped.resources
-        await envoy.close()
-
-    run(scenario)
+    h.cache.set(NODE, snap({"a": 2, "b": 1}))
+    changed, warmed = await envoy.recv(), await envoy.recv()
+    assert (changed.type_url, names(changed)) == (CLUSTER, ["a"])
+    assert (warmed.type_url, names(warmed)) == (ENDPOINT, ["a"])  # unchanged, re-sent so "a" warms
+    assert changed.nonce != warmed.nonce
+    await envoy.ack(changed)
+    await envoy.ack(warmed)
+    await envoy.silent()
+    [row] = h.tracker.status()
+    assert row.as_row()["xds"] == "DELTA"
+    assert row.types[CLUSTER].state == SyncState.SYNCED and row.types[CLUSTER].responses == 2
+    assert row.types[CLUSTER].bytes_sent == clusters.ByteSize() + changed.ByteSize()
+    assert changed.ByteSize() < clusters.ByteSize()
 
 
-def test_a_deleted_resource_is_sent_as_removed() -> None:
-    async def scenario(h: Harness) -> None:
-        envoy = await subscribed(h, CLUSTER)
-        h.cache.set(NODE, snap({"a": 1}))
-        removal = await envoy.recv()
-        assert not removal.resources and list(removal.removed_resources) == ["b"]
-        await envoy.ack(removal)
-        await envoy.silent()
-        await envoy.close()
-
-    run(scenario)
-
-
-def test_a_nack_is_recorded_the_rejected_version_never_resent_and_a_fix_goes_through() -> None:
-    async def scenario(h: Harness) -> None:
-        envoy = await subscribed(h, LISTENER)
-        bad = snap(listeners={"l": 2, "m": 1})
-        h.cache.set(NODE, bad)
-        rejected = await envoy.recv()
-        assert names(rejected) == ["l", "m"]
-        nacked = asyncio.create_task(h.event(EventKind.NACK, LISTENER))
-        await envoy.nack(rejected, "duplicate filter chain match")
-        event = await nacked
-        assert (event.version, event.nonce) == (bad.version(LISTENER), rejected.nonce)
-        assert h.state(LISTENER) == SyncState.ERROR
-        assert h.tracker.get(NODE, LISTENER).error == "duplicate filter chain match"
-        await envoy.silent()
-
-        # only "m" changes: "l" at its rejected version is left out, so the ACK is no ACK of this version
-        withheld = snap(listeners={"l": 2, "m": 2})
-        h.cache.set(NODE, withheld)
-        partial = await envoy.recv()
-        assert names(partial) == ["m"]
-        await envoy.ack(partial)
-        outcome = (await h.tracker.wait_for({NODE: {LISTENER: withheld.version(LISTENER)}}, 2))[NODE][LISTENER]
-        assert outcome.kind == OutcomeKind.NACK and "duplicate filter chain match" in outcome.error
-
-        fixed = snap(listeners={"l": 3, "m": 2})
-        h.cache.set(NODE, fixed)
-        fix = await envoy.recv()
-        assert names(fix) == ["l"]
-        await envoy.ack(fix)
-        outcome = (await h.tracker.wait_for({NODE: {LISTENER: fixed.version(LISTENER)}}, 2))[NODE][LISTENER]
-        assert outcome.kind == OutcomeKind.ACK and h.state(LISTENER) == SyncState.SYNCED
-        await envoy.close()
-
-    run(scenario)
+@ads_test
+async def test_explicit_names_unsubscribe_and_names_that_do_not_exist(h: Harness) -> None:
+    envoy = connect(h, snap())
+    await envoy.request(ENDPOINT, ["a"])
+    only_a = await envoy.recv()
+    assert names(only_a) == ["a"]
+    await envoy.ack(only_a)
+    await envoy.request(ENDPOINT, ["b", "zz"])  # grow: only the new names, and "zz" does not exist
+    grown = await envoy.recv()
+    assert names(grown) == ["b"] and list(grown.removed_resources) == ["zz"]
+    await envoy.ack(grown)
+    await envoy.request(ENDPOINT, [], ["a"])  # Envoy drops "a" itself: nothing to answer
+    await envoy.silent()
+    await envoy.request(ENDPOINT, ["a"])  # subscribed again: sent again, though unchanged
+    again = await envoy.recv()
+    assert names(again) == ["a"] and not again.removed_resources
 
 
-def test_reverting_to_what_envoy_kept_after_a_nack_is_answered_and_acked() -> None:
-    async def scenario(h: Harness) -> None:
-        good = snap()
-        envoy = await subscribed(h, LISTENER, good)
-        h.cache.set(NODE, snap(listeners={"l": 2}))
-        nacked = asyncio.create_task(h.event(EventKind.NACK, LISTENER))
-        await envoy.nack(await envoy.recv(), "bad listener")
-        await nacked
-        h.cache.set(NODE, good)  # Envoy still holds l@1: nothing to send, but the version is answered
-        empty = await envoy.recv()
-        assert not empty.resources and not empty.removed_resources
-        await envoy.ack(empty)
-        outcome = (await h.tracker.wait_for({NODE: {LISTENER: good.version(LISTENER)}}, 2))[NODE][LISTENER]
-        assert outcome.kind == OutcomeKind.ACK
-        await envoy.close()
-
-    run(scenario)
+@ads_test
+async def test_wildcard_and_a_named_resource_then_unsubscribing_the_name_answers_with_it(h: Harness) -> None:
+    envoy = connect(h, snap())
+    await envoy.request(CLUSTER, ["*", "a"])
+    everything = await envoy.recv()
+    assert names(everything) == ["a", "b"]
+    await envoy.ack(everything)
+    await envoy.request(CLUSTER, [], ["a"])
+    answer = await envoy.recv()  # still covered by the wildcard: the spec wants it (or its removal)
+    assert names(answer) == ["a"]
+    await envoy.ack(answer)
+    await envoy.request(CLUSTER, [], ["*"])  # wildcard off, nothing named: Envoy holds nothing
+    dropped = await envoy.recv()
+    assert sorted(dropped.removed_resources) == ["a", "b"] and not dropped.resources
 
 
-def test_a_reconnect_with_initial_resource_versions_gets_only_what_changed() -> None:
-    async def scenario(h: Harness) -> None:
-        h.cache.set(NODE, snap({"a": 1, "b": 1, "c": 1}))
-        envoy = DeltaEnvoy(h.channel)
-        await envoy.request(CLUSTER)
-        held = {r.name: r.version for r in (await envoy.recv()).resources}
-        await envoy.close()
-        disconnected = asyncio.create_task(h.event(EventKind.DISCONNECTED))
-        await disconnected
-
-        h.cache.set(NODE, snap({"a": 1, "b": 2}))  # b changed and c went away while Envoy was gone
-        again = DeltaEnvoy(h.channel)
-        await again.request(CLUSTER, initial=held)
-        resync = await again.recv()
-        assert names(resync) == ["b"] and list(resync.removed_resources) == ["c"]
-        await again.ack(resync)
-        await again.silent()
-        await again.close()
-
-    run(scenario)
+@ads_test
+async def test_a_deleted_resource_is_sent_as_removed(h: Harness) -> None:
+    envoy = await subscribed(h, CLUSTER)
+    h.cache.set(NODE, snap({"a": 1}))
+    removal = await envoy.recv()
+    assert not removal.resources and list(removal.removed_resources) == ["b"]
+    await envoy.ack(removal)
+    await envoy.silent()
 
 
-def test_a_stale_nonce_is_no_ack_but_its_subscription_change_counts() -> None:
-    async def scenario(h: Harness) -> None:
-        h.cache.set(NODE, snap())
-        envoy = DeltaEnvoy(h.channel)
-        await envoy.request(CLUSTER)
-        older = await envoy.recv()
-        await envoy.ack(older)
-        await envoy.request(ENDPOINT, ["a"])
-        await envoy.ack(await envoy.recv())
-        h.cache.set(NODE, snap({"a": 2, "b": 1}))
-        newer, _ = await envoy.recv(), await envoy.recv()
-        assert newer.type_url == CLUSTER
-        await envoy.request(ENDPOINT, ["b"], nonce=older.nonce)  # an old nonce, but a new name
-        grown = await envoy.recv()
-        assert grown.type_url == ENDPOINT and names(grown) == ["b"]
-        assert h.state(CLUSTER) == SyncState.STALE  # the stale nonce acknowledged nothing
-        await envoy.close()
+@ads_test
+async def test_a_nack_is_recorded_the_rejected_version_never_resent_and_a_fix_goes_through(h: Harness) -> None:
+    envoy = await subscribed(h, LISTENER)
+    bad = snap(listeners={"l": 2, "m": 1})
+    h.cache.set(NODE, bad)
+    rejected = await envoy.recv()
+    assert names(rejected) == ["l", "m"]
+    event = await h.after(envoy.nack(rejected, "duplicate filter chain match"), EventKind.NACK, LISTENER)
+    assert (event.version, event.nonce) == (bad.version(LISTENER), rejected.nonce)
+    assert h.state(LISTENER) == SyncState.ERROR
+    assert h.tracker.get(NODE, LISTENER).error == "duplicate filter chain match"
+    await envoy.silent()
 
-    run(scenario)
+    # only "m" changes: "l" at its rejected version is left out, so the ACK is no ACK of this version
+    partial, outcome = await listeners_acked(h, envoy, snap(listeners={"l": 2, "m": 2}))
+    assert names(partial) == ["m"]
+    assert outcome.kind == OutcomeKind.NACK and "duplicate filter chain match" in outcome.error
+
+    fix, outcome = await listeners_acked(h, envoy, snap(listeners={"l": 3, "m": 2}))
+    assert names(fix) == ["l"]
+    assert outcome.kind == OutcomeKind.ACK and h.state(LISTENER) == SyncState.SYNCED
 
 
-def test_types_flush_in_push_order_and_the_first_request_is_answered_even_when_empty() -> None:
-    async def scenario(h: Harness) -> None:
-        envoy = DeltaEnvoy(h.channel)
-        connected = asyncio.create_task(h.event(EventKind.CONNECTED))
-        for url, subscribe in ((LISTENER, ()), (ENDPOINT, ("a",)), (CLUSTER, ()), (SECRET, ())):
-            await envoy.request(url, subscribe)
-        await connected
-        await envoy.silent()  # no snapshot yet
-        h.cache.set(NODE, snap())
-        got = [await envoy.recv() for _ in range(4)]
-        assert [r.type_url for r in got] == [CLUSTER, ENDPOINT, LISTENER, SECRET]
-        assert not got[3].resources  # the snapshot has no secrets: still answered, so Envoy stops waiting
-        await envoy.close()
+@ads_test
+async def test_reverting_to_what_envoy_kept_after_a_nack_is_answered_and_acked(h: Harness) -> None:
+    good = snap()
+    envoy = await subscribed(h, LISTENER, good)
+    h.cache.set(NODE, snap(listeners={"l": 2}))
+    rejected = await envoy.recv()
+    await h.after(envoy.nack(rejected, "bad listener"), EventKind.NACK, LISTENER)
+    # back to `good`: Envoy still holds l@1, so nothing to send, but the version is answered
+    empty, outcome = await listeners_acked(h, envoy, good)
+    assert not empty.resources and not empty.removed_resources
+    assert outcome.kind == OutcomeKind.ACK
 
-    run(scenario)
+
+@ads_test
+async def test_a_reconnect_with_initial_resource_versions_gets_only_what_changed(h: Harness) -> None:
+    envoy = connect(h, snap({"a": 1, "b": 1, "c": 1}))
+    await envoy.request(CLUSTER)
+    held = {r.name: r.version for r in (await envoy.recv()).resources}
+    await h.after(envoy.close(), EventKind.DISCONNECTED)
+
+    h.cache.set(NODE, snap({"a": 1, "b": 2}))  # b changed and c went away while Envoy was gone
+    again = connect(h)
+    await again.request(CLUSTER, initial=held)
+    resync = await again.recv()
+    assert names(resync) == ["b"] and list(resync.removed_resources) == ["c"]
+    await again.ack(resync)
+    await again.silent()
+
+
+@ads_test
+async def test_a_stale_nonce_is_no_ack_but_its_subscription_change_counts(h: Harness) -> None:
+    envoy = connect(h, snap())
+    await envoy.request(CLUSTER)
+    older = await envoy.recv()
+    await envoy.ack(older)
+    await envoy.request(ENDPOINT, ["a"])
+    await envoy.ack(await envoy.recv())
+    h.cache.set(NODE, snap({"a": 2, "b": 1}))
+    newer, _ = await envoy.recv(), await envoy.recv()
+    assert newer.type_url == CLUSTER
+    await envoy.request(ENDPOINT, ["b"], nonce=older.nonce)  # an old nonce, but a new name
+    grown = await envoy.recv()
+    assert grown.type_url == ENDPOINT and names(grown) == ["b"]
+    assert h.state(CLUSTER) == SyncState.STALE  # the stale nonce acknowledged nothing
+
+
+@ads_test
+async def test_types_flush_in_push_order_and_the_first_request_is_answered_even_when_empty(h: Harness) -> None:
+    envoy = connect(h)
+    connected = asyncio.create_task(h.event(EventKind.CONNECTED))
+    for url, subscribe in ((LISTENER, ()), (ENDPOINT, ("a",)), (CLUSTER, ()), (SECRET, ())):
+        await envoy.request(url, subscribe)
+    await connected
+    await envoy.silent()  # no snapshot yet
+    h.cache.set(NODE, snap())
+    got = [await envoy.recv() for _ in range(4)]
+    assert [r.type_url for r in got] == [CLUSTER, ENDPOINT, LISTENER, SECRET]
+    assert not got[3].resources  # the snapshot has no secrets: still answered, so Envoy stops waiting

@@ -7,8 +7,9 @@ import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 import pytest
@@ -18,6 +19,7 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryResponse
 from google.rpc import status_pb2
 
 from meshkit.xds.cache import SnapshotCache
@@ -114,6 +116,12 @@ class FakeEnvoy:
         self.reader.cancel()
 
 
+class Stream(Protocol):
+    """An ADS stream a test drives (state of the world or delta)."""
+
+    async def close(self) -> None: ...
+
+
 @dataclass
 class Harness:
     cache: SnapshotCache
@@ -121,9 +129,12 @@ class Harness:
     channel: grpc.aio.Channel
     port: int
     server: AdsServer
+    envoys: list[Stream] = field(default_factory=list)  # closed when the scenario ends
 
     def envoy(self, node_id: str = NODE) -> FakeEnvoy:
-        return FakeEnvoy(self.channel, node_id)
+        envoy = FakeEnvoy(self.channel, node_id)
+        self.envoys.append(envoy)
+        return envoy
 
     async def event(self, kind: EventKind, type_url: str = "") -> SyncEvent:
         """The next event of this kind (and type); subscribe before causing it."""
@@ -139,6 +150,18 @@ class Harness:
         finally:
             unsubscribe()
 
+    async def after(self, cause: Awaitable[object], kind: EventKind, type_url: str = "") -> SyncEvent:
+        """Await `cause`, then the event of this kind (and type) it brings about, listened for before it."""
+        seen = asyncio.create_task(self.event(kind, type_url))
+        await cause
+        return await seen
+
+    async def synced(self, snapshot: Snapshot | None = None) -> tuple[FakeEnvoy, dict[str, DiscoveryResponse]]:
+        """A new Envoy on `snapshot` (default `mesh()`), subscribed as Envoy does with every response ACKed."""
+        self.cache.set(NODE, snapshot or mesh())
+        envoy = self.envoy()
+        return envoy, await envoy.sync_all()
+
     def state(self, type_url: str, node_id: str = NODE) -> SyncState:
         return self.tracker.get(node_id, type_url).state
 
@@ -149,9 +172,12 @@ async def serving(address: str = "127.0.0.1:0") -> AsyncIterator[Harness]:
     server = AdsServer(cache, tracker)
     port = await server.start(address)
     channel = grpc.aio.insecure_channel(address if address.startswith("unix:") else f"127.0.0.1:{port}")
+    harness = Harness(cache, tracker, channel, port, server)
     try:
-        yield Harness(cache, tracker, channel, port, server)
+        yield harness
     finally:
+        for envoy in harness.envoys:
+            await envoy.close()
         await channel.close()
         await server.stop(None)
 
@@ -164,20 +190,25 @@ def run(scenario: Callable[[Harness], Awaitable[None]], address: str = "127.0.0.
     asyncio.run(main())
 
 
-def test_initial_responses_follow_envoys_requests_and_acks_get_no_answer() -> None:
-    async def scenario(h: Harness) -> None:
-        assert h.port > 0
-        snapshot = mesh()
-        h.cache.set(NODE, snapshot)
-        envoy = h.envoy()
-        got = await envoy.sync_all()
-        assert [r.version_info for r in got.values()] == [snapshot.version(t) for t in got]
-        assert len(got[CLUSTER].resources) == 2 and len(got[LISTENER].resources) == 1
-        assert len({r.nonce for r in got.values()}) == 4
-        await envoy.silent()
-        await envoy.close()
+def ads_test(scenario: Callable[[Harness], Awaitable[None]]) -> Callable[[], None]:
+    """A test that plays `scenario` against a fresh ADS server on 127.0.0.1 (`run`)."""
+    def test() -> None:
+        run(scenario)
 
-    run(scenario)
+    test.__name__ = test.__qualname__ = scenario.__name__
+    test.__doc__ = scenario.__doc__
+    return test
+
+
+@ads_test
+async def test_initial_responses_follow_envoys_requests_and_acks_get_no_answer(h: Harness) -> None:
+    assert h.port > 0
+    snapshot = mesh()
+    envoy, got = await h.synced(snapshot)
+    assert [r.version_info for r in got.values()] == [snapshot.version(t) for t in got]
+    assert len(got[CLUSTER].resources) == 2 and len(got[LISTENER].resources) == 1
+    assert len({r.nonce for r in got.values()}) == 4
+    await envoy.silent()
 
 
 def test_the_first_snapshot_answers_waiting_subscriptions_in_push_order(tmp_path: Path) -> None:
@@ -195,268 +226,213 @@ def test_the_first_snapshot_answers_waiting_subscriptions_in_push_order(tmp_path
     run(scenario, f"unix:{tmp_path}/ads.sock")
 
 
-def test_changes_are_pushed_in_push_order_and_only_for_changed_types() -> None:
-    async def scenario(h: Harness) -> None:
-        h.cache.set(NODE, mesh())
-        envoy = h.envoy()
-        await envoy.sync_all()
-        h.cache.set(NODE, mesh(cds=2, eds=2, lds=2, rds=2))
-        responses = [await envoy.recv() for _ in range(4)]
-        assert [r.type_url for r in responses] == [CLUSTER, ENDPOINT, LISTENER, ROUTE]
-        for response in responses:
-            await envoy.ack(response)
-        h.cache.set(NODE, mesh(cds=2, eds=2, lds=3, rds=2))
-        listener = await envoy.recv()
-        assert listener.type_url == LISTENER
-        await envoy.ack(listener)
-        h.cache.set(NODE, mesh(cds=2, eds=2, lds=3, rds=2))  # same content: nothing to push
-        await envoy.silent()
-        await envoy.close()
-
-    run(scenario)
+@ads_test
+async def test_changes_are_pushed_in_push_order_and_only_for_changed_types(h: Harness) -> None:
+    envoy, _ = await h.synced()
+    h.cache.set(NODE, mesh(cds=2, eds=2, lds=2, rds=2))
+    responses = [await envoy.recv() for _ in range(4)]
+    assert [r.type_url for r in responses] == [CLUSTER, ENDPOINT, LISTENER, ROUTE]
+    for response in responses:
+        await envoy.ack(response)
+    h.cache.set(NODE, mesh(cds=2, eds=2, lds=3, rds=2))
+    listener = await envoy.recv()
+    assert listener.type_url == LISTENER
+    await envoy.ack(listener)
+    h.cache.set(NODE, mesh(cds=2, eds=2, lds=3, rds=2))  # same content: nothing to push
+    await envoy.silent()
 
 
-def test_eds_is_resent_after_a_cds_push_even_when_unchanged() -> None:
-    async def scenario(h: Harness) -> None:
-        h.cache.set(NODE, mesh())
-        envoy = h.envoy()
-        first = await envoy.sync_all()
-        h.cache.set(NODE, mesh(cds=2))
-        clusters, endpoints = await envoy.recv(), await envoy.recv()
-        assert (clusters.type_url, endpoints.type_url) == (CLUSTER, ENDPOINT)
-        assert endpoints.version_info == first[ENDPOINT].version_info
-        assert endpoints.nonce != first[ENDPOINT].nonce
-        await envoy.ack(clusters)
-        await envoy.ack(endpoints)
-        await envoy.silent()
-        await envoy.close()
-
-    run(scenario)
+@ads_test
+async def test_eds_is_resent_after_a_cds_push_even_when_unchanged(h: Harness) -> None:
+    envoy, first = await h.synced()
+    h.cache.set(NODE, mesh(cds=2))
+    clusters, endpoints = await envoy.recv(), await envoy.recv()
+    assert (clusters.type_url, endpoints.type_url) == (CLUSTER, ENDPOINT)
+    assert endpoints.version_info == first[ENDPOINT].version_info
+    assert endpoints.nonce != first[ENDPOINT].nonce
+    await envoy.ack(clusters)
+    await envoy.ack(endpoints)
+    await envoy.silent()
 
 
-def test_a_cds_push_does_not_resend_rejected_endpoints() -> None:
-    async def scenario(h: Harness) -> None:
-        h.cache.set(NODE, mesh())
-        envoy = h.envoy()
-        good = (await envoy.sync_all())[ENDPOINT]
-        h.cache.set(NODE, mesh(eds=2))
-        bad = await envoy.recv()
-        nacked = asyncio.create_task(h.event(EventKind.NACK, ENDPOINT))
-        await envoy.nack(bad, good.version_info, "bad endpoints")
-        await nacked
-        h.cache.set(NODE, mesh(cds=2, eds=2))
-        assert (await envoy.recv()).type_url == CLUSTER
-        await envoy.silent()
-        await envoy.close()
-
-    run(scenario)
+@ads_test
+async def test_a_cds_push_does_not_resend_rejected_endpoints(h: Harness) -> None:
+    envoy, got = await h.synced()
+    h.cache.set(NODE, mesh(eds=2))
+    bad = await envoy.recv()
+    await h.after(envoy.nack(bad, got[ENDPOINT].version_info, "bad endpoints"), EventKind.NACK, ENDPOINT)
+    h.cache.set(NODE, mesh(cds=2, eds=2))
+    assert (await envoy.recv()).type_url == CLUSTER
+    await envoy.silent()
 
 
-def test_a_nack_is_recorded_and_the_rejected_version_is_not_resent() -> None:
-    async def scenario(h: Harness) -> None:
-        h.cache.set(NODE, mesh())
-        envoy = h.envoy()
-        good = (await envoy.sync_all())[LISTENER]
-        bad_snapshot = mesh(lds=2)
-        h.cache.set(NODE, bad_snapshot)
-        bad = await envoy.recv()
-        nacked = asyncio.create_task(h.event(EventKind.NACK, LISTENER))
-        await envoy.nack(bad, good.version_info, "duplicate filter chain match")
-        event = await nacked
-        assert (event.version, event.nonce) == (bad.version_info, bad.nonce)
-        assert h.state(LISTENER) == SyncState.ERROR
-        assert h.tracker.get(NODE, LISTENER).error == "duplicate filter chain match"
-        outcome = (await h.tracker.wait_for({NODE: {LISTENER: bad.version_info}}, 1))[NODE][LISTENER]
-        assert (outcome.kind, outcome.error) == (OutcomeKind.NACK, "duplicate filter chain match")
+@ads_test
+async def test_a_nack_is_recorded_and_the_rejected_version_is_not_resent(h: Harness) -> None:
+    envoy, got = await h.synced()
+    good = got[LISTENER]
+    bad_snapshot = mesh(lds=2)
+    h.cache.set(NODE, bad_snapshot)
+    bad = await envoy.recv()
+    event = await h.after(envoy.nack(bad, good.version_info, "duplicate filter chain match"),
+                          EventKind.NACK, LISTENER)
+    assert (event.version, event.nonce) == (bad.version_info, bad.nonce)
+    assert h.state(LISTENER) == SyncState.ERROR
+    assert h.tracker.get(NODE, LISTENER).error == "duplicate filter chain match"
+    outcome = (await h.tracker.wait_for({NODE: {LISTENER: bad.version_info}}, 1))[NODE][LISTENER]
+    assert (outcome.kind, outcome.error) == (OutcomeKind.NACK, "duplicate filter chain match")
 
-        h.cache.set(NODE, mesh(lds=2, rds=2))  # another type changes: the bad listener stays unsent
-        routes = await envoy.recv()
-        assert routes.type_url == ROUTE
-        await envoy.ack(routes)
-        await envoy.silent()
+    h.cache.set(NODE, mesh(lds=2, rds=2))  # another type changes: the bad listener stays unsent
+    routes = await envoy.recv()
+    assert routes.type_url == ROUTE
+    await envoy.ack(routes)
+    await envoy.silent()
 
-        h.cache.set(NODE, mesh(lds=3, rds=2))
-        fixed_response = await envoy.recv()
-        assert fixed_response.type_url == LISTENER and fixed_response.version_info != bad.version_info
-        acked = asyncio.create_task(h.event(EventKind.ACK, LISTENER))
-        await envoy.ack(fixed_response)
-        await acked
-        assert h.state(LISTENER) == SyncState.SYNCED
-        assert h.tracker.get(NODE, LISTENER).error == "duplicate filter chain match"  # kept as history
-        await envoy.close()
-
-    run(scenario)
+    h.cache.set(NODE, mesh(lds=3, rds=2))
+    fixed_response = await envoy.recv()
+    assert fixed_response.type_url == LISTENER and fixed_response.version_info != bad.version_info
+    await h.after(envoy.ack(fixed_response), EventKind.ACK, LISTENER)
+    assert h.state(LISTENER) == SyncState.SYNCED
+    assert h.tracker.get(NODE, LISTENER).error == "duplicate filter chain match"  # kept as history
 
 
-def test_stale_nonces_are_ignored() -> None:
-    async def scenario(h: Harness) -> None:
-        h.cache.set(NODE, mesh())
-        envoy = h.envoy()
-        await envoy.sync_all()
-        h.cache.set(NODE, mesh(rds=2))
-        older = await envoy.recv()
-        h.cache.set(NODE, mesh(rds=3))
-        newer = await envoy.recv()
-        # an ACK of the superseded response, even one growing the subscription, is ignored
-        await envoy.request(ROUTE, ("80", "81"), version=older.version_info, nonce=older.nonce)
-        await envoy.silent()
-        assert h.state(ROUTE) == SyncState.STALE
-        assert h.tracker.get(NODE, ROUTE).acked_version != older.version_info
-        # the same request with the latest nonce is an ACK and a grown subscription
-        await envoy.request(ROUTE, ("80", "81"), version=newer.version_info, nonce=newer.nonce)
-        grown = await envoy.recv()
-        assert grown.version_info == newer.version_info and len(grown.resources) == 2
-        await envoy.close()
-
-    run(scenario)
+@ads_test
+async def test_stale_nonces_are_ignored(h: Harness) -> None:
+    envoy, _ = await h.synced()
+    h.cache.set(NODE, mesh(rds=2))
+    older = await envoy.recv()
+    h.cache.set(NODE, mesh(rds=3))
+    newer = await envoy.recv()
+    # an ACK of the superseded response, even one growing the subscription, is ignored
+    await envoy.request(ROUTE, ("80", "81"), version=older.version_info, nonce=older.nonce)
+    await envoy.silent()
+    assert h.state(ROUTE) == SyncState.STALE
+    assert h.tracker.get(NODE, ROUTE).acked_version != older.version_info
+    # the same request with the latest nonce is an ACK and a grown subscription
+    await envoy.request(ROUTE, ("80", "81"), version=newer.version_info, nonce=newer.nonce)
+    grown = await envoy.recv()
+    assert grown.version_info == newer.version_info and len(grown.resources) == 2
 
 
-def test_named_subscriptions_get_what_exists_and_missing_names_when_they_appear() -> None:
-    async def scenario(h: Harness) -> None:
-        h.cache.set(NODE, mesh(routes=("80", "81")))
-        envoy = h.envoy()
-        await envoy.request(ROUTE, ("80", "9080"))
-        first = await envoy.recv()
-        names = [route_pb2.RouteConfiguration.FromString(a.value).name for a in first.resources]
-        assert names == ["80"]
-        await envoy.ack(first)
-        h.cache.set(NODE, mesh(routes=("80", "81", "9080")))
-        appeared = await envoy.recv()
-        names = sorted(route_pb2.RouteConfiguration.FromString(a.value).name for a in appeared.resources)
-        assert names == ["80", "9080"]
-        await envoy.ack(appeared)
-        # shrinking the subscription needs no answer; growing it does, even at the same version
-        await envoy.request(ROUTE, ("80",), version=appeared.version_info, nonce=appeared.nonce)
-        await envoy.silent()
-        await envoy.request(ROUTE, ("80", "81"), version=appeared.version_info, nonce=appeared.nonce)
-        grown = await envoy.recv()
-        assert grown.version_info == appeared.version_info and len(grown.resources) == 2
-        await envoy.close()
-
-    run(scenario)
+@ads_test
+async def test_named_subscriptions_get_what_exists_and_missing_names_when_they_appear(h: Harness) -> None:
+    h.cache.set(NODE, mesh(routes=("80", "81")))
+    envoy = h.envoy()
+    await envoy.request(ROUTE, ("80", "9080"))
+    first = await envoy.recv()
+    names = [route_pb2.RouteConfiguration.FromString(a.value).name for a in first.resources]
+    assert names == ["80"]
+    await envoy.ack(first)
+    h.cache.set(NODE, mesh(routes=("80", "81", "9080")))
+    appeared = await envoy.recv()
+    names = sorted(route_pb2.RouteConfiguration.FromString(a.value).name for a in appeared.resources)
+    assert names == ["80", "9080"]
+    await envoy.ack(appeared)
+    # shrinking the subscription needs no answer; growing it does, even at the same version
+    await envoy.request(ROUTE, ("80",), version=appeared.version_info, nonce=appeared.nonce)
+    await envoy.silent()
+    await envoy.request(ROUTE, ("80", "81"), version=appeared.version_info, nonce=appeared.nonce)
+    grown = await envoy.recv()
+    assert grown.version_info == appeared.version_info and len(grown.resources) == 2
 
 
-def test_wait_for_resolves_ack_nack_and_timeout() -> None:
-    async def scenario(h: Harness) -> None:
-        h.cache.set(NODE, mesh())
-        envoy = h.envoy()
-        got = await envoy.sync_all()
-        bad = mesh(lds=2, rds=2)
-        h.cache.set(NODE, bad)
-        listener, routes = await envoy.recv(), await envoy.recv()
-        waiting = asyncio.create_task(h.tracker.wait_for(
-            {NODE: {CLUSTER: got[CLUSTER].version_info, LISTENER: bad.version(LISTENER),
-                    ROUTE: bad.version(ROUTE)},
-             "never-connected": {CLUSTER: bad.version(CLUSTER)}}, timeout=2))
-        await envoy.nack(listener, got[LISTENER].version_info, "invalid listener")
-        await envoy.ack(routes)
-        outcomes = await waiting
-        assert outcomes[NODE][CLUSTER].kind == OutcomeKind.ACK  # already acked: resolved at once
-        assert outcomes[NODE][LISTENER].kind == OutcomeKind.NACK
-        assert outcomes[NODE][LISTENER].error == "invalid listener"
-        assert outcomes[NODE][ROUTE].kind == OutcomeKind.ACK
-        assert outcomes["never-connected"][CLUSTER].kind == OutcomeKind.TIMEOUT
-        quick = await h.tracker.wait_for({NODE: {ROUTE: bad.version(ROUTE)}}, timeout=0)
-        assert quick[NODE][ROUTE].kind == OutcomeKind.ACK
-        await envoy.close()
-
-    run(scenario)
+@ads_test
+async def test_wait_for_resolves_ack_nack_and_timeout(h: Harness) -> None:
+    envoy, got = await h.synced()
+    bad = mesh(lds=2, rds=2)
+    h.cache.set(NODE, bad)
+    listener, routes = await envoy.recv(), await envoy.recv()
+    waiting = asyncio.create_task(h.tracker.wait_for(
+        {NODE: {CLUSTER: got[CLUSTER].version_info, LISTENER: bad.version(LISTENER),
+                ROUTE: bad.version(ROUTE)},
+         "never-connected": {CLUSTER: bad.version(CLUSTER)}}, timeout=2))
+    await envoy.nack(listener, got[LISTENER].version_info, "invalid listener")
+    await envoy.ack(routes)
+    outcomes = await waiting
+    assert outcomes[NODE][CLUSTER].kind == OutcomeKind.ACK  # already acked: resolved at once
+    assert outcomes[NODE][LISTENER].kind == OutcomeKind.NACK
+    assert outcomes[NODE][LISTENER].error == "invalid listener"
+    assert outcomes[NODE][ROUTE].kind == OutcomeKind.ACK
+    assert outcomes["never-connected"][CLUSTER].kind == OutcomeKind.TIMEOUT
+    quick = await h.tracker.wait_for({NODE: {ROUTE: bad.version(ROUTE)}}, timeout=0)
+    assert quick[NODE][ROUTE].kind == OutcomeKind.ACK
 
 
-def test_status_shows_not_sent_stale_synced_error_and_connection() -> None:
-    async def scenario(h: Harness) -> None:
-        envoy = h.envoy()
-        events: list[EventKind] = []
-        h.tracker.subscribe(lambda event: events.append(event.kind))
-        connected = asyncio.create_task(h.event(EventKind.CONNECTED))
-        await envoy.request(CLUSTER)
-        await connected
-        assert h.state(CLUSTER) == SyncState.NOT_SENT  # subscribed, but no snapshot yet
-        h.cache.set(NODE, mesh())
-        clusters = await envoy.recv()
-        assert h.state(CLUSTER) == SyncState.STALE  # sent, not yet acked
-        acked = asyncio.create_task(h.event(EventKind.ACK, CLUSTER))
-        await envoy.ack(clusters)
-        await acked
-        assert h.state(CLUSTER) == SyncState.SYNCED
-        await envoy.request(LISTENER)
-        listeners = await envoy.recv()
-        nacked = asyncio.create_task(h.event(EventKind.NACK, LISTENER))
-        await envoy.nack(listeners, "", "bad listener")
-        await nacked
+@ads_test
+async def test_status_shows_not_sent_stale_synced_error_and_connection(h: Harness) -> None:
+    envoy = h.envoy()
+    events: list[EventKind] = []
+    h.tracker.subscribe(lambda event: events.append(event.kind))
+    await h.after(envoy.request(CLUSTER), EventKind.CONNECTED)
+    assert h.state(CLUSTER) == SyncState.NOT_SENT  # subscribed, but no snapshot yet
+    h.cache.set(NODE, mesh())
+    clusters = await envoy.recv()
+    assert h.state(CLUSTER) == SyncState.STALE  # sent, not yet acked
+    await h.after(envoy.ack(clusters), EventKind.ACK, CLUSTER)
+    assert h.state(CLUSTER) == SyncState.SYNCED
+    await envoy.request(LISTENER)
+    listeners = await envoy.recv()
+    await h.after(envoy.nack(listeners, "", "bad listener"), EventKind.NACK, LISTENER)
 
-        [row] = h.tracker.status()
-        assert (row.node_id, row.cluster, row.metadata, row.connected) == (
-            NODE, "productpage.default", {"NAMESPACE": "default"}, True)
-        assert {t: s.state for t, s in row.types.items()} == {
-            CLUSTER: SyncState.SYNCED, ENDPOINT: SyncState.NOT_SENT, LISTENER: SyncState.ERROR,
-            ROUTE: SyncState.NOT_SENT, SECRET: SyncState.NOT_SENT}
-        assert row.types[LISTENER].error == "bad listener"
-        assert row.types[CLUSTER].acked_version == clusters.version_info
+    [row] = h.tracker.status()
+    assert (row.node_id, row.cluster, row.metadata, row.connected) == (
+        NODE, "productpage.default", {"NAMESPACE": "default"}, True)
+    assert {t: s.state for t, s in row.types.items()} == {
+        CLUSTER: SyncState.SYNCED, ENDPOINT: SyncState.NOT_SENT, LISTENER: SyncState.ERROR,
+        ROUTE: SyncState.NOT_SENT, SECRET: SyncState.NOT_SENT}
+    assert row.types[LISTENER].error == "bad listener"
+    assert row.types[CLUSTER].acked_version == clusters.version_info
 
-        disconnected = asyncio.create_task(h.event(EventKind.DISCONNECTED))
-        await envoy.close()
-        await disconnected
-        assert not h.tracker.status()[0].connected
-        assert events == [EventKind.CONNECTED, EventKind.SENT, EventKind.ACK, EventKind.SENT,
-                          EventKind.NACK, EventKind.DISCONNECTED]
-
-    run(scenario)
+    await h.after(envoy.close(), EventKind.DISCONNECTED)
+    assert not h.tracker.status()[0].connected
+    assert events == [EventKind.CONNECTED, EventKind.SENT, EventKind.ACK, EventKind.SENT,
+                      EventKind.NACK, EventKind.DISCONNECTED]
 
 
-def test_a_stream_without_node_id_is_refused() -> None:
-    async def scenario(h: Harness) -> None:
-        envoy = h.envoy("")
-        await envoy.request(CLUSTER)
-        try:
-            await envoy.reader
-        except grpc.aio.AioRpcError as error:
-            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-        else:
-            raise AssertionError("stream without node id was accepted")
-        assert h.tracker.status() == []
-
-    run(scenario)
+@ads_test
+async def test_a_stream_without_node_id_is_refused(h: Harness) -> None:
+    envoy = h.envoy("")
+    await envoy.request(CLUSTER)
+    try:
+        await envoy.reader
+    except grpc.aio.AioRpcError as error:
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    else:
+        raise AssertionError("stream without node id was accepted")
+    assert h.tracker.status() == []
 
 
-def test_a_closed_stream_and_a_stopped_server_show_in_the_rows() -> None:
-    async def scenario(h: Harness) -> None:
-        envoy = h.envoy()
-        h.cache.set(NODE, mesh())
-        await envoy.sync_all()
-        assert h.tracker.status()[0].as_row()["state"] == "CONNECTED"
-        disconnected = asyncio.create_task(h.event(EventKind.DISCONNECTED))
-        began = time.monotonic()
-        await envoy.close()
-        await disconnected
-        print(f"stream close seen in {(time.monotonic() - began) * 1000:.1f} ms")
-        row = h.tracker.status()[0].as_row()
-        assert (row["connected"], row["state"]) == (False, "DISCONNECTED")
-        assert {t["state"] for t in row["types"].values()} == {"DISCONNECTED"}
+@ads_test
+async def test_a_closed_stream_and_a_stopped_server_show_in_the_rows(h: Harness) -> None:
+    envoy = h.envoy()
+    h.cache.set(NODE, mesh())
+    await envoy.sync_all()
+    assert h.tracker.status()[0].as_row()["state"] == "CONNECTED"
+    disconnected = asyncio.create_task(h.event(EventKind.DISCONNECTED))
+    began = time.monotonic()
+    await envoy.close()
+    await disconnected
+    print(f"stream close seen in {(time.monotonic() - began) * 1000:.1f} ms")
+    row = h.tracker.status()[0].as_row()
+    assert (row["connected"], row["state"]) == (False, "DISCONNECTED")
+    assert {t["state"] for t in row["types"].values()} == {"DISCONNECTED"}
 
-        again = h.envoy()
-        connected = asyncio.create_task(h.event(EventKind.CONNECTED))
-        await again.request(CLUSTER)
-        await connected
-        assert h.state(CLUSTER) in (SyncState.NOT_SENT, SyncState.STALE)  # resync of a new stream
+    again = h.envoy()
+    await h.after(again.request(CLUSTER), EventKind.CONNECTED)
+    assert h.state(CLUSTER) in (SyncState.NOT_SENT, SyncState.STALE)  # resync of a new stream
+    await again.ack(await again.recv())
+    routes_acked = asyncio.create_task(h.event(EventKind.ACK, ROUTE))
+    for url, names in ((ENDPOINT, EDS_NAMES), (LISTENER, ()), (ROUTE, RDS_NAMES)):
+        await again.request(url, names)
         await again.ack(await again.recv())
-        routes_acked = asyncio.create_task(h.event(EventKind.ACK, ROUTE))
-        for url, names in ((ENDPOINT, EDS_NAMES), (LISTENER, ()), (ROUTE, RDS_NAMES)):
-            await again.request(url, names)
-            await again.ack(await again.recv())
-        await routes_acked
-        assert {t["state"] for t in h.tracker.status()[0].as_row()["types"].values()} == {"SYNCED", "NOT SENT"}
+    await routes_acked
+    assert {t["state"] for t in h.tracker.status()[0].as_row()["types"].values()} == {"SYNCED", "NOT SENT"}
 
-        server_gone = asyncio.create_task(h.event(EventKind.DISCONNECTED))
-        await h.server.stop(0)
-        await server_gone
-        [sync] = h.tracker.status()
-        assert (sync.connected, sync.as_row()["state"]) == (False, "BOSS STOPPED")
-        await again.close()
-        await h.server.start(f"127.0.0.1:{h.port}")
-        assert h.tracker.status()[0].as_row()["state"] == "DISCONNECTED"  # until it reconnects
-
-    run(scenario)
+    await h.after(h.server.stop(0), EventKind.DISCONNECTED)
+    [sync] = h.tracker.status()
+    assert (sync.connected, sync.as_row()["state"]) == (False, "BOSS STOPPED")
+    await again.close()
+    await h.server.start(f"127.0.0.1:{h.port}")
+    assert h.tracker.status()[0].as_row()["state"] == "DISCONNECTED"  # until it reconnects
 
 
 OTHER = "sidecar~10.0.0.6~reviews-v1-1.default~default.svc.cluster.local"

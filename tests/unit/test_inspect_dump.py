@@ -2,46 +2,29 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import pytest
-
 from meshkit.inspect import dump
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "envoy"
+
+def test_sections_by_exact_kind(config_dump):
+    assert dump.section(config_dump, "RoutesConfigDump")["@type"].endswith(".RoutesConfigDump")
+    assert dump.section(config_dump, "ScopedRoutesConfigDump")["@type"].endswith(".ScopedRoutesConfigDump")
+    assert dump.section(config_dump, "NoSuchConfigDump") == {}
 
 
-@pytest.fixture(scope="module")
-def healthy() -> dict:
-    return json.loads((FIXTURES / "config_dump.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def nacked() -> dict:
-    return json.loads((FIXTURES / "config_dump_nack.json").read_text())
-
-
-def test_sections_by_exact_kind(healthy):
-    assert dump.section(healthy, "RoutesConfigDump")["@type"].endswith(".RoutesConfigDump")
-    assert dump.section(healthy, "ScopedRoutesConfigDump")["@type"].endswith(".ScopedRoutesConfigDump")
-    assert dump.section(healthy, "NoSuchConfigDump") == {}
-
-
-def test_resources_dynamic_first_then_static(healthy):
-    names = [listener["name"] for listener in dump.listeners(healthy)]
+def test_resources_dynamic_first_then_static(config_dump):
+    names = [listener["name"] for listener in dump.listeners(config_dump)]
     assert names[-2:] == ["0.0.0.0_15090", "0.0.0.0_15021"]
     assert set(names[:-2]) == {"virtualOutbound", "virtualInbound", "0.0.0.0_9080", "10.96.0.10_9153",
                                "10.96.0.20_3306"}
-    assert len(dump.clusters(healthy)) == 17
-    route_names = {r.get("name") for r in dump.route_configs(healthy)}
+    assert len(dump.clusters(config_dump)) == 17
+    route_names = {r.get("name") for r in dump.route_configs(config_dump)}
     assert {"9080", "inbound|9080||", "InboundPassthroughCluster"} <= route_names
     assert any(c["cluster_name"] == "outbound|9080|v1|reviews.default.svc.cluster.local"
-               for c in dump.endpoint_configs(healthy))
+               for c in dump.endpoint_configs(config_dump))
 
 
-def test_versions_of_xds_resources(healthy):
-    table = dump.versions(healthy)
+def test_versions_of_xds_resources(config_dump):
+    table = dump.versions(config_dump)
     assert list(table.columns) == ["TYPE", "NAME", "VERSION", "LAST UPDATED", "STATE", "ERROR"]
     rds = table[table.TYPE == "RDS"]
     assert set(rds.NAME) == {"9080", "kube-dns.kube-system.svc.cluster.local:9153"}
@@ -50,8 +33,8 @@ def test_versions_of_xds_resources(healthy):
     assert "prometheus_stats" not in set(table.NAME)  # static: no version
 
 
-def test_rejected_listener_keeps_envoys_nack_text_once(nacked):
-    table = dump.versions(nacked)
+def test_rejected_listener_keeps_envoys_nack_text_once(nack_dump):
+    table = dump.versions(nack_dump)
     rejected = table[table.STATE == "REJECTED"]
     assert rejected[["TYPE", "NAME", "VERSION"]].values.tolist() == [["LDS", "bad-listener", ""]]
     assert "not.a.filter" in rejected.ERROR.iloc[0]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 
 import pytest
 
@@ -12,26 +10,15 @@ from meshkit.inspect import proxy_config as pc
 from meshkit.inspect.dump import to_camel
 from meshkit.inspect.tables import render
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "envoy"
 REVIEWS = "reviews.default.svc.cluster.local"
-
-
-@pytest.fixture(scope="module")
-def dump() -> dict:
-    return json.loads((FIXTURES / "config_dump.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def clusters_json() -> dict:
-    return json.loads((FIXTURES / "clusters.json").read_text())
 
 
 def rows(df) -> list[list[str]]:
     return df.values.tolist()
 
 
-def test_listener_rows_match_istioctl(dump):
-    table = pc.listeners(dump)
+def test_listener_rows_match_istioctl(config_dump):
+    table = pc.listeners(config_dump)
     assert list(table.columns) == ["ADDRESSES", "PORT", "MATCH", "DESTINATION"]
     assert rows(table) == [
         ["10.96.0.20", "3306", "ALL", "Cluster: outbound|3306||mysqldb.default.svc.cluster.local"],
@@ -57,8 +44,8 @@ def test_listener_rows_match_istioctl(dump):
     ]
 
 
-def test_listener_render_is_tabwriter_padding_1(dump):
-    assert render(pc.listeners(dump, port=15001)) == (
+def test_listener_render_is_tabwriter_padding_1(config_dump):
+    assert render(pc.listeners(config_dump, port=15001)) == (
         "ADDRESSES PORT  MATCH         DESTINATION\n"
         "0.0.0.0   15001 ALL           PassthroughCluster\n"
         "0.0.0.0   15001 Addr: *:15001 Non-HTTP/Non-TCP"
@@ -74,8 +61,8 @@ def test_listener_render_is_tabwriter_padding_1(dump):
     ({"type": "TCP"}, {"3306", "15001"}),
     ({"port": None, "address": None, "type": None}, {"3306", "9080", "9153", "15001", "15006", "15021", "15090"}),
 ])
-def test_listener_filters(dump, filters, ports):
-    assert set(pc.listeners(dump, **filters)["PORT"]) == ports
+def test_listener_filters(config_dump, filters, ports):
+    assert set(pc.listeners(config_dump, **filters)["PORT"]) == ports
 
 
 def test_listener_prefix_ranges_sni_and_alpn_shorthands():
@@ -104,11 +91,11 @@ def test_listener_prefix_ranges_sni_and_alpn_shorthands():
     ]
 
 
-def test_route_rows_match_istioctl(dump):
+def test_route_rows_match_istioctl(config_dump):
     # Envoy lists RDS configs in hash order; istioctl's sort only orders numeric names among
     # themselves, so where kube-dns's row lands depends on the dump (see the sorting test).
     vs = "reviews.default"
-    table = rows(pc.routes(dump))
+    table = rows(pc.routes(config_dump))
     kube_dns = "kube-dns.kube-system.svc.cluster.local:9153"
     assert table.pop(next(i for i, row in enumerate(table) if row[0] == kube_dns)) == [
         kube_dns, kube_dns, "*", "/*", ""]
@@ -131,11 +118,11 @@ def test_route_rows_match_istioctl(dump):
     ]
 
 
-def test_route_name_filter_and_allow_any_hidden(dump):
-    table = pc.routes(dump, name="9080")
+def test_route_name_filter_and_allow_any_hidden(config_dump):
+    table = pc.routes(config_dump, name="9080")
     assert set(table["NAME"]) == {"9080"}
     assert "allow_any" not in set(table["VHOST NAME"])
-    assert pc.routes(dump, name="nope").empty
+    assert pc.routes(config_dump, name="nope").empty
 
 
 def test_route_render_padding_5_and_empty_vhost_404():
@@ -161,8 +148,8 @@ def test_route_configs_numeric_names_sort_among_numeric_neighbours():
                                              "inbound|80||"]
 
 
-def test_cluster_rows_match_istioctl(dump):
-    table = pc.clusters(dump)
+def test_cluster_rows_match_istioctl(config_dump):
+    table = pc.clusters(config_dump)
     assert list(table.columns) == ["SERVICE FQDN", "PORT", "SUBSET", "DIRECTION", "TYPE", "DESTINATION RULE"]
     assert rows(table) == [
         ["", "9080", "-", "inbound", "ORIGINAL_DST", ""],
@@ -190,16 +177,16 @@ def test_cluster_rows_match_istioctl(dump):
     ({"direction": "inbound"}, [["", "9080", "-", "inbound", "ORIGINAL_DST", ""]]),
     ({"port": 3306}, [["mysqldb.default.svc.cluster.local", "3306", "-", "outbound", "EDS", ""]]),
 ])
-def test_cluster_filters(dump, filters, expected):
-    assert rows(pc.clusters(dump, **filters)) == expected
+def test_cluster_filters(config_dump, filters, expected):
+    assert rows(pc.clusters(config_dump, **filters)) == expected
 
 
-def test_cluster_render_keeps_trailing_padding_of_empty_last_cell(dump):
-    assert render(pc.clusters(dump, fqdn="reviews", subset="v1")).splitlines() == [
+def test_cluster_render_keeps_trailing_padding_of_empty_last_cell(config_dump):
+    assert render(pc.clusters(config_dump, fqdn="reviews", subset="v1")).splitlines() == [
         "SERVICE FQDN                          PORT     SUBSET     DIRECTION     TYPE     DESTINATION RULE",
         f"{REVIEWS}     9080     v1         outbound      EDS      reviews.default",
     ]
-    assert render(pc.clusters(dump, fqdn="Passthrough")).splitlines()[1] == (
+    assert render(pc.clusters(config_dump, fqdn="Passthrough")).splitlines()[1] == (
         "InboundPassthroughCluster     -        -          -             ORIGINAL_DST     ")
 
 
@@ -237,17 +224,17 @@ def test_endpoint_outlier_and_internal_address():
         ["10.0.0.1:80", "UNKNOWN", "OK", "c"], ["envoy://main_internal/e1", "DRAINING", "FAILED", "c"]]
 
 
-def test_resources_are_the_filtered_protos_in_camel_case(dump):
-    [cluster] = pc.resources(dump, "clusters", fqdn="reviews", subset="v1")
+def test_resources_are_the_filtered_protos_in_camel_case(config_dump):
+    [cluster] = pc.resources(config_dump, "clusters", fqdn="reviews", subset="v1")
     assert "@type" not in cluster
     assert cluster["name"] == f"outbound|9080|v1|{REVIEWS}"
     assert cluster["edsClusterConfig"]["serviceName"] == cluster["name"]
     assert cluster["metadata"]["filterMetadata"]["istio"]["config"].endswith("/destination-rule/reviews")
-    [listener] = pc.resources(dump, "listeners", port=15001)
+    [listener] = pc.resources(config_dump, "listeners", port=15001)
     assert listener["useOriginalDst"] is True
     proxy = listener["filterChains"][0]["filters"][0]["typedConfig"]
     assert proxy["@type"].endswith(".TcpProxy") and proxy["statPrefix"] == "BlackHoleCluster"
-    assert [r["name"] for r in pc.resources(dump, "routes", name="9080")] == ["9080"]
+    assert [r["name"] for r in pc.resources(config_dump, "routes", name="9080")] == ["9080"]
 
 
 def test_resources_endpoints_keep_clusters_with_a_matching_host(clusters_json):
@@ -256,37 +243,41 @@ def test_resources_endpoints_keep_clusters_with_a_matching_host(clusters_json):
     assert found[0]["hostStatuses"][0]["healthStatus"]["edsHealthStatus"] == "UNHEALTHY"
 
 
-def test_resources_reject_unknown_kind_or_filter(dump):
+def test_resources_reject_unknown_kind_or_filter(config_dump):
     with pytest.raises(ValueError, match="unknown kind"):
-        pc.resources(dump, "secrets")
+        pc.resources(config_dump, "secrets")
     with pytest.raises(TypeError, match="fqdn"):
-        pc.resources(dump, "listeners", fqdn="x")
+        pc.resources(config_dump, "listeners", fqdn="x")
 
 
-def test_to_camel_renames_fields_not_data():
-    snake = {
-        "http2_protocol_options": {},
-        "metadata": {"filter_metadata": {"istio": {"some_key": 1}}, "typed_filter_metadata": {
-            "envoy.lb": {"@type": "type.googleapis.com/x.Y", "hash_key": "k"}}},
-        "typed_per_filter_config": {"envoy.filters.http.fault": {"@type": "t", "abort": {"http_status": 503}}},
-        "rules": {"policies": {"ns[foo]-policy[a_b]": {"permissions": [{"any": True}]}}},
-        "transport_socket_matches": [{"match": {"tlsMode": "istio", "a_b": 1}, "transport_socket": {}}],
-        "node": {"metadata": {"ISTIO_VERSION": "1.26.0"}},
-        "typed_config": {"@type": "type.googleapis.com/udpa.type.v1.TypedStruct", "type_url": "u",
-                         "value": {"keep_me": 1}},
-    }
+@pytest.mark.parametrize(("snake", "camel"), [
+    pytest.param({"http2_protocol_options": {}},
+                 {"http2ProtocolOptions": {}}, id="field-name"),
+    pytest.param({"metadata": {"filter_metadata": {"istio": {"some_key": 1}}, "typed_filter_metadata": {
+                  "envoy.lb": {"@type": "type.googleapis.com/x.Y", "hash_key": "k"}}}},
+                 {"metadata": {"filterMetadata": {"istio": {"some_key": 1}}, "typedFilterMetadata": {
+                  "envoy.lb": {"@type": "type.googleapis.com/x.Y", "hashKey": "k"}}}}, id="metadata-struct-and-map"),
+    pytest.param({"typed_per_filter_config": {
+                  "envoy.filters.http.fault": {"@type": "t", "abort": {"http_status": 503}}}},
+                 {"typedPerFilterConfig": {
+                  "envoy.filters.http.fault": {"@type": "t", "abort": {"httpStatus": 503}}}},
+                 id="per-filter-config-map"),
+    pytest.param({"rules": {"policies": {"ns[foo]-policy[a_b]": {"permissions": [{"any": True}]}}}},
+                 {"rules": {"policies": {"ns[foo]-policy[a_b]": {"permissions": [{"any": True}]}}}},
+                 id="rbac-policy-names"),
+    pytest.param({"transport_socket_matches": [{"match": {"tlsMode": "istio", "a_b": 1}, "transport_socket": {}}]},
+                 {"transportSocketMatches": [{"match": {"tlsMode": "istio", "a_b": 1}, "transportSocket": {}}]},
+                 id="transport-socket-match-struct"),
+    pytest.param({"node": {"metadata": {"ISTIO_VERSION": "1.26.0"}}},
+                 {"node": {"metadata": {"ISTIO_VERSION": "1.26.0"}}}, id="node-metadata-struct"),
+    pytest.param({"typed_config": {"@type": "type.googleapis.com/udpa.type.v1.TypedStruct", "type_url": "u",
+                                   "value": {"keep_me": 1}}},
+                 {"typedConfig": {"@type": "type.googleapis.com/udpa.type.v1.TypedStruct", "typeUrl": "u",
+                                  "value": {"keep_me": 1}}}, id="typed-struct-value"),
+])
+def test_to_camel_renames_fields_not_data(snake, camel):
     before = copy.deepcopy(snake)
-    assert to_camel(snake) == {
-        "http2ProtocolOptions": {},
-        "metadata": {"filterMetadata": {"istio": {"some_key": 1}}, "typedFilterMetadata": {
-            "envoy.lb": {"@type": "type.googleapis.com/x.Y", "hashKey": "k"}}},
-        "typedPerFilterConfig": {"envoy.filters.http.fault": {"@type": "t", "abort": {"httpStatus": 503}}},
-        "rules": {"policies": {"ns[foo]-policy[a_b]": {"permissions": [{"any": True}]}}},
-        "transportSocketMatches": [{"match": {"tlsMode": "istio", "a_b": 1}, "transportSocket": {}}],
-        "node": {"metadata": {"ISTIO_VERSION": "1.26.0"}},
-        "typedConfig": {"@type": "type.googleapis.com/udpa.type.v1.TypedStruct", "typeUrl": "u",
-                        "value": {"keep_me": 1}},
-    }
+    assert to_camel(snake) == camel
     assert snake == before
 
 

@@ -9,8 +9,6 @@ What does not: a real `kubectl exec` into a real pod (only the kind e2e test doe
 from __future__ import annotations
 
 import json
-import os
-import shlex
 import socket
 import subprocess
 import sys
@@ -28,23 +26,16 @@ from meshkit.lab.session import Lab
 from meshkit.lab.spec import Exercise, LabSpec, Outcome, Verdict
 from meshkit.runtime import kind
 
-FAKES = Path(__file__).resolve().parents[1] / "fakes" / "bin"
+from .fake_tools import calls, use_fake_tools
+
 POD_CLIENT = Path(meshkit.__file__).parent / "runtime" / "apps" / "pod_client.py"
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    log = tmp_path / "calls.log"
-    log.touch()
-    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_LOG", str(log))
-    for var in ("FAKE_FAIL", "FAKE_KUBECTL_EXEC", "FAKE_KUBECTL_LOGS", "MESHKIT_RUNTIME", "MESHKIT_KIND_CLUSTER"):
-        monkeypatch.delenv(var, raising=False)
-    return log
-
-
-def calls(log: Path) -> list[list[str]]:
-    return [shlex.split(line) for line in log.read_text().splitlines()]
+    """The fake kubectl first on PATH, every call logged to the returned file; no runtime chosen yet."""
+    return use_fake_tools(monkeypatch, tmp_path / "calls.log", (
+        "FAKE_FAIL", "FAKE_KUBECTL_EXEC", "FAKE_KUBECTL_LOGS", "MESHKIT_RUNTIME", "MESHKIT_KIND_CLUSTER"))
 
 
 def cluster(tmp_path: Path, control_port: int = 1) -> kind.ClusterInfo:

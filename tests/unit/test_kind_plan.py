@@ -17,7 +17,8 @@ from meshkit import cli, client
 from meshkit.runtime import kind
 from meshkit.runtime.errors import RuntimeProblem
 
-FAKES = Path(__file__).resolve().parents[1] / "fakes" / "bin"
+from .fake_tools import FAKES, calls, use_fake_tools
+
 TOOLS = ("docker", "kind", "kubectl")
 
 
@@ -37,19 +38,10 @@ def free_port_base(count: int = 9) -> int:
 @pytest.fixture
 def fakes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Fake tools first on PATH, every call logged to the returned file; meshkit's home in tmp."""
-    log = tmp_path / "calls.log"
-    log.touch()
-    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_LOG", str(log))
     monkeypatch.setenv("MESHKIT_HOME", str(tmp_path / "home"))
-    for var in ("FAKE_FAIL", "FAKE_KIND_CLUSTERS", "FAKE_KIND_VERSION", "FAKE_KUBECTL_VERSION",
-                "FAKE_KUBECTL_GET", "KIND_EXPERIMENTAL_PROVIDER"):
-        monkeypatch.delenv(var, raising=False)
-    return log
-
-
-def calls(log: Path) -> list[list[str]]:
-    return [shlex.split(line) for line in log.read_text().splitlines()]
+    return use_fake_tools(monkeypatch, tmp_path / "calls.log", (
+        "FAKE_FAIL", "FAKE_KIND_CLUSTERS", "FAKE_KIND_VERSION", "FAKE_KUBECTL_VERSION", "FAKE_KUBECTL_GET",
+        "KIND_EXPERIMENTAL_PROVIDER"))
 
 
 def up(port_base: int, **kwargs: object) -> tuple[kind.ClusterInfo | None, str]:
@@ -58,6 +50,14 @@ def up(port_base: int, **kwargs: object) -> tuple[kind.ClusterInfo | None, str]:
         return kind.cluster_up("meshkit", out=out, port_base=port_base, **kwargs), out.getvalue()
     finally:
         kind.stop_forwards(kind.state_dir("meshkit"))  # never leave fake port-forwards behind
+
+
+def assert_up_refused(*phrases: str, port_base: int | None = None, **kwargs: object) -> None:
+    """`cluster up` stops with a RuntimeProblem saying every one of `phrases` (on free ports unless given a base)."""
+    with pytest.raises(RuntimeProblem) as caught:
+        up(free_port_base() if port_base is None else port_base, **kwargs)
+    for phrase in phrases:
+        assert phrase in str(caught.value)
 
 
 def planned(port_base: int) -> list[list[str]]:
@@ -184,13 +184,8 @@ def test_without_home_the_cluster_lives_where_every_other_command_keeps_state(
 def test_without_a_docker_engine_up_names_the_engine_and_how_to_get_one(
         fakes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_FAIL", "docker info*")
-    with pytest.raises(RuntimeProblem) as caught:
-        up(free_port_base())
-    message = str(caught.value)
-    assert "no Docker engine answers" in message
-    assert "Cannot connect to the Docker daemon" in message
-    for way in ("Docker Desktop", "apt-get install docker.io", "KIND_EXPERIMENTAL_PROVIDER=podman"):
-        assert way in message
+    assert_up_refused("no Docker engine answers", "Cannot connect to the Docker daemon",
+                      "Docker Desktop", "apt-get install docker.io", "KIND_EXPERIMENTAL_PROVIDER=podman")
     assert not any(c[:2] == ["kind", "create"] for c in calls(fakes))
 
 
@@ -211,13 +206,10 @@ def test_preflight_lists_every_gap_with_its_fix(fakes: Path, monkeypatch: pytest
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", base + 3))
         busy.listen()
-        with pytest.raises(RuntimeProblem) as caught:
-            up(base)
-    message = str(caught.value)
-    assert "preflight found 3 problems" in message
-    assert "kind 0.20.0 is too old. Fix: install kind v0.32.0 or newer" in message
-    assert "kubectl 1.32 is too old. Fix: install kubectl 1.35 or newer" in message
-    assert f"port(s) {base + 3} are in use" in message
+        assert_up_refused("preflight found 3 problems",
+                          "kind 0.20.0 is too old. Fix: install kind v0.32.0 or newer",
+                          "kubectl 1.32 is too old. Fix: install kubectl 1.35 or newer",
+                          f"port(s) {base + 3} are in use", port_base=base)
 
 
 def test_an_existing_cluster_is_reused_not_created(fakes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,25 +225,17 @@ def test_an_existing_cluster_is_reused_not_created(fakes: Path, monkeypatch: pyt
 def test_an_image_load_failure_stops_before_apply_with_the_archive_workaround(
         fakes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_FAIL", "kind load docker-image meshkit.local/app*")
-    with pytest.raises(RuntimeProblem) as caught:
-        up(free_port_base())
-    message = str(caught.value)
-    assert "step 'load images into the node' failed" in message
-    assert "content digest sha256:" in message
-    assert "kind load image-archive img.tar --name meshkit" in message
+    assert_up_refused("step 'load images into the node' failed", "content digest sha256:",
+                      "kind load image-archive img.tar --name meshkit")
     assert not any("apply" in c for c in calls(fakes))
 
 
 def test_a_rollout_timeout_names_the_deployment_and_how_to_look(
         fakes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_FAIL", "kubectl *rollout status deployment/reviews-v2*")
-    with pytest.raises(RuntimeProblem) as caught:
-        up(free_port_base(), rollout_timeout_s=5)
-    message = str(caught.value)
-    assert "rollout status deployment/reviews-v2 --timeout=5s` exited 1" in message
-    assert "timed out waiting for the condition" in message
-    assert "-n default describe pods" in message
-    assert "logs deployment/reviews-v2 --all-containers" in message
+    assert_up_refused("rollout status deployment/reviews-v2 --timeout=5s` exited 1",
+                      "timed out waiting for the condition", "-n default describe pods",
+                      "logs deployment/reviews-v2 --all-containers", rollout_timeout_s=5)
     assert not any("port-forward" in c for c in calls(fakes))
     assert (kind.state_dir("meshkit") / "logs" / "rollout.log").exists()
 

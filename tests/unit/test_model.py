@@ -13,7 +13,9 @@ from meshkit.model.istio import parse_istio
 from meshkit.model.raw import ResourceError, parse_resources
 from meshkit.model.schema import SchemaError
 
-BOOKINFO_FILES = Path(__file__).resolve().parent.parent / "data" / "istio-bookinfo"
+from ..documents import DATA, document
+
+BOOKINFO_FILES = DATA / "istio-bookinfo"
 
 
 def test_bookinfo_topology_has_istio_names():
@@ -55,18 +57,7 @@ def test_raw_resource_field_path_and_nearest_name():
 
 
 def test_raw_resources_parse_typed_config_of_any_extension():
-    [listener] = parse_resources("""
-"@type": type.googleapis.com/envoy.config.listener.v3.Listener
-name: echo
-address: {socket_address: {address: 0.0.0.0, port_value: 9000}}
-filter_chains:
-- filters:
-  - name: envoy.filters.network.tcp_proxy
-    typed_config:
-      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-      stat_prefix: echo
-      cluster: outbound|9000||tcp-echo.default.svc.cluster.local
-""")
+    [listener] = parse_resources(document("model/tcp-proxy-listener.yaml"))
     assert (listener.short_type, listener.name) == ("LDS", "echo")
 
 
@@ -81,18 +72,7 @@ def test_istios_own_bookinfo_files_parse_unchanged(path: Path):
     assert resources and all(r.namespace == "default" for r in resources)
 
 
-DEPRECATED_PERCENT = """
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: ratings}
-spec:
-  hosts: [ratings]
-  http:
-  - fault:
-      delay: {percent: 100, fixedDelay: 7s}
-    route:
-    - destination: {host: ratings, subset: v1}
-"""
+DEPRECATED_PERCENT = document("model/fault-deprecated-percent.yaml")
 
 
 def test_deprecated_fault_percent_is_accepted():
@@ -102,47 +82,18 @@ def test_deprecated_fault_percent_is_accepted():
 
 def test_unknown_istio_field_names_path_and_nearest():
     with pytest.raises(SchemaError) as error:
-        parse_istio("""
-apiVersion: networking.istio.io/v1beta1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - route:
-    - destination: {host: reviews, subst: v1}
-""")
+        parse_istio(document("model/misspelt-subset.yaml"))
     assert "spec.http[0].route[0].destination.subst: unknown field (did you mean 'subset'?)" in str(error.value)
 
 
 def test_mesh_config_from_istio_configmap():
-    [mesh] = parse_istio("""
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: istio, namespace: istio-system}
-data:
-  mesh: |-
-    outboundTrafficPolicy:
-      mode: REGISTRY_ONLY
-""")
+    [mesh] = parse_istio(document("model/mesh-configmap-registry-only.yaml"))
     assert mesh.kind == "MeshConfig" and mesh.spec["outboundTrafficPolicy"]["mode"] == "REGISTRY_ONLY"
 
 
 def test_analyze_reports_undefined_subset_and_bad_weights():
     topology = bookinfo()
-    config = topology.istio.applied(parse_istio("""
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - route:
-    - destination: {host: reviews, subset: v1}
-      weight: 70
-    - destination: {host: reviews, subset: v2}
-      weight: 20
-"""))
+    config = topology.istio.applied(parse_istio(document("model/undefined-subset-weights-90.yaml")))
     findings = [str(f) for f in analyze(topology, config)]
     assert any('IST0101' in f and '"reviews+v1"' in f for f in findings)
     assert any("add up to 90, not 100" in f for f in findings)
@@ -158,38 +109,14 @@ def test_analyze_is_quiet_for_istios_sample_set():
 
 def test_analyze_warns_on_unknown_host():
     topology = bookinfo()
-    config = topology.istio.applied(parse_istio("""
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: nowhere}
-spec:
-  hosts: [nowhere]
-  http:
-  - route:
-    - destination: {host: nowhere}
-"""))
+    config = topology.istio.applied(parse_istio(document("model/unknown-host.yaml")))
     findings = analyze(topology, config)
     assert findings and {f.level for f in findings} == {"warning"}
 
 
 def test_analyze_warns_on_deprecated_consecutive_errors_like_istiod():
     topology = bookinfo()
-    config = topology.istio.applied(parse_istio("""
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  trafficPolicy:
-    outlierDetection: {consecutive5xxErrors: 2}
-  subsets:
-  - name: v1
-    labels: {version: v1}
-    trafficPolicy:
-      portLevelSettings:
-      - port: {number: 9080}
-        outlierDetection: {consecutiveErrors: 1}
-"""))
+    config = topology.istio.applied(parse_istio(document("model/deprecated-consecutive-errors.yaml")))
     [finding] = analyze(topology, config)
     assert finding.level == "warning" and finding.resource == "DestinationRule default/reviews"
     assert finding.message.startswith("spec.subsets[0].trafficPolicy.portLevelSettings[0].outlierDetection"
@@ -220,10 +147,11 @@ def test_every_accepted_istio_field_is_translated_or_warned_about():
     from meshkit.model.istio import MESH_CONFIG, SPECS
 
     tests = Path(__file__).resolve().parents[1]
-    # what the goldens and tests feed the translators
+    # what the goldens and tests feed the translators (not this file's parse and analysis inputs)
     used = "\n".join(p.read_text() for pattern in ("golden/xds/istio/*.yaml", "data/**/*.yaml",
                                                    "unit/test_*.py", "integration/test_*.py")
-                     for p in tests.glob(pattern) if p.name != "test_model.py")
+                     for p in tests.glob(pattern)
+                     if p.name != "test_model.py" and tests / "data" / "model" not in p.parents)
     ignored = {(kind, path) for kind, path, _ in IGNORED}
     schemas = {**SPECS, "MeshConfig": MESH_CONFIG}
     missing = []
@@ -241,16 +169,7 @@ def test_every_accepted_istio_field_is_translated_or_warned_about():
 def test_ignored_fields_are_named_in_the_apply_warnings():
     from meshkit.model.analyze import ignored
 
-    text = """
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  exportTo: ["."]
-  trafficPolicy:
-    loadBalancer: {localityLbSetting: {enabled: true}}
-"""
+    text = document("model/ignored-locality-and-export-to.yaml")
     topology = bookinfo()
     other = replace(topology.workloads[0], name="elsewhere", namespace="other")
     topology = replace(topology, workloads=(*topology.workloads, other))
@@ -264,18 +183,7 @@ def test_apply_accepts_an_ignored_field_and_an_undefined_subset_with_warnings():
     """What `meshkit apply` prints with the push: the ignored field by name, and IST0101 as istioctl says it."""
     from meshkit.service.documents import Documents, with_istio
 
-    text = """
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  tcp:
-  - match: [{destinationSubnets: [10.0.0.0/8]}]
-    route: [{destination: {host: reviews}}]
-  http:
-  - route: [{destination: {host: reviews, subset: v9}}]
-"""
+    text = document("model/ignored-tcp-match-and-subset-v9.yaml")
     topology, warnings = with_istio(bookinfo(), Documents.parse(text).istio)
     assert topology.istio.virtual_services  # accepted, not refused
     assert any(w.startswith("Warning [ignored] (VirtualService default/reviews) spec.tcp[0].match[0]."

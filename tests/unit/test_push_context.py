@@ -8,6 +8,8 @@ none measures time.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import pytest
@@ -85,8 +87,14 @@ def applied(topology: Topology, text: str) -> Topology:
     return replace(topology, istio=topology.istio.applied(parse_istio(text)))
 
 
-def plane_for(topology: Topology, **options: float) -> ControlPlane:
-    return ControlPlane(topology, SnapshotCache(), SyncTracker(), **options)
+@asynccontextmanager
+async def plane_for(topology: Topology, **options: float) -> AsyncIterator[ControlPlane]:
+    """A control plane on `topology` (nothing pushed yet), closed on the way out."""
+    plane = ControlPlane(topology, SnapshotCache(), SyncTracker(), **options)
+    try:
+        yield plane
+    finally:
+        plane.close()
 
 
 def test_one_index_per_topology_and_the_selections_do_not_grow_with_the_proxies(monkeypatch) -> None:
@@ -107,14 +115,11 @@ def test_one_index_per_topology_and_the_selections_do_not_grow_with_the_proxies(
 
 def test_a_push_to_every_sidecar_builds_one_index() -> None:
     async def scenario() -> None:
-        plane = plane_for(bookinfo())
-        try:
+        async with plane_for(bookinfo()) as plane:
             builds = PushContext.builds
             push = await plane.push_all()
             assert PushContext.builds - builds == 1
             assert set(push.rebuilt) == {p.name for p in plane.topology.sidecars()}
-        finally:
-            plane.close()
 
     asyncio.run(scenario())
 
@@ -133,8 +138,7 @@ def test_the_index_answers_as_the_topology_does() -> None:
 
 def test_resources_the_same_for_every_proxy_are_the_same_objects_and_packed_once() -> None:
     async def scenario() -> None:
-        plane = plane_for(bookinfo())
-        try:
+        async with plane_for(bookinfo()) as plane:
             await plane.push_all()
             first, *others = plane.topology.sidecars()
             a = generate.generate(plane.topology, first)
@@ -152,8 +156,6 @@ def test_resources_the_same_for_every_proxy_are_the_same_objects_and_packed_once
                 # same namespace, no sourceLabels: the same route configurations
                 assert all(x is y for x, y in zip(a[ROUTE], b[ROUTE], strict=True))
                 assert one.resources[ROUTE]["9080"] is other.resources[ROUTE]["9080"]
-        finally:
-            plane.close()
 
     asyncio.run(scenario())
 
@@ -173,8 +175,7 @@ def full_versions(topology: Topology, proxy) -> dict[str, str]:
 ])
 def test_an_edit_rebuilds_only_the_types_it_affects_and_gives_what_a_full_build_gives(text, types) -> None:
     async def scenario() -> None:
-        plane = plane_for(bookinfo())
-        try:
+        async with plane_for(bookinfo()) as plane:
             await plane.push_all()
             new = applied(plane.topology, text)
             push = await plane.set_topology(new, "apply")
@@ -185,16 +186,13 @@ def test_an_edit_rebuilds_only_the_types_it_affects_and_gives_what_a_full_build_
             for proxy in sidecars:  # the kept types are still right: nothing else could change
                 kept = plane.cache.get(proxy.node_id)
                 assert {u: kept.version(u) for u in CONFIG_TYPES} == full_versions(new, proxy), proxy.name
-        finally:
-            plane.close()
 
     asyncio.run(scenario())
 
 
 def test_a_virtual_service_edit_rebuilds_rds_only_and_an_endpoint_change_eds_only() -> None:
     async def scenario() -> None:
-        plane = plane_for(bookinfo())
-        try:
+        async with plane_for(bookinfo()) as plane:
             await plane.push_all()
             before = {p.name: dict(plane.cache.get(p.node_id).versions) for p in plane.topology.sidecars()}
             push = await plane.set_topology(applied(plane.topology, HTTP_VS), "apply VirtualService reviews")
@@ -205,16 +203,13 @@ def test_a_virtual_service_edit_rebuilds_rds_only_and_an_endpoint_change_eds_onl
             health = await plane.set_pod_health("ratings-v1", False)
             assert all(v == ["EDS"] for v in health.rebuilt.values()) and health.rebuilt
             assert {c.type for c in health.changes} == {"EDS"}
-        finally:
-            plane.close()
 
     asyncio.run(scenario())
 
 
 def test_a_virtual_service_edit_keeps_what_no_virtual_service_decides() -> None:
     async def scenario() -> None:
-        plane = plane_for(bookinfo())
-        try:
+        async with plane_for(bookinfo()) as plane:
             await plane.push_all()
             proxy = plane.topology.sidecars()[0]
             before_topology = plane.topology
@@ -230,8 +225,6 @@ def test_a_virtual_service_edit_keeps_what_no_virtual_service_decides() -> None:
                 routes.default_virtual_host(before_topology, details, 9080, "default")  # taken over, not rebuilt
             assert [r.name for r in before[ROUTE]] == [r.name for r in after[ROUTE]]
             assert before[ROUTE] != after[ROUTE]  # the edited routes are new
-        finally:
-            plane.close()
 
     asyncio.run(scenario())
 
@@ -249,8 +242,7 @@ def test_readiness_alone_touches_eds_and_a_new_pod_everything() -> None:
 
 def test_a_burst_of_edits_in_one_step_is_one_push_listing_every_reason() -> None:
     async def scenario() -> None:
-        plane = plane_for(bookinfo(), debounce_ms=50)
-        try:
+        async with plane_for(bookinfo(), debounce_ms=50) as plane:
             await plane.push_all()
             pods = [p.name for p in plane.topology.sidecars()][:4]
             pushes = await asyncio.gather(*(plane.set_pod_health(name, False) for name in pods))
@@ -263,8 +255,6 @@ def test_a_burst_of_edits_in_one_step_is_one_push_listing_every_reason() -> None
             for proxy in plane.topology.sidecars():  # all four edits are in the one push
                 held = plane.cache.get(proxy.node_id).version(ENDPOINT)
                 assert full_versions(plane.topology, proxy)[ENDPOINT] == held
-        finally:
-            plane.close()
 
     asyncio.run(scenario())
 
@@ -297,13 +287,10 @@ def test_changes_arriving_during_a_push_wait_for_it_and_go_out_together() -> Non
 
 def test_a_single_edit_on_an_idle_boss_is_not_held_back_by_the_debounce() -> None:
     async def scenario() -> None:
-        plane = plane_for(bookinfo(), debounce_ms=600_000, debounce_max_ms=600_000)  # ten minutes
-        try:
+        async with plane_for(bookinfo(), debounce_ms=600_000, debounce_max_ms=600_000) as plane:  # ten minutes
             await asyncio.wait_for(plane.push_all(), 60)
             push = await asyncio.wait_for(plane.set_topology(applied(plane.topology, HTTP_VS), "edit"), 60)
             assert push.merged == ["edit"] and push.changes
-        finally:
-            plane.close()
 
     asyncio.run(scenario())
 

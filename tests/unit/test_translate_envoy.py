@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from envoy.config.cluster.v3 import cluster_pb2
@@ -36,6 +37,7 @@ from .test_translate_istio import CASES, case_resources
 from .xds_views import HCM
 
 ADS_CLUSTER = "xds-grpc"
+M = TypeVar("M", bound=Message)
 CA = CertificateAuthority()
 
 
@@ -109,14 +111,22 @@ def bootstrap(listeners: list[Message], clusters: list[Message], secrets_: list[
     return config
 
 
+def copies(messages: list[M]) -> list[M]:
+    """Deep copies of the messages, to edit without touching the generated ones."""
+    out = []
+    for message in messages:
+        copy = type(message)()
+        copy.CopyFrom(message)
+        out.append(copy)
+    return out
+
+
 def inline_routes(listeners: list[Message], routes: list[Message]) -> list[Message]:
     """Copies of the listeners whose HCMs carry the named route config inline instead of RDS."""
     by_name = {r.name: r for r in routes}
-    out = []
-    for listener in listeners:
-        copy = type(listener)()
-        copy.CopyFrom(listener)
-        for chain in [*copy.filter_chains, copy.default_filter_chain]:
+    out = copies(listeners)
+    for listener in out:
+        for chain in [*listener.filter_chains, listener.default_filter_chain]:
             for network_filter in chain.filters:
                 if network_filter.name != filters.HCM:
                     continue
@@ -125,7 +135,6 @@ def inline_routes(listeners: list[Message], routes: list[Message]) -> list[Messa
                 if hcm.HasField("rds"):
                     hcm.route_config.CopyFrom(by_name.pop(hcm.rds.route_config_name))
                     network_filter.typed_config.Pack(hcm)
-        out.append(copy)
     assert not by_name, f"route configs no listener asks for: {sorted(by_name)}"
     return out
 
@@ -133,15 +142,12 @@ def inline_routes(listeners: list[Message], routes: list[Message]) -> list[Messa
 def static_endpoints(clusters: list[Message], assignments: list[Message]) -> list[Message]:
     """Copies of the clusters with each EDS cluster turned STATIC around its load assignment."""
     by_name = {a.cluster_name: a for a in assignments}
-    out = []
-    for cluster in clusters:
-        copy = type(cluster)()
-        copy.CopyFrom(cluster)
-        if copy.type == cluster_pb2.Cluster.EDS:
-            copy.load_assignment.CopyFrom(by_name.pop(copy.eds_cluster_config.service_name))
-            copy.ClearField("eds_cluster_config")
-            copy.type = cluster_pb2.Cluster.STATIC
-        out.append(copy)
+    out = copies(clusters)
+    for cluster in out:
+        if cluster.type == cluster_pb2.Cluster.EDS:
+            cluster.load_assignment.CopyFrom(by_name.pop(cluster.eds_cluster_config.service_name))
+            cluster.ClearField("eds_cluster_config")
+            cluster.type = cluster_pb2.Cluster.STATIC
     assert not by_name, f"load assignments for no cluster: {sorted(by_name)}"
     return out
 

@@ -26,6 +26,7 @@ from meshkit.xds.listeners import build_listeners
 from meshkit.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from meshkit.xds.routes import build_routes
 
+from ..documents import document
 from .golden import GOLDEN_DIR, assert_golden, messages_json
 from .xds_views import TcpProxy, by_name, only_filter, unpack
 
@@ -269,19 +270,7 @@ def test_rewrite_headers_mirror_and_split_headers():
 
 
 def test_source_labels_are_evaluated_per_proxy():
-    text = """
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - match:
-    - sourceLabels: {app: productpage}
-    route:
-    - destination: {host: reviews, subset: v2}
-"""
-    topology = with_istio(text)
+    topology = with_istio(document("snippets/reviews-v2-for-productpage.yaml"))
     (mine,) = vhost(topology, REVIEWS).routes
     assert mine.route.cluster == "outbound|9080|v2|reviews.default.svc.cluster.local"
     # no route applies to reviews-v2's sidecar: istiod keeps the service's default route there
@@ -290,18 +279,7 @@ spec:
 
 
 def test_gateway_only_virtual_service_does_not_reach_sidecars():
-    text = """
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  gateways: [bookinfo-gateway]
-  http:
-  - route:
-    - destination: {host: reviews, subset: v2}
-"""
-    (route,) = vhost(with_istio(text), REVIEWS).routes
+    (route,) = vhost(with_istio(document("snippets/reviews-v2-gateway-only.yaml")), REVIEWS).routes
     assert route.name == "default"
 
 
