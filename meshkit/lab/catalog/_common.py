@@ -28,11 +28,18 @@ def answer(name: str) -> Any:
 def set_answers(**values: Any) -> Callable[[Mesh], None]:
     """An `apply` for a reading exercise: puts the answers (values, or functions of the mesh)
     into the notebook's namespace, as the solution cell would."""
+    return set_answers_from(lambda mesh: {name: value(mesh) if callable(value) else value
+                                          for name, value in values.items()})
+
+
+def set_answers_from(read: Callable[[Mesh], dict[str, Any]]) -> Callable[[Mesh], None]:
+    """An `apply` for a reading exercise whose answers are read together: puts every item of
+    `read(mesh)` (answer name → value) into the notebook's namespace."""
 
     def apply(mesh: Mesh) -> None:
         main = sys.modules["__main__"]
-        for name, value in values.items():
-            setattr(main, name, value(mesh) if callable(value) else value)
+        for name, value in read(mesh).items():
+            setattr(main, name, value)
 
     return apply
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..spec import Check, Exercise, LabSpec, Verdict
 from ..waiting import retry_wrong
-from ._common import answer, set_answers
+from ._common import answer, set_answers_from
 
 if TYPE_CHECKING:
     from ...client import Mesh
@@ -154,8 +154,7 @@ LAB = LabSpec(
                       "row = table[table['RESOURCE NAME'] == 'default'].iloc[0]\n"
                       "productpage_identity = row['IDENTITY']\n"
                       "productpage_serial = row['SERIAL NUMBER']"),
-            apply=set_answers(productpage_identity=lambda m: live_pass(m)["productpage_identity"],
-                              productpage_serial=lambda m: live_pass(m)["productpage_serial"]),
+            apply=set_answers_from(live_pass),
         ),
         Exercise(
             id="ex2",
