@@ -124,6 +124,32 @@ def istio(kind: str, name: str, spec: dict) -> str:
                       "spec": spec})
 
 
+def service_entry(name: str, target: dict, protocol: str, resolution: str) -> str:
+    """A ServiceEntry (YAML) letting in the outsider `target` ({"host", "ip", "port"}), called by its IP:
+    MESH_EXTERNAL, one port of `protocol`; with STATIC `resolution` its IP is the endpoint."""
+    spec = {"hosts": [target["host"]], "addresses": [target["ip"]], "location": "MESH_EXTERNAL",
+            "ports": [{"number": target["port"], "name": protocol.lower(), "protocol": protocol}],
+            "resolution": resolution}
+    if resolution == "STATIC":
+        spec["endpoints"] = [{"address": target["ip"]}]
+    return istio("ServiceEntry", name, spec)
+
+
+def service_entry_solution(var: str, source: str, name: str, protocol: str, resolution: str,
+                           port: str = "") -> str:
+    """`service_entry` as a solution shows it: `var = source`, then `mesh.apply` of the YAML as an
+    f-string reading host, ip and (unless `port` is given) port from `var`."""
+    ip, port = "{" + var + "['ip']}", port or "{" + var + "['port']}"
+    lines = [f"{var} = {source}", "mesh.apply(f'''apiVersion: networking.istio.io/v1", "kind: ServiceEntry",
+             "metadata: {{name: " + name + "}}", "spec:", "  hosts: [{" + var + "['host']}]",
+             f"  addresses: [{ip}]", "  location: MESH_EXTERNAL",
+             "  ports: [{{number: " + port + f", name: {protocol.lower()}, protocol: {protocol}" + "}}]",
+             f"  resolution: {resolution}"]
+    if resolution == "STATIC":
+        lines.append("  endpoints: [{{address: " + ip + "}}]")
+    return "\n".join(lines) + "\n''')"
+
+
 def shares(rows: list[dict], key: str = "version") -> dict[str, float]:
     """How often each value of `key` answered among 200s, as fractions of all rows."""
     counts: dict[str, int] = {}
