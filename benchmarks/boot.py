@@ -15,6 +15,7 @@ import tempfile
 import time
 
 import meshkit
+from meshkit.constants import CAPTURES
 
 
 def boot_once(capture: str | None) -> dict[str, float]:
@@ -41,7 +42,7 @@ def boot_once(capture: str | None) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--capture", choices=["auto", "iptables", "userspace"], default=None,
+    parser.add_argument("--capture", choices=CAPTURES, default=None,
                         help="traffic capture (default: $MESHKIT_CAPTURE, else auto)")
     args = parser.parse_args()
     results = [boot_once(args.capture) for _ in range(args.runs)]

@@ -15,6 +15,7 @@ import tempfile
 import time
 
 import meshkit
+from meshkit.constants import CAPTURES
 
 ROUTE = """
 "@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration
@@ -52,7 +53,7 @@ def report(label: str, boss: list[float], wall: list[float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--edits", type=int, default=30)
-    parser.add_argument("--capture", choices=["auto", "iptables", "userspace"], default=None,
+    parser.add_argument("--capture", choices=CAPTURES, default=None,
                         help="traffic capture (default: $MESHKIT_CAPTURE, else auto)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="meshkit-push-") as home:

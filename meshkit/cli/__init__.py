@@ -19,7 +19,7 @@ import sys
 from .. import client
 from ..constants import CAPTURES, XDS_CHOICES
 from ..errors import MeshError
-from .common import output_choice
+from .common import command, output_choice
 from .lifecycle import (
     TOPOLOGY_HELP,
     cmd_cluster_down,
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", help="the mesh's state folder (default: $MESHKIT_HOME or ~/.meshkit)")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    cmd = sub.add_parser("up", help="boot the mesh in the background (attach if it already runs)")
+    cmd = command(sub, "up", cmd_up, help="boot the mesh in the background (attach if it already runs)")
     cmd.add_argument("--timeout", type=float, default=client.UP_TIMEOUT_S)
     cmd.add_argument("--capture", choices=CAPTURES,
                      help="traffic capture (default: $MESHKIT_CAPTURE, else auto: iptables if root, else userspace)")
@@ -81,20 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="xDS variant of the sidecars (default: $MESHKIT_XDS, else delta, as Istio)")
     cmd.add_argument("--xds-pod", action="append", default=[], metavar="POD=VARIANT",
                      help="one pod (or deployment) speaks the other variant, e.g. reviews-v1=sotw (repeatable)")
-    cmd.set_defaults(func=cmd_up)
 
-    cmd = sub.add_parser("doctor", help="check this machine for everything the labs need, with the fix for each")
-    cmd.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    cmd.set_defaults(func=cmd_doctor)
-
-    cmd = sub.add_parser("down", help="stop the mesh and remove every process, namespace and bridge")
-    cmd.set_defaults(func=cmd_down)
-
-    cmd = sub.add_parser("status", help="per-proxy xDS sync state, like istioctl proxy-status")
+    cmd = command(sub, "doctor", cmd_doctor,
+                  help="check this machine for everything the labs need, with the fix for each")
     output_choice(cmd, ("table", "json"))
-    cmd.set_defaults(func=cmd_status)
 
-    cmd = sub.add_parser("proxy-config", aliases=["pc"], help="what one sidecar's Envoy holds")
+    command(sub, "down", cmd_down, help="stop the mesh and remove every process, namespace and bridge")
+
+    cmd = command(sub, "status", cmd_status, help="per-proxy xDS sync state, like istioctl proxy-status")
+    output_choice(cmd, ("table", "json"))
+
+    cmd = command(sub, "proxy-config", cmd_pc, aliases=["pc"], help="what one sidecar's Envoy holds")
     cmd.add_argument("kind", choices=sorted(PC_KINDS), help="listener | route | cluster | endpoint | secret | all")
     cmd.add_argument("pod", help="pod name or Deployment name, e.g. productpage-v1")
     cmd.add_argument("--port", type=int)
@@ -107,51 +104,43 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--cluster")
     cmd.add_argument("--status")
     output_choice(cmd, ("table", "json", "yaml"))
-    cmd.set_defaults(func=cmd_pc)
 
-    cmd = sub.add_parser("curl", help="send requests from inside a pod, through its sidecar")
+    cmd = command(sub, "curl", cmd_curl, help="send requests from inside a pod, through its sidecar")
     cmd.add_argument("pod")
     cmd.add_argument("url", help="e.g. http://reviews:9080/reviews/0")
     cmd.add_argument("-H", "--header", action="append", default=[], help="'Name: value' (repeatable)")
     cmd.add_argument("-n", type=int, default=1, help="number of requests")
     cmd.add_argument("-X", "--method", default="GET")
     output_choice(cmd, ("table", "json"))
-    cmd.set_defaults(func=cmd_curl)
 
-    cmd = sub.add_parser("apply", help="push raw Envoy v3 resources (YAML or JSON) and wait for ACK/NACK")
+    cmd = command(sub, "apply", cmd_apply, help="push raw Envoy v3 resources (YAML or JSON) and wait for ACK/NACK")
     cmd.add_argument("-f", "--file", required=True, help="file with one or more documents, or - for stdin")
     cmd.add_argument("--pod", action="append", default=[], help="target pod (repeatable; default: all)")
     output_choice(cmd, ("table", "json"))
-    cmd.set_defaults(func=cmd_apply)
 
-    cmd = sub.add_parser("delete", help="delete the Istio resources a file names")
+    cmd = command(sub, "delete", cmd_delete, help="delete the Istio resources a file names")
     cmd.add_argument("-f", "--file", required=True)
-    cmd.set_defaults(func=cmd_delete)
 
-    cmd = sub.add_parser("get", help="list the Istio resources the boss holds, or the pods (get pods)")
+    cmd = command(sub, "get", cmd_get, help="list the Istio resources the boss holds, or the pods (get pods)")
     cmd.add_argument("kind", choices=sorted([*GET_KINDS, *POD_KINDS]))
     output_choice(cmd, ("table", "yaml"))
-    cmd.set_defaults(func=cmd_get)
 
-    cmd = sub.add_parser("xds", help="print the xDS a file would produce for a pod, without applying it")
+    cmd = command(sub, "xds", cmd_xds, help="print the xDS a file would produce for a pod, without applying it")
     cmd.add_argument("file", nargs="?", default="", help="Istio YAML (omit for the current config)")
     cmd.add_argument("--pod", default="productpage-v1")
     cmd.add_argument("--type", dest="types", action="append", choices=["CDS", "EDS", "LDS", "RDS"],
                      help="only these types (repeatable)")
     output_choice(cmd, ("yaml", "json"))
-    cmd.set_defaults(func=cmd_xds)
 
-    cmd = sub.add_parser("mesh", help="mesh-wide settings (MeshConfig)")
+    cmd = command(sub, "mesh", cmd_mesh, help="mesh-wide settings (MeshConfig)")
     cmd.add_argument("action", choices=["set"])
     cmd.add_argument("setting", choices=["outbound-traffic-policy"])
     cmd.add_argument("value", choices=["ALLOW_ANY", "REGISTRY_ONLY"])
-    cmd.set_defaults(func=cmd_mesh)
 
-    cmd = sub.add_parser("revert", help="drop raw overrides: back to the generated config")
+    cmd = command(sub, "revert", cmd_revert, help="drop raw overrides: back to the generated config")
     cmd.add_argument("--pod", action="append", default=[], help="target pod (repeatable; default: all)")
-    cmd.set_defaults(func=cmd_revert)
 
-    cmd = sub.add_parser("lab", help="boot the mesh and open the labs in JupyterLab")
+    cmd = command(sub, "lab", cmd_lab, help="boot the mesh and open the labs in JupyterLab")
     cmd.add_argument("--mode", choices=["self-study", "workshop", "instructor"], default=None,
                      help="instructor opens the solved notebooks with notes, autopilot and fault buttons")
     cmd.add_argument("--runtime", choices=["local", "kind"], default="local",
@@ -162,40 +151,31 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--port", type=int, default=8888)
     cmd.add_argument("--no-browser", action="store_true")
     cmd.add_argument("--topology", metavar="FILE", action="append", help=TOPOLOGY_HELP + " (local runtime)")
-    cmd.set_defaults(func=cmd_lab)
 
-    cmd = sub.add_parser("progress", help="which lab exercises you have done (self-study progress)")
-    cmd.set_defaults(func=cmd_progress)
+    command(sub, "progress", cmd_progress, help="which lab exercises you have done (self-study progress)")
 
-    cmd = sub.add_parser("hints", help="workshop mode: unlock the hints for this machine")
+    cmd = command(sub, "hints", cmd_hints, help="workshop mode: unlock the hints for this machine")
     cmd.add_argument("action", choices=["unlock"])
-    cmd.set_defaults(func=cmd_hints)
 
     cmd = sub.add_parser("cluster", help="the kind path: a real Kubernetes cluster with the same mesh")
     csub = cmd.add_subparsers(title="cluster commands", metavar="ACTION")
-    up = csub.add_parser("up", help="create (or re-use) the kind cluster and deploy the mesh")
+    up = command(csub, "up", cmd_cluster_up, help="create (or re-use) the kind cluster and deploy the mesh")
     up.add_argument("--name", default="meshkit")
     up.add_argument("--dry-run", action="store_true", help="print every command, in order; change nothing")
-    up.set_defaults(func=cmd_cluster_up)
-    down = csub.add_parser("down", help="delete the kind cluster and stop the port-forwards")
+    down = command(csub, "down", cmd_cluster_down, help="delete the kind cluster and stop the port-forwards")
     down.add_argument("--name", default="meshkit")
-    down.set_defaults(func=cmd_cluster_down)
-    status = csub.add_parser("status", help="deployments and port-forwards of the kind cluster")
+    status = command(csub, "status", cmd_cluster_status, help="deployments and port-forwards of the kind cluster")
     status.add_argument("--name", default="meshkit")
-    status.set_defaults(func=cmd_cluster_status)
 
-    cmd = sub.add_parser("serve-xds", help="run only the control plane (the kind cluster's xDS server)")
+    cmd = command(sub, "serve-xds", cmd_serve_xds, help="run only the control plane (the kind cluster's xDS server)")
     cmd.add_argument("--listen", default="127.0.0.1:15010", help="host:port of the ADS server")
     cmd.add_argument("--learn-pod-ips", action="store_true",
                      help="take pod names and IPs from the connecting sidecars' node ids")
     cmd.add_argument("--control", metavar="HOST:PORT",
                      help="also answer meshkit's control protocol here (status, apply, ...); keep it on 127.0.0.1")
-    cmd.set_defaults(func=cmd_serve_xds)
 
-    cmd = sub.add_parser("ingress", help="where this machine reaches the ingress gateway (address, ports, URL)")
-    cmd.set_defaults(func=cmd_ingress)
+    command(sub, "ingress", cmd_ingress, help="where this machine reaches the ingress gateway (address, ports, URL)")
 
-    cmd = sub.add_parser("history", help="every push: what changed and who ACKed or NACKed")
+    cmd = command(sub, "history", cmd_history, help="every push: what changed and who ACKed or NACKed")
     output_choice(cmd, ("table", "json"))
-    cmd.set_defaults(func=cmd_history)
     return parser

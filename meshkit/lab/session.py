@@ -13,8 +13,9 @@ Every method can be run again at any time and in any order.
 from __future__ import annotations
 
 import html
-import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
@@ -27,6 +28,7 @@ from .i18n import Texts
 from .i18n.ui import say
 from .instructor import Autopilot, Faults
 from .spec import Exercise, LabSpec, Outcome, Verdict
+from .waiting import poll
 
 SYNC_DEADLINE_S = 10.0
 
@@ -273,26 +275,17 @@ def run_check(mesh: Mesh | None, exercise: Exercise, lang: str = i18n.EN) -> Ver
 
 def wait_synced(mesh: Mesh, deadline_s: float = SYNC_DEADLINE_S) -> bool:
     """Wait until no sidecar is STALE (an ERROR counts as settled: Envoy answered)."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        states = {s["state"] for row in mesh.status_rows() for s in row["types"].values()}
-        if "STALE" not in states or time.monotonic() > deadline:
-            return "STALE" not in states
-        time.sleep(0.05)
+    states = poll(lambda: {s["state"] for row in mesh.status_rows() for s in row["types"].values()},
+                  lambda states: "STALE" not in states, deadline_s, every=0.05)
+    return "STALE" not in states
 
 
 def sync_summary(mesh: Mesh, wait_s: float = 3.0, lang: str = i18n.EN) -> str:
     """"all sidecars SYNCED", or who is not (a DISCONNECTED sidecar, a stopped boss) as status says;
     sidecars get `wait_s` to find a just-restarted boss again."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        rows = mesh.status_rows()
-        away = [row["pod"] or row["name"] for row in rows if not row.get("connected", True)]
-        stopped = any(row.get("state") == "BOSS STOPPED" for row in rows)
-        if not away or stopped or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    if stopped:
+    rows = poll(mesh.status_rows, lambda rows: not _away(rows) or _boss_stopped(rows), wait_s, every=0.1)
+    away = _away(rows)
+    if _boss_stopped(rows):
         return say(lang, "the boss is stopped: the sidecars keep their last config (mesh.start_boss())")
     if away:
         return say(lang, "{0} sidecars not connected to the boss: {1}", len(away), ", ".join(away))
@@ -301,6 +294,15 @@ def sync_summary(mesh: Mesh, wait_s: float = 3.0, lang: str = i18n.EN) -> str:
     if unsynced:
         return say(lang, "sidecars not yet SYNCED: {0}", ", ".join(unsynced))
     return say(lang, "all sidecars SYNCED")
+
+
+def _away(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The sidecars of `rows` not connected to the boss."""
+    return [row["pod"] or row["name"] for row in rows if not row.get("connected", True)]
+
+
+def _boss_stopped(rows: Sequence[Mapping[str, Any]]) -> bool:
+    return any(row.get("state") == "BOSS STOPPED" for row in rows)
 
 
 def nack_errors(mesh: Mesh) -> list[str]:

@@ -28,11 +28,18 @@ def answer(name: str) -> Any:
 def set_answers(**values: Any) -> Callable[[Mesh], None]:
     """An `apply` for a reading exercise: puts the answers (values, or functions of the mesh)
     into the notebook's namespace, as the solution cell would."""
+    return set_answers_from(lambda mesh: {name: value(mesh) if callable(value) else value
+                                          for name, value in values.items()})
+
+
+def set_answers_from(read: Callable[[Mesh], dict[str, Any]]) -> Callable[[Mesh], None]:
+    """An `apply` for a reading exercise whose answers are read together: puts every item of
+    `read(mesh)` (answer name → value) into the notebook's namespace."""
 
     def apply(mesh: Mesh) -> None:
         main = sys.modules["__main__"]
-        for name, value in values.items():
-            setattr(main, name, value(mesh) if callable(value) else value)
+        for name, value in read(mesh).items():
+            setattr(main, name, value)
 
     return apply
 
@@ -115,6 +122,32 @@ def istio(kind: str, name: str, spec: dict) -> str:
     """One Istio resource (networking.istio.io/v1) as YAML, ready for `mesh.apply`."""
     return dump_yaml({"apiVersion": "networking.istio.io/v1", "kind": kind, "metadata": {"name": name},
                       "spec": spec})
+
+
+def service_entry(name: str, target: dict, protocol: str, resolution: str) -> str:
+    """A ServiceEntry (YAML) letting in the outsider `target` ({"host", "ip", "port"}), called by its IP:
+    MESH_EXTERNAL, one port of `protocol`; with STATIC `resolution` its IP is the endpoint."""
+    spec = {"hosts": [target["host"]], "addresses": [target["ip"]], "location": "MESH_EXTERNAL",
+            "ports": [{"number": target["port"], "name": protocol.lower(), "protocol": protocol}],
+            "resolution": resolution}
+    if resolution == "STATIC":
+        spec["endpoints"] = [{"address": target["ip"]}]
+    return istio("ServiceEntry", name, spec)
+
+
+def service_entry_solution(var: str, source: str, name: str, protocol: str, resolution: str,
+                           port: str = "") -> str:
+    """`service_entry` as a solution shows it: `var = source`, then `mesh.apply` of the YAML as an
+    f-string reading host, ip and (unless `port` is given) port from `var`."""
+    ip, port = "{" + var + "['ip']}", port or "{" + var + "['port']}"
+    lines = [f"{var} = {source}", "mesh.apply(f'''apiVersion: networking.istio.io/v1", "kind: ServiceEntry",
+             "metadata: {{name: " + name + "}}", "spec:", "  hosts: [{" + var + "['host']}]",
+             f"  addresses: [{ip}]", "  location: MESH_EXTERNAL",
+             "  ports: [{{number: " + port + f", name: {protocol.lower()}, protocol: {protocol}" + "}}]",
+             f"  resolution: {resolution}"]
+    if resolution == "STATIC":
+        lines.append("  endpoints: [{{address: " + ip + "}}]")
+    return "\n".join(lines) + "\n''')"
 
 
 def shares(rows: list[dict], key: str = "version") -> dict[str, float]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..spec import Exercise, LabSpec, Verdict
-from ._common import answer, dump_yaml, listener, set_answers
+from ._common import answer, dump_yaml, listener, set_answers_from
 
 if TYPE_CHECKING:
     from ...client import Mesh
@@ -198,8 +198,7 @@ LAB = LabSpec(
                       "by_port = {c['filter_chain_match'].get('destination_port'): c['name']\n"
                       "           for c in vin['filter_chains'] if 'filter_chain_match' in c}\n"
                       "chain_9080, chain_15006 = by_port[9080], by_port[15006]"),
-            apply=set_answers(chain_9080=lambda m: chain_names(m)["chain_9080"],
-                              chain_15006=lambda m: chain_names(m)["chain_15006"]),
+            apply=set_answers_from(chain_names),
         ),
         Exercise(
             id="ex2",

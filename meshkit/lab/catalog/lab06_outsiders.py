@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..spec import Exercise, LabSpec, Verdict
-from ._common import catch_all, istio, listener, pod_ip, route_config
+from ._common import catch_all, listener, pod_ip, route_config, service_entry, service_entry_solution
 from .lab03_lds import apply_echo
 
 if TYPE_CHECKING:
@@ -48,18 +48,11 @@ def http_url(mesh: Mesh) -> str:
 
 
 def http_entry(mesh: Mesh) -> str:
-    target = outside(mesh)["http"]
-    return istio("ServiceEntry", "legacy", {
-        "hosts": [target["host"]], "addresses": [target["ip"]], "location": "MESH_EXTERNAL",
-        "ports": [{"number": target["port"], "name": "http", "protocol": "HTTP"}],
-        "resolution": "STATIC", "endpoints": [{"address": target["ip"]}]})
+    return service_entry("legacy", outside(mesh)["http"], "HTTP", "STATIC")
 
 
 def tcp_entry(mesh: Mesh) -> str:
-    target = outside(mesh)["tcp"]
-    return istio("ServiceEntry", "echo-outside", {
-        "hosts": [target["host"]], "addresses": [target["ip"]], "location": "MESH_EXTERNAL",
-        "ports": [{"number": target["port"], "name": "tcp", "protocol": "TCP"}], "resolution": "NONE"})
+    return service_entry("echo-outside", outside(mesh)["tcp"], "TCP", "NONE")
 
 
 def knock(mesh: Mesh, ip: str, port: int, tries: int = 3) -> dict:
@@ -158,11 +151,7 @@ LAB = LabSpec(
                 "hosts [legacy.example.com], addresses [ip], location MESH_EXTERNAL, ports [{number: 9080, name: "
                 "http, protocol: HTTP}], resolution STATIC, endpoints [{address: ip}].",
             ),
-            solution=("web = OUTSIDE['http']\n"
-                      "mesh.apply(f'''apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
-                      "metadata: {{name: legacy}}\nspec:\n  hosts: [{web['host']}]\n  addresses: [{web['ip']}]\n"
-                      "  location: MESH_EXTERNAL\n  ports: [{{number: {web['port']}, name: http, protocol: HTTP}}]\n"
-                      "  resolution: STATIC\n  endpoints: [{{address: {web['ip']}}}]\n''')"),
+            solution=service_entry_solution("web", "OUTSIDE['http']", "legacy", "HTTP", "STATIC"),
             apply=lambda mesh: mesh.apply(http_entry(mesh)),
         ),
         Exercise(
@@ -176,11 +165,7 @@ LAB = LabSpec(
                 "hosts [echo.example.com], addresses [ip], ports [{number: 9000, name: tcp, protocol: TCP}], "
                 "resolution NONE (send to the original destination).",
             ),
-            solution=("echo = OUTSIDE['tcp']\n"
-                      "mesh.apply(f'''apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
-                      "metadata: {{name: echo-outside}}\nspec:\n  hosts: [{echo['host']}]\n"
-                      "  addresses: [{echo['ip']}]\n  location: MESH_EXTERNAL\n"
-                      "  ports: [{{number: {echo['port']}, name: tcp, protocol: TCP}}]\n  resolution: NONE\n''')"),
+            solution=service_entry_solution("echo", "OUTSIDE['tcp']", "echo-outside", "TCP", "NONE"),
             apply=lambda mesh: mesh.apply(tcp_entry(mesh)),
         ),
     ),

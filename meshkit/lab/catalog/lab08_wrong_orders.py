@@ -8,10 +8,10 @@ real requests), ex3 fixes a VirtualService to a subset nobody defined, which the
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from ..spec import Exercise, LabSpec, Verdict
+from ..waiting import poll
 from ._common import cluster, dump_yaml, istio, route_config, seconds, vhost
 
 if TYPE_CHECKING:
@@ -58,12 +58,8 @@ def vs_routes(mesh: Mesh) -> list[dict]:
 
 def disconnected(mesh: Mesh, wait_s: float = 3.0) -> list[str]:
     """Pods not connected to the boss, after giving a just-restarted boss `wait_s` to be found again."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        away = [r["pod"] for r in mesh.status_rows() if not r["connected"]]
-        if not away or time.monotonic() > deadline:
-            return away
-        time.sleep(0.1)
+    return poll(lambda: [r["pod"] for r in mesh.status_rows() if not r["connected"]], lambda away: not away,
+                wait_s, every=0.1)
 
 
 def check_resync(mesh: Mesh) -> Verdict:

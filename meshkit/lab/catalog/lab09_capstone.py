@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..spec import Exercise, LabSpec, Verdict
-from ._common import catch_all, istio, pod_ip, route_config, vhost
+from ._common import catch_all, istio, pod_ip, route_config, service_entry, service_entry_solution, vhost
 
 if TYPE_CHECKING:
     from ...client import Mesh
@@ -50,11 +50,7 @@ def inventory_url(mesh: Mesh) -> str:
 
 
 def inventory_entry(mesh: Mesh) -> str:
-    target = inventory(mesh)
-    return istio("ServiceEntry", "inventory", {
-        "hosts": [target["host"]], "addresses": [target["ip"]], "location": "MESH_EXTERNAL",
-        "ports": [{"number": target["port"], "name": "http", "protocol": "HTTP"}],
-        "resolution": "STATIC", "endpoints": [{"address": target["ip"]}]})
+    return service_entry("inventory", inventory(mesh), "HTTP", "STATIC")
 
 
 def break_mesh(mesh: Mesh) -> None:
@@ -153,11 +149,7 @@ LAB = LabSpec(
                 "A ServiceEntry: hosts [inventory.example.com], addresses [its IP], port 9080 HTTP, resolution "
                 "STATIC, endpoints [{address: its IP}].",
             ),
-            solution=("inv = INVENTORY\n"
-                      "mesh.apply(f'''apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
-                      "metadata: {{name: inventory}}\nspec:\n  hosts: [{inv['host']}]\n  addresses: [{inv['ip']}]\n"
-                      "  location: MESH_EXTERNAL\n  ports: [{{number: 9080, name: http, protocol: HTTP}}]\n"
-                      "  resolution: STATIC\n  endpoints: [{{address: {inv['ip']}}}]\n''')"),
+            solution=service_entry_solution("inv", "INVENTORY", "inventory", "HTTP", "STATIC", port="9080"),
             apply=lambda mesh: mesh.apply(inventory_entry(mesh)),
         ),
     ),

@@ -8,12 +8,11 @@ still gets in); ex3 lets only productpage's identity call reviews (ratings and t
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..spec import Exercise, LabSpec, Outcome, Verdict
-from ._common import answer, set_answers
+from ..spec import Check, Exercise, LabSpec, Verdict
+from ..waiting import retry_wrong
+from ._common import answer, set_answers_from
 
 if TYPE_CHECKING:
     from ...client import Mesh
@@ -51,20 +50,10 @@ spec:
 DRAIN_S = 3.0  # sidecars run with --drain-time-s 1: pooled connections on a replaced chain close within it
 
 
-def settled(check: Callable[[Mesh], Verdict]) -> Callable[[Mesh], Verdict]:
+def settled(check: Check) -> Check:
     """Re-check a "wrong" verdict for a few seconds: connections a client sidecar pooled before a policy
     change were accepted on the old filter chain and keep it until Envoy drains them."""
-
-    def run(mesh: Mesh) -> Verdict:
-        deadline = time.monotonic() + DRAIN_S
-        while True:
-            verdict = check(mesh)
-            if verdict.outcome is not Outcome.WRONG or time.monotonic() > deadline:
-                return verdict
-            time.sleep(0.3)
-
-    run.__doc__ = check.__doc__
-    return run
+    return retry_wrong(check, DRAIN_S)
 
 
 # -- ex1: read the pass ------------------------------------------------------------------------------
@@ -165,8 +154,7 @@ LAB = LabSpec(
                       "row = table[table['RESOURCE NAME'] == 'default'].iloc[0]\n"
                       "productpage_identity = row['IDENTITY']\n"
                       "productpage_serial = row['SERIAL NUMBER']"),
-            apply=set_answers(productpage_identity=lambda m: live_pass(m)["productpage_identity"],
-                              productpage_serial=lambda m: live_pass(m)["productpage_serial"]),
+            apply=set_answers_from(live_pass),
         ),
         Exercise(
             id="ex2",

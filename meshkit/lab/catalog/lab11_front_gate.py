@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import socket
 import ssl
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..spec import Exercise, LabSpec, Outcome, Verdict
+from ..spec import Check, Exercise, LabSpec, Verdict
+from ..waiting import retry_wrong
 from ._common import listener
 
 if TYPE_CHECKING:
@@ -121,19 +120,9 @@ spec:
 """
 
 
-def eventually(check: Callable[[Mesh], Verdict]) -> Callable[[Mesh], Verdict]:
+def eventually(check: Check) -> Check:
     """Re-check a "wrong" verdict for a few seconds: a new gateway pod needs a moment to connect."""
-
-    def run(mesh: Mesh) -> Verdict:
-        deadline = time.monotonic() + SETTLE_S
-        while True:
-            verdict = check(mesh)
-            if verdict.outcome is not Outcome.WRONG or time.monotonic() > deadline:
-                return verdict
-            time.sleep(0.3)
-
-    run.__doc__ = check.__doc__
-    return run
+    return retry_wrong(check, SETTLE_S)
 
 
 def gate_listeners(mesh: Mesh, pod: str = GATE) -> list[str]:

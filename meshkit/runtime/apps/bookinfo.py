@@ -100,14 +100,30 @@ def call(service: str, path: str, headers: dict[str, str], timeout: float, port:
     return {"status": response.status, "pod": pod, "body": body}
 
 
-class Bookinfo(BaseHTTPRequestHandler):
-    """One Bookinfo service; which one is decided by the server's `service` and `version`."""
+class JsonHandler(BaseHTTPRequestHandler):
+    """Answers JSON on kept-alive HTTP/1.1, quietly (the Bookinfo services, the outside world)."""
 
-    server: BookinfoServer
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes; with Nagle on, the second waits for the sidecar's
     # delayed ACK (~40 ms) on every kept-alive connection after the first request.
     disable_nagle_algorithm = True
+
+    def send_json(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep the app log quiet: Envoy's access log is where requests are observed."""
+
+
+class Bookinfo(JsonHandler):
+    """One Bookinfo service; which one is decided by the server's `service` and `version`."""
+
+    server: BookinfoServer
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -143,12 +159,7 @@ class Bookinfo(BaseHTTPRequestHandler):
         return {"peer": uri, "xfcc": xfcc}
 
     def answer(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps({**self.identity(), **self.caller(), **body}).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, {**self.identity(), **self.caller(), **body})
 
     def not_found(self) -> None:
         self.answer(404, {"error": f"no such path {self.path!r}"})
@@ -198,9 +209,6 @@ class Bookinfo(BaseHTTPRequestHandler):
         if product is None:
             return self.not_found()
         return self.answer(200, {"id": product, "ratings": RATINGS})
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep the app log quiet: Envoy's access log is where requests are observed."""
 
 
 class BookinfoServer(ThreadingHTTPServer):

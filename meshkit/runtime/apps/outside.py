@@ -10,33 +10,35 @@ gateway address (private to the mesh's pods and the host). Every answer is JSON 
 
 A ServiceEntry declares it with `resolution: STATIC` and the address as endpoint, or with
 `resolution: DNS`: the sidecars' c-ares resolver finds the name in the pod's /etc/hosts.
-Runs as a plain script (stdlib only), one thread per port:
+Runs as a plain script (stdlib only, beside bookinfo.py), one thread per port:
     python outside.py --address 10.244.7.1 --port 9080 --port 8080 [--mesh-home H]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import re
+import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
+
+# `python -I` leaves the script's folder off sys.path; the Bookinfo app, whose JSON handler this
+# shares, is beside it.
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__))]
+
+import bookinfo  # noqa: E402
 
 SERVICE = "outside"
 POD = "outside-world"
 MAX_DELAY_S = 10.0
 
 
-class Outside(BaseHTTPRequestHandler):
+class Outside(bookinfo.JsonHandler):
     """Answer any path with JSON that names the outside world and echoes the request."""
 
     server: OutsideServer
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, the second waits for the sidecar's
-    # delayed ACK (~40 ms) on every kept-alive connection after the first request.
-    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -45,7 +47,7 @@ class Outside(BaseHTTPRequestHandler):
             status = int(match.group(1))
         elif match := re.fullmatch(r"/delay/(\d+(?:\.\d+)?)", path):
             time.sleep(min(float(match.group(1)), MAX_DELAY_S))
-        self.answer(status, {
+        self.send_json(status, {
             "service": SERVICE, "pod": POD, "version": "",
             "port": self.server.server_address[1], "path": self.path,
             "host": self.headers.get("host"), "client": self.client_address[0],
@@ -53,17 +55,6 @@ class Outside(BaseHTTPRequestHandler):
         })
 
     do_POST = do_PUT = do_DELETE = do_GET
-
-    def answer(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the client sidecar's access log is where requests are observed."""
 
 
 class OutsideServer(ThreadingHTTPServer):
