@@ -202,6 +202,8 @@ def test_size_and_document_limits_are_said():
         parse_istio("a: " + "x" * (1024 * 1024))
     with pytest.raises(ResourceError, match=f"at most {MAX_DOCUMENTS} per apply"):
         parse_istio("---\n".join([VS % ("reviews", "default")] * (MAX_DOCUMENTS + 1)))
+    # a file of 1,000 resources, as the boss at scale applies them, is no attack
+    assert len(parse_istio("---\n".join(VS % (f"reviews-{i}", "default") for i in range(1000)))) == 1000
 
 
 def test_raw_type_errors_are_said_in_yaml_terms():
