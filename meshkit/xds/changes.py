@@ -14,8 +14,10 @@
   which proxies it selects can change with it, so every proxy is rebuilt.
 
 A change reaches every sidecar (which proxies see a resource depends on Sidecars and `exportTo`,
-and rebuilding one that did not change yields the same versions, so nothing is pushed to it);
-the types not listed keep their packed resources and versions from the last snapshot.
+and rebuilding one that did not change yields the same versions, so nothing is pushed to it),
+except a VirtualService edit, which skips the sidecars whose Sidecar hides every host it names
+(`virtual_service_hosts`, istiod's `SidecarScope.DependsOnConfig`); the types not listed keep
+their packed resources and versions from the last snapshot.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from meshkit.model import Topology
+from meshkit.model.config import resolve_host
 from meshkit.model.istio import IstioResource
 
 from .resources import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, ROUTE, SECRET
@@ -81,3 +84,21 @@ def only_virtual_services(old: Topology, new: Topology) -> bool:
         return False
     before = {r.key: r for r in old.istio.resources if r.kind != "VirtualService"}
     return before == {r.key: r for r in new.istio.resources if r.kind != "VirtualService"}
+
+
+def virtual_service_hosts(old: Topology, new: Topology) -> frozenset[str] | None:
+    """The hosts the VirtualServices that differ between `old` and `new` name (either version),
+    or None when one names no host (a delegate: its roots' hosts count) or a wildcard."""
+    before = {r.key: r for r in old.istio.virtual_services}
+    after = {r.key: r for r in new.istio.virtual_services}
+    hosts: set[str] = set()
+    for key in before.keys() | after.keys():
+        was, now = before.get(key), after.get(key)
+        if was == now:
+            continue
+        for vs in (v for v in (was, now) if v is not None):
+            named = {resolve_host(h, vs.namespace).lower() for h in vs.spec.get("hosts", [])}
+            if not named or any("*" in h for h in named):
+                return None
+            hosts |= named
+    return frozenset(hosts)

@@ -34,7 +34,7 @@ from ..model.topology import Topology, Workload
 from . import gateway_tls, generate, push_context, secrets
 from .ca import CertificateAuthority, IssuedCert
 from .cache import SnapshotCache
-from .changes import ALL_TYPES, affected_types, only_virtual_services
+from .changes import ALL_TYPES, affected_types, only_virtual_services, virtual_service_hosts
 from .debounce import DEBOUNCE_MAX_MS, DEBOUNCE_MS, Batch, Debouncer
 from .push_log import PushLog, PushState
 from .resources import CLUSTER, PUSH_ORDER, SECRET, SHORT_NAMES, resource_name
@@ -220,10 +220,25 @@ class ControlPlane:
         return await self.push(pods, "revert raw overrides")
 
     async def set_topology(self, topology: Topology, reason: str) -> Push:
-        """Adopt a new topology and push what it changes (`changes.affected_types`) to every sidecar."""
+        """Adopt a new topology and push what it changes (`changes.affected_types`) to every sidecar,
+        but a VirtualService edit only to those whose Sidecar lets them see a host it names."""
         types = affected_types(self.topology, topology)
+        routing_only = only_virtual_services(self.topology, topology)
+        hosts = virtual_service_hosts(self.topology, topology) if routing_only else None
+        pods = topology.sidecars()
+        if hosts:
+            index = self._index_of(topology)
+            pods = [p for p in pods if self.cache.get(p.node_id) is None or not index.hides_all(p, hosts)]
         self.topology = topology
-        return await self.push(topology.sidecars(), reason, types=types)
+        return await self.push(pods, reason, types=types)
+
+    def _index_of(self, topology: Topology) -> push_context.PushContext:
+        """`topology`'s push context; after a VirtualService edit it keeps the last push's registry,
+        scopes, clusters, EDS and default vhosts (`push_context.of(…, previous=)`)."""
+        last = self._index
+        same_registry = last is not None and last.topology is not topology and only_virtual_services(
+            last.topology, topology)
+        return push_context.of(topology, last if same_registry else None)
 
     async def set_pod_health(self, pod_name: str, healthy: bool) -> Push:
         """Mark `pod_name`'s endpoints UNHEALTHY (or HEALTHY again) in every proxy's EDS and push.
@@ -275,10 +290,7 @@ class ControlPlane:
         reason = reasons[0] if len(reasons) == 1 else f"{reasons[0]} (+{len(reasons) - 1} merged)"
         record = Push(id=len(self._history) + 1, started=time.time(), reason=reason, merged=list(reasons))
         self._history.append(record)
-        index = push_context.of(self.topology)  # one index for the whole push, shared by every proxy
-        previous, self._index = self._index, index
-        if previous is not None and previous is not index and only_virtual_services(previous.topology, index.topology):
-            index.inherit(previous)  # a VirtualService edit: clusters, EDS, default vhosts stay built
+        index = self._index = self._index_of(self.topology)  # one index for the whole push, shared by every proxy
         by_name = {w.name: w for w in self.topology.workloads}
         pods = [by_name[name] for name in batch.types if name in by_name]
         snapshots: dict[str, Snapshot] = {}

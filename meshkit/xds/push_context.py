@@ -31,7 +31,7 @@ from typing import Any, NamedTuple, TypeVar
 from meshkit.model import Service, ServicePort, Topology, Workload
 from meshkit.model.config import resolve_host
 from meshkit.model.istio import IstioResource
-from meshkit.model.topology import HTTP
+from meshkit.model.topology import HTTP, ROUTER
 
 from . import service_entry, sidecar, virtual_service
 from .registry import RegistryService, kube_service
@@ -61,7 +61,9 @@ class PushContext:
 
     builds = 0  # how many indexes were ever built: one per config change, not one per proxy
 
-    def __init__(self, topology: Topology) -> None:
+    def __init__(self, topology: Topology, registry: PushContext | None = None) -> None:
+        """`registry`: an index of a topology that differs from this one in VirtualServices alone,
+        whose registry, Sidecar scopes and DestinationRules hold here too (`of(…, previous=)`)."""
         PushContext.builds += 1
         self.topology = topology
         self.mesh = topology.mesh
@@ -69,12 +71,16 @@ class PushContext:
         for resource in topology.istio.resources:
             by_kind[resource.kind].append(resource)
         self._by_kind = by_kind
-        self._selected, self._services_of = _selections(topology)
-        by_host = {s.fqdn: kube_service(topology, s, self._selected[s]) for s in topology.services}
-        for entry in service_entry.services(topology):
-            by_host.setdefault(entry.hostname, entry)
-        everything = _scope(None, tuple(by_host[h] for h in sorted(by_host)))
-        self._scopes: dict[tuple[str, str, str] | None, Scope] = {None: everything}
+        if registry is not None:
+            self._selected, self._services_of = registry._selected, registry._services_of
+            self._scopes: dict[tuple[str, str, str] | None, Scope] = dict(registry._scopes)
+        else:
+            self._selected, self._services_of = _selections(topology)
+            by_host = {s.fqdn: kube_service(topology, s, self._selected[s]) for s in topology.services}
+            for entry in service_entry.services(topology):
+                by_host.setdefault(entry.hostname, entry)
+            self._scopes = {None: _scope(None, tuple(by_host[h] for h in sorted(by_host)))}
+        everything = self._scopes[None]
         self.services = everything.services
         self.lookup = everything.lookup
         self.outbound_ports = everything.outbound_ports
@@ -82,9 +88,9 @@ class PushContext:
         self._views: dict[tuple, Topology] = {}
         self._children: list[PushContext] = []  # the indexes of `_views`, alive as long as this one
         rules: dict[str, IstioResource] = {}
-        for rule in by_kind["DestinationRule"]:  # the first by (namespace, name) wins, as before
+        for rule in by_kind["DestinationRule"] if registry is None else ():  # the first by (namespace, name) wins
             rules.setdefault(resolve_host(rule.spec["host"], rule.namespace), rule)
-        self._rules = rules
+        self._rules = rules if registry is None else registry._rules
         self.sidecar_virtual_services: tuple[IstioResource, ...] = tuple(virtual_service.for_sidecars(topology.istio))
         self._hosts = {id(vs): virtual_service.hosts(vs) for vs in self.sidecar_virtual_services}
         naming: dict[str, list[IstioResource]] = defaultdict(list)
@@ -138,6 +144,14 @@ class PushContext:
             services = tuple(s for s in self.services if sidecar.visible(rule, proxy, s))
             found = self._scopes[key] = _scope(key, services)
         return found
+
+    def hides_all(self, proxy: Workload, hosts: frozenset[str]) -> bool:
+        """Whether each of `hosts` is a service of the mesh that `proxy`'s Sidecar hides from it, so
+        no config naming only them can change what the proxy gets (a gateway sees by its Gateways)."""
+        if proxy.kind == ROUTER or not self._by_kind.get("Sidecar"):
+            return False
+        seen = self.scope(proxy).lookup
+        return all(h in self.lookup and h not in seen for h in hosts)
 
     def view(self, proxy: Workload) -> Topology:
         """The topology as `proxy` sees it (`scope.for_proxy`): only the Istio config exported to its
@@ -224,15 +238,19 @@ def _selections(topology: Topology) -> tuple[dict[Service, tuple[Workload, ...]]
 _recent: list[PushContext] = []
 
 
-def of(topology: Topology) -> PushContext:
-    """The index of `topology`, built on first use and shared by every later call with it."""
+def of(topology: Topology, previous: PushContext | None = None) -> PushContext:
+    """The index of `topology`, built on first use and shared by every later call with it;
+    `previous`, the index of a topology that differs from it in VirtualServices alone, lends its
+    registry, scopes and every resource no VirtualService decides (`inherit`)."""
     for ctx in reversed(_recent):
         if ctx.topology is topology:
             return ctx
         for child in ctx._children:
             if child.topology is topology:
                 return child
-    ctx = PushContext(topology)
+    ctx = PushContext(topology, registry=previous)
+    if previous is not None:
+        ctx.inherit(previous)
     _recent.append(ctx)
     del _recent[:-KEEP]
     return ctx

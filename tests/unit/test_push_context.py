@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from meshkit.model import Service, Topology
+from meshkit.model import HTTP, Service, ServicePort, Topology, Workload, labels
 from meshkit.model.bookinfo import bookinfo
 from meshkit.model.istio import parse_istio
 from meshkit.xds import generate, push_context, routes
@@ -301,3 +301,48 @@ def test_a_debounce_longer_than_its_maximum_is_refused() -> None:
 
     with pytest.raises(ValueError, match="debounce"):
         Debouncer(run, debounce_ms=100, max_ms=10)
+
+
+NAMESPACE_SIDECAR = """
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: istio-system}
+spec:
+  egress: [{hosts: ["./*", "istio-system/*"]}]
+"""
+
+
+def with_other_namespace(topology: Topology) -> Topology:
+    """Bookinfo and one more Service with its pod in namespace `other`, every proxy scoped to its namespace."""
+    echo = Service("echo", "other", "10.96.9.9", (ServicePort("http", 8080, 8080, HTTP),), labels({"app": "echo"}))
+    pod = Workload("echo-v1-5f7c9d8b6-abcde", "other", topology.workloads[0].ip.rsplit(".", 1)[0] + ".99",
+                   labels({"app": "echo", "version": "v1"}), "echo", (8080,))
+    return applied(replace(topology, services=(*topology.services, echo), workloads=(*topology.workloads, pod)),
+                   NAMESPACE_SIDECAR)
+
+
+def test_a_virtual_service_edit_reaches_only_the_proxies_whose_sidecar_sees_its_host() -> None:
+    """istiod's SidecarScope.DependsOnConfig: the echo pod's Sidecar hides reviews, so an edit of
+    reviews' routes neither rebuilds nor pushes it; the Bookinfo pods get what a fresh build gives."""
+    async def scenario() -> None:
+        async with plane_for(with_other_namespace(bookinfo())) as plane:
+            await plane.push_all()
+            echo = plane.topology.workload("echo-v1")
+            kept = plane.cache.get(echo.node_id)
+            builds = PushContext.builds
+            push = await plane.set_topology(applied(plane.topology, HTTP_VS), "apply VirtualService reviews")
+            assert PushContext.builds - builds == 1  # the new index borrowed the registry and scopes
+            assert echo.name not in push.rebuilt and plane.cache.get(echo.node_id) is kept
+            bookinfo_pods = [p for p in plane.topology.sidecars() if p.namespace == "default"]
+            assert set(push.rebuilt) == {p.name for p in bookinfo_pods}
+            fresh = replace(plane.topology)  # another object: an index built from nothing
+            for proxy in plane.topology.sidecars():
+                held = plane.cache.get(proxy.node_id)
+                assert {u: held.version(u) for u in CONFIG_TYPES} == full_versions(fresh, proxy), proxy.name
+            # a VirtualService for echo's host reaches the echo pod alone
+            echo_vs = (HTTP_VS.replace("reviews", "echo").replace("default", "other")
+                       .replace("subset: v2", "port: {number: 8080}"))
+            push = await plane.set_topology(applied(plane.topology, echo_vs), "apply VirtualService echo")
+            assert set(push.rebuilt) == {echo.name}
+
+    asyncio.run(scenario())
