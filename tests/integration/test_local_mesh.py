@@ -72,8 +72,11 @@ def test_pc_listener_shows_istio_layout(mesh):
     assert result.returncode == 0, result.stderr
     lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
     assert lines[0] == "ADDRESSES PORT MATCH DESTINATION"
-    assert any(line.startswith("0.0.0.0 15001 ALL PassthroughCluster") for line in lines)
-    assert any(line.startswith("0.0.0.0 15006 ") for line in lines)
+    # userspace capture binds virtualOutbound/virtualInbound on the pod IP (xds/capture.py says why)
+    pod_ip = next(w["ip"] for w in mesh.topology()["workloads"] if w["deployment"] == "productpage-v1")
+    virtual = pod_ip if mesh.capture == "userspace" else "0.0.0.0"
+    assert any(line.startswith(f"{virtual} 15001 ALL PassthroughCluster") for line in lines), lines
+    assert any(line.startswith(f"{virtual} 15006 ") for line in lines), lines
     assert any(line.startswith("0.0.0.0 9080 ") and line.endswith("Route: 9080") for line in lines)
 
 
