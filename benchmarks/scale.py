@@ -13,6 +13,8 @@ Prints, without judging (no pass/fail):
    until every Envoy has ACKed its first full config, the edit → every target ACKed latency of
    one VirtualService edit (p50 / p95 over `--edits`), the same for one file of 1,000
    ServiceEntries, and the memory of the Envoys (PSS: what the machine pays) and of the boss.
+   Every other sidecar speaks State of the World: each of these pushes also prints the bytes sent
+   to a delta sidecar and to a SotW one, side by side.
 
 Steps 2 and 3 run twice (`--scope`): every proxy seeing every Service, as a mesh without any
 `Sidecar` is, and with Istio's advice for a large mesh, a default `Sidecar` in istio-system that
@@ -33,11 +35,13 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from meshkit.constants import USERSPACE
+from meshkit.constants import DELTA, SOTW, USERSPACE
 from meshkit.model import HTTP, TCP, Service, ServicePort, Topology, Workload, labels
 from meshkit.model.config import IstioConfig
 from meshkit.model.istio import parse_istio
@@ -48,7 +52,7 @@ from meshkit.xds import generate, push_context
 from meshkit.xds.cache import SnapshotCache
 from meshkit.xds.control_plane import ControlPlane
 from meshkit.xds.server import AdsServer
-from meshkit.xds.status import SyncTracker
+from meshkit.xds.status import EventKind, SyncTracker
 
 NAMESPACES = 10
 EDIT_HOST = "svc0"  # the Service the VirtualService edit routes
@@ -163,9 +167,32 @@ def spread(topology: Topology, count: int) -> list[Workload]:
 
 def with_sidecars(topology: Topology, count: int) -> Topology:
     """Only `count` pods (one per Service, over every namespace) carry a sidecar: the boss keeps a
-    snapshot for every sidecar in its book, connected or not (istiod only for connected ones)."""
-    chosen = {p.name for p in spread(topology, count)}
-    return replace(topology, workloads=tuple(replace(w, sidecar=w.name in chosen) for w in topology.workloads))
+    snapshot for every sidecar in its book, connected or not (istiod only for connected ones).
+    Every other one in each namespace speaks State of the World, so each push shows both protocols'
+    bytes side by side."""
+    chosen = [p.name for p in spread(topology, count)]  # Service i is in namespace i % NAMESPACES
+    variant = {name: SOTW if i // NAMESPACES % 2 else DELTA for i, name in enumerate(chosen)}
+    return replace(topology, workloads=tuple(replace(w, sidecar=w.name in variant, xds=variant.get(w.name, DELTA))
+                                             for w in topology.workloads))
+
+
+@contextmanager
+def bytes_sent(plane: ControlPlane) -> Iterator[Counter[str]]:
+    """Bytes of every response the ADS streams send meanwhile, by node id (the streams' own count)."""
+    sent: Counter[str] = Counter()
+    stop = plane.tracker.subscribe(lambda e: e.kind is EventKind.SENT and sent.update({e.node_id: e.bytes}))
+    try:
+        yield sent
+    finally:
+        stop()
+
+
+def per_variant(sent: Counter[str], pods: list[Workload]) -> str:
+    """Mean bytes sent to a delta sidecar and to a SotW one, of those that were sent anything."""
+    def mean(variant: str) -> str:
+        got = [sent[p.node_id] for p in pods if p.xds == variant and sent[p.node_id]]
+        return f"{statistics.mean(got) / 1024:,.1f} KiB to each of {len(got)}" if got else "nothing"
+    return f"bytes sent: delta {mean(DELTA)}, SotW {mean(SOTW)}"
 
 
 def translation(services: int, proxies: int) -> None:
@@ -234,13 +261,15 @@ async def with_envoys(plane: ControlPlane, pods: list[Workload], port: int, edit
         procs = launch(pods, port, Path(folder))
         try:
             start = time.perf_counter()
-            synced = await plane.wait_synced(pods, 900)
+            with bytes_sent(plane) as sent:
+                synced = await plane.wait_synced(pods, 900)
             ok = sum(set(r.values()) == {"ACK"} for r in synced.values())
             booted_mb = sum(pss_mb(p.pid) for p in procs if p.poll() is None)
             print(f"{len(procs)} Envoys booted and ACKed their first config: {ok}/{len(pods)} in "
                   f"{time.perf_counter() - start:.1f} s; Envoys {booted_mb:.0f} MB "
                   f"({booted_mb / len(procs):.0f} MB each), boss {rss_mb():.0f} MB")
-            await measure_edits(plane, edits)
+            print(f"  first config, {per_variant(sent, pods)}")
+            await measure_edits(plane, pods, edits)
             await measure_entries(plane, pods, entries)
             live = [p.pid for p in procs if p.poll() is None]
             envoy_mb, envoy_rss = sum(map(pss_mb, live)), sum(map(rss_mb, live))
@@ -262,12 +291,13 @@ async def apply(plane: ControlPlane, text: str) -> tuple[dict, float]:
     return push.as_dict(), (time.perf_counter() - start) * 1000
 
 
-async def measure_edits(plane: ControlPlane, edits: int) -> None:
+async def measure_edits(plane: ControlPlane, pods: list[Workload], edits: int) -> None:
     boss, wall, publish, first = [], [], [], []
     for i in range(edits):
         acks: list[float] = []
         stop = plane.tracker.subscribe(lambda e, acks=acks: e.kind.value == "ACK" and acks.append(e.time))
-        push, ms = await apply(plane, edit(90 - i % 2 * 80))
+        with bytes_sent(plane) as sent:
+            push, ms = await apply(plane, edit(90 - i % 2 * 80))
         stop()
         answers = [r for per_pod in push["results"].values() for r in per_pod.values()]
         if set(answers) != {"ACK"}:
@@ -281,13 +311,15 @@ async def measure_edits(plane: ControlPlane, edits: int) -> None:
           f"p50 {statistics.median(boss):.0f} ms, p95 {percentile(boss, 95):.0f} ms; with parse and analysis "
           f"p50 {statistics.median(wall):.0f} ms; the boss's share (translate + pack + publish) p50 "
           f"{statistics.median(publish):.0f} ms; first proxy ACKed p50 {statistics.median(first):.0f} ms")
+    print(f"  the last edit, {per_variant(sent, pods)}")
 
 
 async def measure_entries(plane: ControlPlane, pods: list[Workload], count: int) -> None:
     text = service_entries(count)
     start_cpu = time.process_time()
-    push, ms = await apply(plane, text)
-    synced = await plane.wait_synced(pods, 900)  # the push waits 5 s for ACKs; Envoys may need longer
+    with bytes_sent(plane) as sent:
+        push, ms = await apply(plane, text)
+        synced = await plane.wait_synced(pods, 900)  # the push waits 5 s for ACKs; Envoys may need longer
     all_ms = (time.time() - push["started"]) * 1000
     acked = sum(set(r.values()) == {"ACK"} for r in synced.values())
     new_clusters = Counter(c["pod"] for c in push["changes"] if c["type"] == "CDS" and c["action"] == "added")
@@ -296,6 +328,7 @@ async def measure_entries(plane: ControlPlane, pods: list[Workload], count: int)
           f"(CPU {time.process_time() - start_cpu:.1f} s with serving), every target ACKed after "
           f"{all_ms / 1000:.1f} s ({acked}/{len(pods)} proxies ACKed everything, each got "
           f"{min(added)}–{max(added)} new clusters); with parse and analysis {ms / 1000:.2f} s until the push returned")
+    print(f"  {per_variant(sent, pods)}")
 
 
 async def main_async(args: argparse.Namespace) -> None:
