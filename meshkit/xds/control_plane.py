@@ -348,6 +348,9 @@ def _diff(pod: str, old: Snapshot | None, new: Snapshot, changed: Collection[str
         before: Mapping[str, Any] = old.resources.get(type_url, {}) if old else {}
         after: Mapping[str, Any] = new.resources.get(type_url, {})
         short = SHORT_NAMES[type_url]
+        if not before:  # a first snapshot, or a type it did not have: everything is new
+            changes += [Change(pod, short, name, "added") for name in sorted(after)]
+            continue
         for name in sorted(set(before) | set(after)):
             if name not in before:
                 changes.append(Change(pod, short, name, "added"))

@@ -24,15 +24,13 @@ from .resources import resource_name, type_url
 VERSION_LENGTH = 16  # hex digits of SHA-256 kept: short enough to read, long enough never to collide
 
 
-def content_version(resources: Mapping[str, any_pb2.Any]) -> str:
-    """Short SHA-256 of the (name, serialized resource) pairs, independent of insertion order."""
-    digest = hashlib.sha256()
-    for name in sorted(resources):
-        value = resources[name].value
-        for part in (name.encode(), value):
-            digest.update(len(part).to_bytes(8, "big"))
-            digest.update(part)
-    return digest.hexdigest()[:VERSION_LENGTH]
+def content_version(resource_versions: Mapping[str, str]) -> str:
+    """Short SHA-256 of the (name, resource version) pairs, independent of insertion order: a type's
+    version changes exactly when one of its resources does, and costs a hash of the names, not of
+    every serialized byte again."""
+    # each entry: the name's length, the name, its fixed-length version: no two sets read alike
+    text = "".join(f"{len(name)}:{name}{resource_versions[name]}" for name in sorted(resource_versions))
+    return hashlib.sha256(text.encode()).hexdigest()[:VERSION_LENGTH]
 
 
 EMPTY_VERSION = content_version({})
@@ -57,16 +55,6 @@ def _pack(message: Message, url: str, packed: MutableMapping[Any, Any] | None) -
     if packed is not None:
         packed[id(message)] = (message, any_message, name)
     return any_message, name
-
-
-def _version(by_name: Mapping[str, any_pb2.Any], packed: MutableMapping[Any, Any] | None) -> str:
-    """The content version, remembered in the cache for a type made of the same `Any` objects."""
-    if packed is None:
-        return content_version(by_name)
-    key = ("version", tuple(map(id, by_name.values())))
-    if (hit := packed.get(key)) is None:
-        hit = packed[key] = content_version(by_name)
-    return hit
 
 
 def _resource_version(resource: any_pb2.Any, packed: MutableMapping[Any, Any] | None) -> str:
@@ -101,8 +89,7 @@ class Snapshot:
         `base`: a previous snapshot whose types not in `resources` are kept as they are (a push
         that rebuilds only RDS keeps the packed CDS, EDS, LDS and SDS). `packed`: a cache shared
         by many builds (the push context's), so a message object given to many proxies is
-        serialized once and every snapshot holds the same `Any`, and a type made of the same
-        `Any`s is hashed once.
+        serialized and hashed once and every snapshot holds the same `Any`.
         """
         out: dict[str, Mapping[str, any_pb2.Any]] = dict(base.resources) if base is not None else {}
         versions: dict[str, str] = dict(base.versions) if base is not None else {}
@@ -115,8 +102,8 @@ class Snapshot:
                     raise ValueError(f"duplicate {url.rsplit('.', 1)[-1]} name {name!r}")
                 by_name[name] = any_message
             out[url] = MappingProxyType(by_name)
-            versions[url] = _version(by_name, packed)
             per_resource[url] = MappingProxyType({name: _resource_version(a, packed) for name, a in by_name.items()})
+            versions[url] = content_version(per_resource[url])
         return cls(MappingProxyType(out), MappingProxyType(versions), MappingProxyType(per_resource))
 
     def version(self, type_url: str) -> str:
