@@ -26,6 +26,7 @@ from meshkit.xds.push_context import PushContext
 from meshkit.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, SHORT_NAMES
 from meshkit.xds.snapshot import Snapshot
 from meshkit.xds.status import SyncTracker
+from tests.documents import document
 
 HTTP_VS = """
 apiVersion: networking.istio.io/v1
@@ -303,13 +304,7 @@ def test_a_debounce_longer_than_its_maximum_is_refused() -> None:
         Debouncer(run, debounce_ms=100, max_ms=10)
 
 
-NAMESPACE_SIDECAR = """
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: default, namespace: istio-system}
-spec:
-  egress: [{hosts: ["./*", "istio-system/*"]}]
-"""
+NAMESPACE_SIDECAR = document("snippets/namespace-sidecar.yaml")
 
 
 def with_other_namespace(topology: Topology) -> Topology:
