@@ -86,6 +86,12 @@ class PlaneService:
         """The boss's book as it stands (Starting while the mesh boots)."""
         return self._plane().topology
 
+    def held(self, workload: Workload) -> set[str]:
+        """The xDS types (CDS, EDS, …) of which the boss holds resources for `workload`: an idle
+        gateway has no routes, so its RDS stays NOT SENT and is as synced as it will get."""
+        snapshot = self._plane().cache.get(workload.node_id)
+        return {SHORT_NAMES[t] for t, held in snapshot.resources.items() if held} if snapshot else set()
+
     def workloads(self, names: list[str] | None) -> list[Workload]:
         """The sidecars `names` call for (all of them when empty); NotFound names the known pods."""
         topology = self._plane().topology

@@ -115,14 +115,17 @@ class PodService:
                       f"read its envoy.log under the mesh home's pods/{workload.name}/")
 
     async def _settled(self, pod: str, variant: str, since: float) -> bool:
-        """The restarted sidecar is synced over `variant`, its pod ready, and the readiness push it caused done.
+        """The restarted sidecar is synced over `variant` on every type the boss holds for it (an idle
+        gateway's RDS stays NOT SENT), its pod ready, and the readiness push it caused done.
 
         An edit pushed while the pod is still flipping back to ready races that push (a SotW EDS
         response then waits for an ACK that never comes), so `set_xds` returns only after it.
         """
         row = next((r for r in await self._boss.status() if r["pod"] == pod), None)
+        held = self._boss.held(self._boss.workloads([pod])[0])
         if not (row and row["connected"] and row["xds"] == variant and row["types"]
-                and all(t["state"] == "SYNCED" for t in row["types"].values())):
+                and all(s["state"] == "SYNCED" or (s["state"] == "NOT SENT" and t not in held)
+                        for t, s in row["types"].items())):
             return False
         table = await asyncio.to_thread(self._runtime.pods_table)
         if not any(r["NAME"] == pod and r["ready"] for r in table):
