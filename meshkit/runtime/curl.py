@@ -183,7 +183,14 @@ def pending_replies(replies: Iterable[Reply]) -> dict[str, Reply]:
     replies = list(replies)
     pending = {r.request_id: r for r in replies if r.request_id}
     pending.update({r.client_address: r for r in replies if r.client_address})
+    pending.update({_port_key(r.client_address): r for r in replies if r.client_address})
     return pending
+
+
+def _port_key(address: str) -> str:
+    """`:port` of an ip:port: in userspace capture the PROXY header names the pod IP while the socket
+    is bound to the app's address, so an outbound TCP line matches by its (unique) client port."""
+    return ":" + address.rsplit(":", 1)[-1]
 
 
 def attach_lines(pending: dict[str, Reply], lines: Iterable[bytes]) -> None:
@@ -198,9 +205,12 @@ def _fill(pending: dict[str, Reply], lines: Iterable[bytes]) -> None:
         # a line with a request id is an HTTP request, maybe the app's own on a reused port
         key = (entry.get("request_id") or entry.get("downstream_remote_address")) if entry else None
         reply = pending.get(str(key)) if key else None
+        if reply is None and entry and not entry.get("request_id") and entry.get("listener_name") != "virtualInbound":
+            reply = pending.get(_port_key(str(entry.get("downstream_remote_address") or "")))
         if reply is not None:
             pending.pop(reply.request_id, None)
             pending.pop(reply.client_address, None)
+            pending.pop(_port_key(reply.client_address), None)
             reply.flags = str(entry.get("response_flags") or "-")
             reply.upstream_cluster = str(entry.get("upstream_cluster") or "")
             reply.upstream_host = str(entry.get("upstream_host") or "")

