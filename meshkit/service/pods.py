@@ -13,6 +13,7 @@ from typing import cast
 from .. import protocol as p
 from ..constants import xds_variant
 from ..errors import InvalidInput, Timeout
+from ..model import Workload
 from ..runtime import curl
 from ..runtime.access_log import read_access_log
 from ..runtime.base import Runtime
@@ -107,22 +108,23 @@ class PodService:
         started, since = time.monotonic(), time.time()
         await asyncio.to_thread(self._runtime.restart_sidecar, workload.name, wanted)
         while time.monotonic() - started < RESYNC_S:
-            if await self._settled(workload.name, wanted, since):
+            if await self._settled(workload, wanted, since):
                 return {"pod": workload.name, "xds": wanted, "was": was,
                         "restart_ms": round((time.monotonic() - started) * 1000, 1)}
             await asyncio.sleep(0.1)
         raise Timeout(f"{workload.name}'s sidecar did not sync over {wanted} xDS within {RESYNC_S:.0f} s: "
                       f"read its envoy.log under the mesh home's pods/{workload.name}/")
 
-    async def _settled(self, pod: str, variant: str, since: float) -> bool:
+    async def _settled(self, workload: Workload, variant: str, since: float) -> bool:
         """The restarted sidecar is synced over `variant` on every type the boss holds for it (an idle
         gateway's RDS stays NOT SENT), its pod ready, and the readiness push it caused done.
 
         An edit pushed while the pod is still flipping back to ready races that push (a SotW EDS
         response then waits for an ACK that never comes), so `set_xds` returns only after it.
         """
+        pod = workload.name
         row = next((r for r in await self._boss.status() if r["pod"] == pod), None)
-        held = self._boss.held(self._boss.workloads([pod])[0])
+        held = self._boss.held(workload)
         if not (row and row["connected"] and row["xds"] == variant and row["types"]
                 and all(s["state"] == "SYNCED" or (s["state"] == "NOT SENT" and t not in held)
                         for t, s in row["types"].items())):

@@ -25,9 +25,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from meshkit.model import Topology
-from meshkit.model.config import resolve_host
 from meshkit.model.istio import IstioResource
 
+from . import virtual_service
 from .resources import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, ROUTE, SECRET
 
 ALL_TYPES = frozenset(PUSH_ORDER)
@@ -97,7 +97,7 @@ def virtual_service_hosts(old: Topology, new: Topology) -> frozenset[str] | None
         if was == now:
             continue
         for vs in (v for v in (was, now) if v is not None):
-            named = {resolve_host(h, vs.namespace).lower() for h in vs.spec.get("hosts", [])}
+            named = set(virtual_service.hosts(vs))
             if not named or any("*" in h for h in named):
                 return None
             hosts |= named

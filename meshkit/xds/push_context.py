@@ -74,12 +74,16 @@ class PushContext:
         if registry is not None:
             self._selected, self._services_of = registry._selected, registry._services_of
             self._scopes: dict[tuple[str, str, str] | None, Scope] = dict(registry._scopes)
+            self._rules: dict[str, IstioResource] = registry._rules
         else:
             self._selected, self._services_of = _selections(topology)
             by_host = {s.fqdn: kube_service(topology, s, self._selected[s]) for s in topology.services}
             for entry in service_entry.services(topology):
                 by_host.setdefault(entry.hostname, entry)
             self._scopes = {None: _scope(None, tuple(by_host[h] for h in sorted(by_host)))}
+            self._rules = {}
+            for rule in by_kind["DestinationRule"]:  # the first by (namespace, name) wins, as before
+                self._rules.setdefault(resolve_host(rule.spec["host"], rule.namespace), rule)
         everything = self._scopes[None]
         self.services = everything.services
         self.lookup = everything.lookup
@@ -87,10 +91,6 @@ class PushContext:
         self.http_ports = everything.http_ports
         self._views: dict[tuple, Topology] = {}
         self._children: list[PushContext] = []  # the indexes of `_views`, alive as long as this one
-        rules: dict[str, IstioResource] = {}
-        for rule in by_kind["DestinationRule"] if registry is None else ():  # the first by (namespace, name) wins
-            rules.setdefault(resolve_host(rule.spec["host"], rule.namespace), rule)
-        self._rules = rules if registry is None else registry._rules
         self.sidecar_virtual_services: tuple[IstioResource, ...] = tuple(virtual_service.for_sidecars(topology.istio))
         self._hosts = {id(vs): virtual_service.hosts(vs) for vs in self.sidecar_virtual_services}
         naming: dict[str, list[IstioResource]] = defaultdict(list)
