@@ -126,20 +126,22 @@ spec:
 """ for i in range(count))
 
 
-def rss_mb(pid: int | str = "self") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+def _proc_mb(path: str, field: str) -> float:
+    """A `field:  N kB` line of a /proc file, in MB (0 when absent)."""
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    return _proc_mb(f"/proc/{pid}/status", "VmRSS")
 
 
 def pss_mb(pid: int | str) -> float:
     """The process's proportional share of memory: pages shared between Envoys (the 100 MB binary,
     its libraries) count once over all of them, as the machine pays for them; RSS counts them per process."""
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return _proc_mb(f"/proc/{pid}/smaps_rollup", "Pss")
 
 
 def percentile(values: list[float], pct: float) -> float:
